@@ -1,0 +1,5 @@
+import sys
+
+from gameserver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,199 @@
+"""The process: resources, the function table, and the roles as listeners and tasks under one lifespan.
+
+Roles (``server.roles``, ``--roles``): ``gate`` (TCP 8880, WebSocket 8881 ``/`` and ``/gate``), ``chat``
+(TCP 8890, WebSocket ``/chat``), ``auth`` (token checks, ``/auth/*``), ``worker`` (runs the handlers).
+Every process also serves HTTP (8000: ``/healthz``, ``/metrics`` and the roles' routes) unless
+``http.enabled`` is false.
+
+Shutdown (PROTOCOL.md, "Shutdown"): stop accepting, answer the requests already received (up to
+``server.shutdown_grace``), close WebSockets with 1001 and raw sockets after their replies, close the
+resources in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from gameserver.bus import LocalBus
+from gameserver.config import Config
+from gameserver.dispatch import Dispatcher
+from gameserver.errors import ConfigError
+from gameserver.gate import TcpGateConnection, WsGateSession
+from gameserver.http import build_http_app
+from gameserver.listener import Listener
+from gameserver.registry import Entry, build_table, discover
+from gameserver.resources import PER_REQUEST, Resources, open_resources
+from gameserver.websocket import Route, WebSocketConnection
+
+log = logging.getLogger("gameserver.app")
+
+
+class App:
+    """One gameserver process.
+
+    ``await app.start()`` opens everything and returns once every listener accepts (``app.ports`` has the
+    bound ports; pass port 0 for any free port); ``await app.stop()`` shuts down gracefully.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.roles = tuple(config.server.roles)
+        self.node = config.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.ports: dict[str, int] = {}
+        self.listeners: dict[str, Listener] = {}
+        self.http_routes: list[web.RouteDef] = []
+        self.ws_routes: dict[str, Route] = {}
+        self.startup_hooks: list[Callable[[], Any]] = []
+        self.shutdown_hooks: list[Callable[[], Any]] = []
+        self.started_at = 0.0
+        self.dispatcher: Dispatcher | None = None
+        self.table: dict[str, Entry] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._http_runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._resources: Resources | None = None
+
+    @property
+    def resources(self) -> Resources:
+        assert self._resources is not None, "the app is not started"
+        return self._resources
+
+    async def start(self) -> None:
+        config = self.config
+        if "gate" in self.roles and "worker" not in self.roles:
+            raise ConfigError("server.roles: gate without worker needs a bus to remote workers (not built yet)")
+        self.started_at = time.time()
+        try:
+            self._resources = await open_resources(config, self._stack)
+            resources = self._resources
+            modules = discover(config.modules.paths, config.modules.disabled)
+            injectable = set(resources.injectable()) | set(PER_REQUEST)
+            self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
+            await resources.db.create_tables()
+            if "worker" in self.roles:
+                self.dispatcher = Dispatcher(
+                    self.table,
+                    resources.injectable(),
+                    max_inflight=config.worker.max_inflight,
+                    node=self.node,
+                    log_requests=config.log.requests,
+                )
+                assert isinstance(resources.bus, LocalBus)
+                resources.bus.attach(self.dispatcher)
+                for module in modules.values():
+                    startup = getattr(module, "startup", None)
+                    if startup is not None:
+                        await startup(resources)
+                    shutdown = getattr(module, "shutdown", None)
+                    if shutdown is not None:
+                        self._stack.push_async_callback(shutdown, resources)
+            for hook in self.startup_hooks:
+                await hook()
+            await self._start_listeners()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        log.info("node %s started: roles %s, ports %s", self.node, ",".join(self.roles), self.ports)
+
+    async def _start_listeners(self) -> None:
+        config = self.config
+        host = config.server.host
+        context = {
+            "config": config,
+            "sessions": self.resources.sessions,
+            "submit": self.resources.bus.submit,
+            "ws_routes": self.ws_routes,
+        }
+        limits = {
+            "max_connections": config.gate.max_connections,
+            "idle_timeout": config.gate.idle_timeout,
+            "handshake_timeout": config.gate.handshake_timeout,
+            "write_buffer": config.gate.write_buffer,
+        }
+        if "gate" in self.roles:
+            gate_route = Route(WsGateSession, config.gate.max_frame)
+            self.ws_routes["/"] = self.ws_routes["/gate"] = gate_route
+            await self._listen("gate-tcp", TcpGateConnection, config.gate.tcp_port, limits, context)
+        if self.ws_routes:
+            await self._listen("ws", WebSocketConnection, config.gate.ws_port, limits, context)
+        if config.http.enabled:
+            http_app = build_http_app(self.health, self.http_routes, max_body=config.http.max_body)
+            http_app["gameserver"] = self
+            runner = web.AppRunner(http_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+            await runner.setup()
+            site = web.TCPSite(runner, host, config.http.port, reuse_address=True)
+            await site.start()
+            self._http_runner = runner
+            self.ports["http"] = runner.addresses[0][1]
+
+    async def _listen(
+        self, name: str, factory: Callable[[Listener], Any], port: int, limits: dict[str, Any], context: dict[str, Any]
+    ) -> Listener:
+        listener = Listener(name, factory, **limits, **context)
+        self.ports[name] = await listener.start(self.config.server.host, port)
+        self.listeners[name] = listener
+        return listener
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Every started role and backend, each "ok" or what is wrong (``GET /healthz``)."""
+        checks: dict[str, str] = {}
+        resources = self.resources
+
+        async def probe(name: str, check: Callable[[], Any]) -> None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await check()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"{type(exc).__name__}: {exc}"[:200] or "error"
+
+        await asyncio.gather(probe("db", resources.db.ping), probe("redis", resources.redis.ping))
+        for name, listener in self.listeners.items():
+            checks[name] = "ok" if listener.server is not None and listener.server.is_serving() else "not serving"
+        healthy = all(value == "ok" for value in checks.values()) and not self._stopping.is_set()
+        details = {
+            "node": self.node,
+            "roles": list(self.roles),
+            "checks": checks,
+            "connections": {name: len(listener.connections) for name, listener in self.listeners.items()},
+            "inflight": self.dispatcher.inflight if self.dispatcher else 0,
+            "uptime": round(time.time() - self.started_at, 3),
+        }
+        return healthy, details
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopping(self) -> None:
+        await self._stopping.wait()
+
+    async def stop(self) -> None:
+        """Graceful shutdown within ``server.shutdown_grace`` seconds."""
+        self._stopping.set()
+        grace = self.config.server.shutdown_grace
+        deadline = time.monotonic() + grace
+        for listener in self.listeners.values():
+            listener.stop_accepting()
+        if self.dispatcher is not None and not await self.dispatcher.drain(grace):
+            log.warning("shutdown: %d requests still running after %gs; cancelling", self.dispatcher.inflight, grace)
+            await self.dispatcher.cancel_all()
+        remaining = max(0.1, deadline - time.monotonic())
+        await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
+        for hook in reversed(self.shutdown_hooks):
+            await hook()
+        if self._http_runner is not None:
+            await self._http_runner.cleanup()
+        await self._stack.aclose()
+        log.info("node %s stopped", self.node)
+
+    def functions(self) -> Sequence[dict[str, Any]]:
+        return [entry.describe() for entry in self.table.values()]

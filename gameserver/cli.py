@@ -1,0 +1,139 @@
+"""``gameserver run | check-config``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gameserver import __version__
+from gameserver.config import ROLES, Config, as_dict, load
+from gameserver.errors import ConfigError
+
+log = logging.getLogger("gameserver.cli")
+
+# flag -> the setting it overrides
+PORT_FLAGS = {
+    "gate_port": "gate.tcp_port",
+    "ws_port": "gate.ws_port",
+    "http_port": "http.port",
+}
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="config file (default ./config.toml if present)")
+    parser.add_argument("--profile", "-p", default="", help="a [profiles.NAME] section to lay over the base")
+    parser.add_argument("--roles", help=f"comma-separated subset of {','.join(ROLES)}")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it up)")
+    parser.add_argument("--gate-port", type=int, help="raw TCP gate port (default 8880)")
+    parser.add_argument("--ws-port", type=int, help="WebSocket port (default 8881)")
+    parser.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
+    parser.add_argument("--data-dir", help="where the SQLite file, secrets and mail live (default ./var)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any setting (repeatable)"
+    )
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
+        overrides[key.strip()] = _parse_value(raw)
+    if args.roles:
+        overrides["server.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
+    if args.host:
+        overrides["server.host"] = args.host
+    if args.data_dir:
+        overrides["server.data_dir"] = args.data_dir
+    if args.log_level:
+        overrides["log.level"] = args.log_level
+    for flag, key in PORT_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return overrides
+
+
+def _parse_value(raw: str) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    return load(args.config, profile=args.profile, overrides=_overrides(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gameserver", description="An asyncio game server.")
+    parser.add_argument("--version", action="version", version=f"gameserver {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the server")
+    _config_args(run)
+    check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
+    _config_args(check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"gameserver: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(
+            json.dumps(
+                {"source": config.source, "profile": config.profile, **as_dict(config, mask_secrets=True)}, indent=2
+            )
+        )
+        return 0
+    return run(config)
+
+
+def run(config: Config) -> int:
+    import uvloop
+
+    from gameserver.logs import setup_logging
+
+    setup_logging(config.log)
+    try:
+        return uvloop.run(_serve(config))
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+
+
+async def _serve(config: Config) -> int:
+    from gameserver.app import App
+
+    app = App(config)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, app.request_stop)
+    await app.start()
+    print(
+        f"gameserver {__version__} node {app.node}: " + ", ".join(f"{k}={v}" for k, v in app.ports.items()),
+        file=sys.stderr,
+        flush=True,
+    )
+    await app.wait_stopping()
+    log.info("stopping (grace %gs)", config.server.shutdown_grace)
+    await app.stop()
+    return 0

@@ -1,0 +1,291 @@
+"""Settings: ``config.toml`` -> frozen dataclasses, validated once at start-up.
+
+Layers, later ones win: the defaults below, the file, the file's ``[profiles.<name>]`` overlay (seed 000:
+one base config, each developer overriding only what differs), ``GAMESERVER_<SECTION>__<KEY>`` environment
+variables, then command-line overrides. Unknown keys and bad values raise :class:`ConfigError` naming the
+key in full (``gate.tcp_port``). Code receives one finished, read-only :class:`Config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gameserver.errors import ConfigError
+
+ENV_PREFIX = "GAMESERVER_"
+ROLES = ("gate", "chat", "auth", "worker")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def setting(
+    default: Any,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    secret: bool = False,
+) -> Any:
+    """A config field with its constraints; ``secret`` values are masked by ``check-config``."""
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use a tuple for list defaults: config is immutable")
+    return field(default=default, metadata=meta)
+
+
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = setting("127.0.0.1")
+    roles: tuple[str, ...] = setting(ROLES, choices=ROLES)
+    data_dir: str = setting("var")
+    node_id: str = setting("")
+    shutdown_grace: float = setting(10.0, min=0)
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    tcp_port: int = setting(8880, min=0, max=MAX_PORT)
+    ws_port: int = setting(8881, min=0, max=MAX_PORT)
+    max_frame: int = setting(64 * 1024, min=64, max=16 * 1024 * 1024)
+    max_connections: int = setting(10_000, min=1)
+    handshake_timeout: float = setting(10.0, min=0.1)
+    idle_timeout: float = setting(300.0, min=1)
+    rate: float = setting(200.0, min=0.1)
+    burst: int = setting(400, min=1)
+    write_buffer: int = setting(1024 * 1024, min=1024)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    timeout: float = setting(10.0, min=0.001)
+    max_inflight: int = setting(10_000, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    port: int = setting(8000, min=0, max=MAX_PORT)
+    enabled: bool = setting(True)
+    max_body: int = setting(64 * 1024, min=1024)
+    timeout: float = setting(30.0, min=0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class DbConfig:
+    url: str = setting("", secret=True)
+    pool_size: int = setting(10, min=1)
+    connect_timeout: float = setting(3.0, min=0.1)
+    query_timeout: float = setting(10.0, min=0.1)
+    echo: bool = setting(False)
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    url: str = setting("", secret=True)
+    prefix: str = setting("gs:")
+    connect_timeout: float = setting(2.0, min=0.1)
+    timeout: float = setting(5.0, min=0.1)
+    max_connections: int = setting(100, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = setting("info", choices=LOG_LEVELS)
+    format: str = setting("text", choices=("text", "json"))
+    file: str = setting("")
+    requests: bool = setting(False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModulesConfig:
+    paths: tuple[str, ...] = setting(())
+    disabled: tuple[str, ...] = setting(())
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    db: DbConfig = field(default_factory=DbConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    modules: ModulesConfig = field(default_factory=ModulesConfig)
+    profile: str = ""
+    source: str = ""
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with whole sections or single keys changed: ``replace(gate={"tcp_port": 0})``."""
+        return build(merge(as_dict(self), sections), profile=self.profile, source=self.source)
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    profile: str = "",
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the layers and return the finished config.
+
+    Args:
+        path: a TOML file; None means ``./config.toml`` if it exists, else the defaults alone.
+        profile: a ``[profiles.<name>]`` section of the file to lay over its base.
+        env: the environment to read ``GAMESERVER_*`` variables from (default ``os.environ``).
+        overrides: ``{"section.key": value}`` from the command line.
+
+    Raises:
+        ConfigError: a missing file or profile, an unknown key, or a bad value.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        source = str(path)
+    profiles = data.pop("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError("profiles: expected a table of [profiles.<name>] sections")
+    env = os.environ if env is None else env
+    profile = profile or env.get(ENV_PREFIX + "PROFILE", "")
+    if profile:
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise ConfigError(f"profile {profile!r} is not in {source} (profiles: {known})")
+        data = merge(data, profiles[profile])
+    data = merge(data, _from_env(env))
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        data = merge(data, {section: {key: value}})
+    return build(data, profile=profile, source=source)
+
+
+def build(data: Mapping[str, Any], *, profile: str = "", source: str = "") -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory)}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(sections)})")
+    built = {}
+    for name, f in sections.items():
+        section = data.get(name, {})
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{name}: expected a table")
+        built[name] = _build_section(f.default_factory, section, name)  # type: ignore[arg-type]
+    return Config(**built, profile=profile, source=source)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def as_dict(config: Config, *, mask_secrets: bool = False) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        section = getattr(config, f.name)
+        if not dataclasses.is_dataclass(section):
+            continue
+        values = {}
+        for sf in dataclasses.fields(section):
+            value = getattr(section, sf.name)
+            if mask_secrets and sf.metadata.get("secret") and value:
+                value = "***"
+            values[sf.name] = list(value) if isinstance(value, tuple) else value
+        result[f.name] = values
+    return result
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        data.setdefault(section, {})[key] = _parse_env_value(raw)
+    return data
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _build_section(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{section}.{key}: unknown key (known: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        values[name] = _check(f"{section}.{name}", data[name], hints[name], f.metadata)
+    return cls(**values)
+
+
+def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_type, _) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: expected a list, got {value!r}")
+        items = tuple(_check(f"{name}[{i}]", v, item_type, {}) for i, v in enumerate(value))
+        if meta.get("choices"):
+            for item in items:
+                if item not in meta["choices"]:
+                    raise ConfigError(f"{name}: {item!r} is not one of {', '.join(meta['choices'])}")
+        return items
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number, got {value!r}")
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+    elif isinstance(hint, types.UnionType) or origin is not None:
+        raise TypeError(f"{name}: unsupported config type {hint}")
+    if meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f"{name}: must be at least {meta['min']}, got {value!r}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f"{name}: must be at most {meta['max']}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(meta['choices'])}")
+    return value

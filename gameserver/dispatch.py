@@ -1,0 +1,253 @@
+"""The message handler (seed 003): from a decoded request map to a reply on the caller's session.
+
+Checks run in PROTOCOL.md's order, the first failure answering: envelope (``bad_request``), the
+function's existence (``unknown_function``), login (``unauthorized``), the arguments (``bad_request``).
+Around them the connection's rate (``rate_limited``) and the worker's bound on requests in flight
+(``overloaded``). The handler then runs as a task under its deadline (``timeout``). Only this module turns
+exceptions into replies: a :class:`GameError` becomes its code; a backend that is down becomes
+``unavailable``; anything else becomes ``internal`` / ``programming error`` with the traceback logged
+under a correlation id that the client never sees.
+
+Deadlines are enforced by one sweep over the requests in flight (every ``sweep_period`` seconds) instead of
+a timer per request: the hot path stores a float, and a deadline fires at most one period late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gameserver import metrics
+from gameserver.errors import (
+    GameError,
+    Overloaded,
+    RateLimited,
+    Timeout,
+    Unauthorized,
+    Unavailable,
+    UnknownFunction,
+)
+from gameserver.protocol.codec import Format
+from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
+from gameserver.registry import Entry
+from gameserver.session import Session
+from gameserver.storage.errors import is_unavailable
+
+log = logging.getLogger("gameserver.dispatch")
+access_log = logging.getLogger("gameserver.access")
+
+INTERNAL_MESSAGE = "programming error"
+SWEEP_PERIOD = 0.05
+
+Authenticate = Callable[[str], int]
+"""Turns a token into a uid or raises :class:`Unauthorized`; the auth role provides it."""
+
+
+def _no_auth(token: str) -> int:
+    raise Unauthorized("no auth role is configured to check tokens")
+
+
+class Dispatcher:
+    """Runs requests against the function table.
+
+    Args:
+        table: the compiled handlers by ``module.function``.
+        resources: the shared values injected into every handler (``db``, ``redis``, ``config``, ...).
+        max_inflight: requests handled at once before new ones are answered ``overloaded``.
+        node: this process's id, the prefix of correlation ids.
+        log_requests: log one line per request (fn, uid, duration, outcome).
+    """
+
+    def __init__(
+        self,
+        table: Mapping[str, Entry],
+        resources: Mapping[str, Any],
+        *,
+        max_inflight: int,
+        node: str = "",
+        log_requests: bool = False,
+        sweep_period: float = SWEEP_PERIOD,
+    ) -> None:
+        self.table = dict(table)
+        self.resources = dict(resources)
+        self.max_inflight = max_inflight
+        self.node = node
+        self.log_requests = log_requests
+        self.sweep_period = sweep_period
+        self.authenticate: Authenticate = _no_auth
+        self._deadlines: dict[asyncio.Task[None], float] = {}
+        self._expired: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._unknown = metrics.function_stats(metrics.UNKNOWN_FN)
+        for entry in self.table.values():
+            entry.stats = metrics.function_stats(entry.name)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._deadlines)
+
+    # The hot path: called by a driver for each decoded map, synchronously.
+    def dispatch(self, message: dict[str, Any], session: Session, fmt: Format) -> None:
+        start = time.perf_counter()
+        try:
+            request = parse_request(message)
+        except BadEnvelope as exc:
+            self._answer_error(session, fmt, exc.request_id, exc, self._unknown, None, start)
+            return
+        entry = None
+        try:
+            if not session.bucket.take(time.monotonic()):
+                raise RateLimited("over the connection's request rate")
+            entry = self.table.get(request.fn)
+            if entry is None:
+                raise UnknownFunction(f"no function {request.fn}")
+            if len(self._deadlines) >= self.max_inflight:
+                raise Overloaded()
+            uid = session.uid
+            if request.token is not None:
+                try:
+                    uid = self.authenticate(request.token)
+                except Unauthorized:
+                    if entry.login:
+                        raise
+            if entry.login and uid is None:
+                raise Unauthorized("login required")
+            entry.check_args(request.args)
+        except GameError as exc:
+            self._answer_error(session, fmt, request.id, exc, entry.stats if entry else self._unknown, None, start)
+            return
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._run(entry, request, uid, session, fmt, start))
+        if not self._deadlines:
+            self._idle.clear()
+            if self._sweeper is None or self._sweeper.done():
+                self._sweeper = loop.create_task(self._sweep())
+        self._deadlines[task] = loop.time() + entry.timeout
+
+    async def _run(
+        self, entry: Entry, request: Request, uid: int | None, session: Session, fmt: Format, start: float
+    ) -> None:
+        kwargs = self.resources.copy()
+        kwargs["uid"] = uid
+        kwargs["session"] = session
+        kwargs["log"] = entry.log
+        kwargs["args"] = request.args
+        if entry.inject is not None:
+            kwargs = {name: kwargs[name] for name in entry.inject}
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            if entry.any_args:
+                data = await entry.fn(**kwargs)
+            else:
+                data = await entry.fn(**request.args, **kwargs)
+        except GameError as exc:
+            self._answer_error(session, fmt, request.id, exc, entry.stats, uid, start)
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                task.uncancel()
+                self._answer_error(session, fmt, request.id, Timeout(), entry.stats, uid, start)
+                return
+            self._answer_error(session, fmt, request.id, _ShuttingDown(), entry.stats, uid, start)
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("%s: backend unavailable: %s: %s", entry.name, type(exc).__name__, exc)
+                self._answer_error(session, fmt, request.id, Unavailable(), entry.stats, uid, start)
+            else:
+                self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
+        else:
+            try:
+                session.send(ok_reply(request.id, data), fmt)
+            except (TypeError, ValueError, OverflowError) as exc:
+                self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
+            else:
+                elapsed = time.perf_counter() - start
+                entry.stats.observe_ok(elapsed)
+                if self.log_requests:
+                    access_log.info("fn=%s uid=%s ms=%.2f outcome=ok", entry.name, uid, elapsed * 1000)
+        finally:
+            deadlines = self._deadlines
+            deadlines.pop(task, None)
+            if not deadlines:
+                self._idle.set()
+
+    async def _sweep(self) -> None:
+        """Cancel the requests past their deadline; the cancelled task answers ``timeout`` itself."""
+        loop = asyncio.get_running_loop()
+        while self._deadlines:
+            await asyncio.sleep(self.sweep_period)
+            now = loop.time()
+            for task, deadline in list(self._deadlines.items()):
+                if deadline <= now and task not in self._expired and not task.done():
+                    self._expired.add(task)
+                    task.cancel()
+
+    def correlation_id(self, session: Session, request_id: int | None) -> str:
+        return f"{self.node}-{session.id}-{request_id}"
+
+    def _answer_error(
+        self,
+        session: Session,
+        fmt: Format,
+        request_id: int | None,
+        exc: GameError,
+        stats: metrics.FunctionStats,
+        uid: int | None,
+        start: float,
+    ) -> None:
+        stats.observe_error(exc.code)
+        if self.log_requests:
+            ms = (time.perf_counter() - start) * 1000
+            access_log.info("fn=%s uid=%s ms=%.2f outcome=%s", stats.fn, uid, ms, exc.code)
+        try:
+            session.send(error_reply(request_id, exc.code, exc.message), fmt)
+        except (TypeError, ValueError):
+            log.exception("cannot encode the error reply of %s", stats.fn)
+
+    def _answer_internal(
+        self,
+        session: Session,
+        fmt: Format,
+        request_id: int | None,
+        stats: metrics.FunctionStats,
+        uid: int | None,
+        start: float,
+        exc: BaseException,
+    ) -> None:
+        cid = self.correlation_id(session, request_id)
+        log.error("internal error in %s (correlation id %s, uid %s)", stats.fn, cid, uid, exc_info=exc)
+        self._answer_error(session, fmt, request_id, _Internal(), stats, uid, start)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no request is in flight, at most ``timeout`` seconds; True if none is left."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._deadlines)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+
+class _Internal(GameError):
+    code = "internal"
+    message = INTERNAL_MESSAGE
+
+
+class _ShuttingDown(GameError):
+    code = "unavailable"
+    message = "the server is shutting down"

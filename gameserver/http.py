@@ -1,0 +1,94 @@
+"""The HTTP listener (port 8000): health, metrics, and the routes the roles add (auth, config, ...).
+
+Every error is JSON ``{"error": {"code", "message"}}`` with the fitting status (PROTOCOL.md, "HTTP"). Bodies
+are capped at ``http.max_body``; a handler's crash answers 500 ``internal`` / ``programming error`` and
+logs the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gameserver import metrics
+from gameserver.dispatch import INTERNAL_MESSAGE
+from gameserver.errors import BadRequest, GameError
+from gameserver.storage.errors import is_unavailable
+
+log = logging.getLogger("gameserver.http")
+
+Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+
+STATUS_OF_CODE = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "unknown_function": 404,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "too_big": 413,
+    "rate_limited": 429,
+    "internal": 500,
+    "unavailable": 503,
+    "overloaded": 503,
+    "timeout": 504,
+}
+
+
+def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    try:
+        return await handler(request)
+    except GameError as exc:
+        return json_error(getattr(exc, "status", STATUS_OF_CODE.get(exc.code, 400)), exc.code, exc.message)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, "too_big", exc.text or "body too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
+        return json_error(exc.status, code, exc.reason)
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("%s %s: backend unavailable: %s", request.method, request.path, exc)
+            return json_error(503, "unavailable", "a backend is unavailable")
+        log.exception("internal error in %s %s", request.method, request.path)
+        return json_error(500, "internal", INTERNAL_MESSAGE)
+
+
+def build_http_app(health: Health, routes: Sequence[web.RouteDef], *, max_body: int) -> web.Application:
+    """The routing table: health and metrics, then whatever the started roles contribute."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        healthy, details = await health()
+        return web.json_response(
+            {"status": "ok" if healthy else "unhealthy", **details}, status=200 if healthy else 503
+        )
+
+    async def prometheus(request: web.Request) -> web.Response:
+        body = generate_latest(metrics.REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application(middlewares=[errors_as_json], client_max_size=max_body)
+    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", prometheus), *routes])
+    return app
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or :class:`BadRequest` saying what is wrong with it."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body

@@ -1,0 +1,18 @@
+"""Every Redis key and channel name, on one screen. All keys carry the configured prefix (``redis.prefix``)
+so that several instances (seed 000's per-developer servers) can share one Redis without seeing each other.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def node(self, node_id: str) -> str:
+        """Hash of a live process (roles, addresses), refreshed with a TTL: seed 002's backend registry."""
+        return f"{self.prefix}nodes.{node_id}"
+
+    def nodes(self) -> str:
+        """Set of live node ids."""
+        return f"{self.prefix}nodes"

@@ -1,0 +1,181 @@
+"""A listening socket and its connections: the limits every listener shares.
+
+Each :class:`Listener` caps its open connections, closes connections idle past ``idle_timeout`` and those
+that have not finished their handshake (WebSocket upgrade, chat ``LOGIN``) within ``handshake_timeout``,
+and stops reading from a peer that does not read its replies (write buffer over ``write_buffer``).
+Drivers subclass :class:`Connection` and implement ``data_received``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from gameserver import metrics
+from gameserver.errors import CloseCode, ProtocolViolation
+
+log = logging.getLogger("gameserver.listener")
+
+
+class Connection(asyncio.Protocol):
+    """The transport side of one client: open/close bookkeeping, timeouts, flow control."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.opened_at = self.last_seen = self.loop.time()
+        self.ready = False  # handshake done: the handshake timeout no longer applies
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if not self.listener.admit(self):
+            log.warning("%s: refusing %s: %d connections open", self.listener.name, self.peer, self.listener.limit)
+            self.closed = True
+            transport.close()
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.set_write_buffer_limits(high=self.listener.write_buffer)  # type: ignore[union-attr]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.listener.release(self)
+        self.on_close()
+
+    def on_close(self) -> None:
+        """Called once when the connection is gone; subclasses release what they hold."""
+
+    def pause_writing(self) -> None:
+        # The peer does not read its replies: stop reading its requests until it does.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def violation(self, exc: ProtocolViolation) -> None:
+        """Close this connection, and only this one, for breaking the wire contract."""
+        metrics.VIOLATIONS.labels(self.listener.name, int(exc.close_code)).inc()
+        log.info("%s: closing %s: %s (%d)", self.listener.name, self.peer, exc.message, exc.close_code)
+        self.abort_with(exc.close_code, exc.message)
+
+    def abort_with(self, code: CloseCode, reason: str) -> None:
+        """Close for a fault; a raw socket just closes after what is already queued."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def expire(self, reason: str) -> None:
+        log.info("%s: closing %s: %s", self.listener.name, self.peer, reason)
+        self.abort_with(CloseCode.POLICY_VIOLATION, reason)
+
+    def shutdown(self) -> None:
+        """The server is stopping: close after the replies already queued (WebSocket: close code 1001)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class Listener:
+    """A server socket with its connection limits.
+
+    Args:
+        name: for logs and metrics (``gate-tcp``, ``ws``, ``chat-tcp``).
+        factory: builds the :class:`Connection` for each accepted socket.
+        max_connections: more are accepted and closed at once.
+        idle_timeout: seconds without a byte from the peer before closing.
+        handshake_timeout: seconds from accept until the connection is ``ready``.
+        write_buffer: bytes queued for a peer before reading from it pauses.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[[Listener], Connection],
+        *,
+        max_connections: int,
+        idle_timeout: float,
+        handshake_timeout: float,
+        write_buffer: int,
+        **context: Any,
+    ) -> None:
+        self.name = name
+        self.factory = factory
+        self.limit = max_connections
+        self.idle_timeout = idle_timeout
+        self.handshake_timeout = handshake_timeout
+        self.write_buffer = write_buffer
+        self.context = context  # what the drivers need: dispatcher, sessions, config, ...
+        self.connections: set[Connection] = set()
+        self.loop = asyncio.get_running_loop()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._gauge = metrics.CONNECTIONS.labels(name)
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self.server = await self.loop.create_server(lambda: self.factory(self), host, port, reuse_address=True)
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._reaper = asyncio.create_task(self._reap(), name=f"{self.name}-reaper")
+        log.info("%s listening on %s:%d", self.name, host, self.port)
+        return self.port
+
+    def admit(self, conn: Connection) -> bool:
+        if len(self.connections) >= self.limit:
+            return False
+        self.connections.add(conn)
+        self._gauge.inc()
+        return True
+
+    def release(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._gauge.dec()
+
+    async def _reap(self) -> None:
+        period = min(1.0, self.idle_timeout / 4, self.handshake_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self.loop.time()
+            for conn in list(self.connections):
+                if conn.closed:
+                    continue
+                if not conn.ready and now - conn.opened_at > self.handshake_timeout:
+                    conn.expire(f"no handshake within {self.handshake_timeout:g}s")
+                elif now - conn.last_seen > self.idle_timeout:
+                    conn.expire(f"idle for {self.idle_timeout:g}s")
+
+    def stop_accepting(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def close(self, grace: float) -> None:
+        """Close every connection the graceful way and wait up to ``grace`` seconds for them to go."""
+        self.stop_accepting()
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for conn in list(self.connections):
+            conn.shutdown()
+        deadline = self.loop.time() + grace
+        while self.connections and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()

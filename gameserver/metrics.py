@@ -1,0 +1,86 @@
+"""Every Prometheus metric of the process, in one registry (served at ``GET /metrics``).
+
+Per-function request counts and latencies are kept in plain attributes (:class:`FunctionStats`) and turned
+into Prometheus families only when scraped: the request path pays an add and a bisect, not the locks and
+label lookups of prometheus-client's own metric objects.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNKNOWN_FN = "(unknown)"
+
+
+class FunctionStats:
+    """Calls of one gate function: outcomes and the latency histogram of successful calls."""
+
+    __slots__ = ("fn", "ok", "errors", "buckets", "total_seconds")
+
+    def __init__(self, fn: str) -> None:
+        self.fn = fn
+        self.ok = 0
+        self.errors: dict[str, int] = {}
+        self.buckets = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.total_seconds = 0.0
+
+    def observe_ok(self, seconds: float) -> None:
+        self.ok += 1
+        self.total_seconds += seconds
+        self.buckets[bisect_left(LATENCY_BOUNDS, seconds)] += 1
+
+    def observe_error(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+FUNCTIONS: dict[str, FunctionStats] = {}
+
+
+def function_stats(fn: str) -> FunctionStats:
+    stats = FUNCTIONS.get(fn)
+    if stats is None:
+        stats = FUNCTIONS[fn] = FunctionStats(fn)
+    return stats
+
+
+class _FunctionCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gameserver_requests",
+            "Gate requests answered, by function and outcome (ok or an error code)",
+            labels=["fn", "outcome"],
+        )
+        latency = HistogramMetricFamily(
+            "gameserver_request_seconds", "Time from decoded request to successful reply, by function", labels=["fn"]
+        )
+        for stats in list(FUNCTIONS.values()):
+            requests.add_metric([stats.fn, "ok"], stats.ok)
+            for code, count in list(stats.errors.items()):
+                requests.add_metric([stats.fn, code], count)
+            cumulative, running = [], 0
+            for bound, count in zip((*LATENCY_BOUNDS, float("inf")), stats.buckets, strict=True):
+                running += count
+                cumulative.append((str(bound) if bound != float("inf") else "+Inf", running))
+            latency.add_metric([stats.fn], cumulative, stats.total_seconds)
+        yield requests
+        yield latency
+
+
+REGISTRY.register(_FunctionCollector())
+
+INFLIGHT = Gauge("gameserver_inflight_requests", "Requests being handled (the worker queue)", registry=REGISTRY)
+CONNECTIONS = Gauge("gameserver_connections", "Open client connections, by listener", ["listener"], registry=REGISTRY)
+VIOLATIONS = Counter(
+    "gameserver_protocol_violations",
+    "Connections closed for breaking the wire contract, by listener and close code",
+    ["listener", "code"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,59 @@
+"""The gate request/response envelope (PROTOCOL.md, "Gate: request / response").
+
+A request is ``{"id": int, "fn": str, "args": map?, "token": str?}``; a reply is ``{"id", "ok", "data"}``
+or ``{"id", "ok": false, "error": {"code", "message"}}``; a push is ``{"event", "data"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gameserver.errors import BadRequest
+
+
+@dataclass(slots=True)
+class Request:
+    id: int
+    fn: str
+    args: dict[str, Any]
+    token: str | None
+
+
+class BadEnvelope(BadRequest):
+    """A decodable map that is not a valid request; ``request_id`` is the id to echo (None if unusable)."""
+
+    def __init__(self, request_id: int | None, message: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+def parse_request(message: dict[str, Any]) -> Request:
+    """Check the envelope's shape. Raises :class:`BadEnvelope` for the first problem found."""
+    request_id = message.get("id")
+    if type(request_id) is not int:  # bool is not an id
+        raise BadEnvelope(None, "id must be an integer")
+    fn = message.get("fn")
+    if type(fn) is not str:
+        raise BadEnvelope(request_id, "fn must be a string")
+    args = message.get("args")
+    if args is None:
+        args = {}
+    elif type(args) is not dict:
+        raise BadEnvelope(request_id, "args must be a map")
+    token = message.get("token")
+    if token is not None and type(token) is not str:
+        raise BadEnvelope(request_id, "token must be a string")
+    return Request(request_id, fn, args, token)
+
+
+def ok_reply(request_id: int, data: Any) -> dict[str, Any]:
+    return {"id": request_id, "ok": True, "data": data}
+
+
+def error_reply(request_id: int | None, code: str, message: str) -> dict[str, Any]:
+    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def push_message(event: str, data: Any) -> dict[str, Any]:
+    return {"event": event, "data": data}

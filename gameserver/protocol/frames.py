@@ -1,0 +1,52 @@
+"""Raw TCP gate framing: a 4-byte big-endian unsigned length N, then N bytes (PROTOCOL.md, "Listeners")."""
+
+from __future__ import annotations
+
+from gameserver.errors import CloseCode, ProtocolViolation
+
+HEADER_SIZE = 4
+DEFAULT_MAX_FRAME = 64 * 1024
+
+
+class FrameDecoder:
+    """Split a byte stream into frame payloads.
+
+    Args:
+        max_size: largest payload accepted; a longer length prefix raises :class:`ProtocolViolation`
+            (1009) from the header alone, before any of the body is buffered.
+    """
+
+    __slots__ = ("_buffer", "max_size")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_size = max_size
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return the payloads of every frame now complete, in order."""
+        buffer = self._buffer
+        buffer += data
+        frames: list[bytes] = []
+        start = 0
+        end = len(buffer)
+        while end - start >= HEADER_SIZE:
+            size = int.from_bytes(buffer[start : start + HEADER_SIZE], "big")
+            if size > self.max_size:
+                raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, f"expected at most {self.max_size} bytes")
+            stop = start + HEADER_SIZE + size
+            if stop > end:
+                break
+            frames.append(bytes(buffer[start + HEADER_SIZE : stop]))
+            start = stop
+        if start:
+            del buffer[:start]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet part of a complete frame."""
+        return len(self._buffer)
+
+
+def encode_frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(HEADER_SIZE, "big") + payload

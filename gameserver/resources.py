@@ -1,0 +1,83 @@
+"""The shared resources handed to handlers: opened once at start-up, closed in reverse at shutdown.
+
+Handlers receive them as keyword arguments (seed 003's ``**kwargs``): ``config``, ``db``, ``redis``,
+``http`` (an aiohttp client session), ``keys``, ``bus``, ``push`` and ``resources`` itself; per request the
+dispatcher adds ``uid``, ``session``, ``log`` and ``args`` (the client's args as sent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import redis.asyncio
+from redis.asyncio import Redis
+
+from gameserver.bus import Bus, LocalBus
+from gameserver.config import Config
+from gameserver.keys import Keys
+from gameserver.session import Sessions
+from gameserver.storage.kv import open_redis
+from gameserver.storage.sql import Sql
+
+PER_REQUEST = ("uid", "session", "log", "args")
+
+
+@dataclass
+class Resources:
+    config: Config
+    db: Sql
+    redis: Redis
+    http: aiohttp.ClientSession
+    keys: Keys
+    sessions: Sessions
+    bus: Bus
+    fake_redis_server: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def injectable(self) -> dict[str, Any]:
+        """What every handler can ask for by name (the per-request names are added by the dispatcher)."""
+        return {
+            "config": self.config,
+            "db": self.db,
+            "redis": self.redis,
+            "http": self.http,
+            "keys": self.keys,
+            "bus": self.bus,
+            "push": self.bus.push,
+            "resources": self,
+            **self.extra,
+        }
+
+    def open_redis(self, *, decode: bool = True) -> Redis:
+        """Another client of the same Redis (e.g. a binary one for pub/sub); the caller closes it."""
+        return open_redis(self.config.redis, decode=decode, fake_server=self.fake_redis_server)
+
+
+async def open_resources(config: Config, stack: contextlib.AsyncExitStack) -> Resources:
+    """Open every resource; each is registered on ``stack`` so that closing it closes them in reverse."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    fake_server = None
+    if not config.redis.url:
+        import fakeredis
+
+        fake_server = fakeredis.FakeServer()
+    db = Sql.open(config.db, config.data_path)
+    stack.push_async_callback(db.close)
+    kv = open_redis(config.redis, fake_server=fake_server)
+    stack.push_async_callback(kv.aclose)
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.http.timeout))
+    stack.push_async_callback(http.close)
+    sessions = Sessions()
+    return Resources(
+        config=config,
+        db=db,
+        redis=kv,
+        http=http,
+        keys=Keys(config.redis.prefix),
+        sessions=sessions,
+        bus=LocalBus(sessions),
+        fake_redis_server=fake_server,
+    )

@@ -1,0 +1,1 @@
+"""Backends behind small interfaces: ``sql`` (SQLite or MariaDB/MySQL) and ``kv`` (Redis or in-process)."""

@@ -1,0 +1,40 @@
+"""The ``redis`` resource: redis.asyncio against a real server, or fakeredis in-process by default.
+
+Both answer the same redis.asyncio API (Lua scripts and pub/sub included), so module code does not change
+between a laptop and production. Replies are decoded to ``str``. A real server that restarts is
+reconnected on the next command (one retry on a dropped connection); a server that is down fails fast
+within ``redis.connect_timeout``, which handlers see as ``unavailable``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from gameserver.config import RedisConfig
+
+
+def open_redis(config: RedisConfig, *, decode: bool = True, fake_server: Any = None) -> redis.asyncio.Redis:
+    """Connect to ``redis.url``; with no URL, a client of ``fake_server`` (a ``fakeredis.FakeServer``: one per
+    app, so that every client of one server process sees the same data)."""
+    if not config.url:
+        import fakeredis
+
+        client: redis.asyncio.Redis = fakeredis.FakeAsyncRedis(
+            server=fake_server or fakeredis.FakeServer(), decode_responses=decode
+        )
+        return client
+    return redis.asyncio.Redis.from_url(
+        config.url,
+        decode_responses=decode,
+        socket_connect_timeout=config.connect_timeout,
+        socket_timeout=config.timeout,
+        health_check_interval=30,
+        max_connections=config.max_connections,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
