@@ -36,6 +36,9 @@ from gameserver.websocket import Route, WebSocketConnection
 
 log = logging.getLogger("gameserver.app")
 
+APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
+"""Where HTTP handlers find the running :class:`App`: ``request.app[APP_KEY]``."""
+
 
 class App:
     """One gameserver process.
@@ -127,7 +130,7 @@ class App:
             await self._listen("ws", WebSocketConnection, config.gate.ws_port, limits, context)
         if config.http.enabled:
             http_app = build_http_app(self.health, self.http_routes, max_body=config.http.max_body)
-            http_app["gameserver"] = self
+            http_app[APP_KEY] = self
             runner = web.AppRunner(http_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             site = web.TCPSite(runner, host, config.http.port, reuse_address=True)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import redis.asyncio
 from redis.asyncio import Redis
 
 from gameserver.bus import Bus, LocalBus

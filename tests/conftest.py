@@ -1,0 +1,91 @@
+"""Fixtures shared by every layer: configs on free ports, a started app, and the real services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gameserver.app import App
+from gameserver.config import Config, load
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MARIADB_URL = os.environ.get("GAMESERVER_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("GAMESERVER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
+    """Defaults on free ports (0), a private data dir, generous rates; ``sections`` override."""
+    base: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(data_dir), "shutdown_grace": 2.0, "node_id": "test"},
+        "gate": {"tcp_port": 0, "ws_port": 0, "rate": 100000.0, "burst": 100000},
+        "http": {"port": 0},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    overrides = {f"{section}.{key}": value for section, values in base.items() for key, value in values.items()}
+    return load(None, env={}, overrides=overrides)
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., Config]:
+    def factory(**sections: dict[str, Any]) -> Config:
+        return make_config(tmp_path / "var", **sections)
+
+    return factory
+
+
+@pytest.fixture
+async def app_factory(config_factory: Callable[..., Config]) -> AsyncIterator[Callable[..., Any]]:
+    """Start apps in the test's loop; every one is stopped at teardown."""
+    started: list[App] = []
+
+    async def factory(config: Config | None = None, **sections: dict[str, Any]) -> App:
+        app = App(config or config_factory(**sections))
+        await app.start()
+        started.append(app)
+        return app
+
+    yield factory
+    for app in reversed(started):
+        await app.stop()
+
+
+@pytest.fixture
+async def app(app_factory: Callable[..., Any]) -> App:
+    result: App = await app_factory()
+    return result
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, port: int, how: str) -> None:
+    """Fail in CI, skip elsewhere, when a real service the test needs is not listening."""
+    if _reachable("127.0.0.1", port):
+        return
+    message = f"{name} is not reachable on 127.0.0.1:{port}; start it with: {how}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mariadb_url() -> str:
+    require_service("MariaDB", 3306, "scripts/services (or start-stop-daemon --start --exec /usr/sbin/mariadbd)")
+    return MARIADB_URL
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", 6379, "scripts/services (or redis-server --daemonize yes --port 6379 --save '')")
+    return REDIS_URL
