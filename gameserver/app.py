@@ -18,14 +18,15 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
+from gameserver import metrics
 from gameserver.bus import LocalBus
 from gameserver.config import Config
-from gameserver.dispatch import Dispatcher
+from gameserver.dispatch import Authenticate, Dispatcher
 from gameserver.errors import ConfigError
 from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import build_http_app
@@ -38,6 +39,15 @@ log = logging.getLogger("gameserver.app")
 
 APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
 """Where HTTP handlers find the running :class:`App`: ``request.app[APP_KEY]``."""
+
+Feature = Callable[["App"], Awaitable[None]]
+"""A feature's set-up, run after the resources open and before the function table is built. It may add
+resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths
+(``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
+shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
+
+FEATURES: list[Feature] = []
+"""The features every process sets up, in order; each checks ``app.roles`` for what it runs."""
 
 
 class App:
@@ -55,8 +65,9 @@ class App:
         self.listeners: dict[str, Listener] = {}
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
-        self.startup_hooks: list[Callable[[], Any]] = []
-        self.shutdown_hooks: list[Callable[[], Any]] = []
+        self.listen_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.authenticate: Authenticate | None = None
         self.started_at = 0.0
         self.dispatcher: Dispatcher | None = None
         self.table: dict[str, Entry] = {}
@@ -78,6 +89,8 @@ class App:
         try:
             self._resources = await open_resources(config, self._stack)
             resources = self._resources
+            for feature in FEATURES:
+                await feature(self)
             modules = discover(config.modules.paths, config.modules.disabled)
             injectable = set(resources.injectable()) | set(PER_REQUEST)
             self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
@@ -90,6 +103,10 @@ class App:
                     node=self.node,
                     log_requests=config.log.requests,
                 )
+                if self.authenticate is not None:
+                    self.dispatcher.authenticate = self.authenticate
+                dispatcher = self.dispatcher
+                metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
                 assert isinstance(resources.bus, LocalBus)
                 resources.bus.attach(self.dispatcher)
                 for module in modules.values():
@@ -99,35 +116,36 @@ class App:
                     shutdown = getattr(module, "shutdown", None)
                     if shutdown is not None:
                         self._stack.push_async_callback(shutdown, resources)
-            for hook in self.startup_hooks:
-                await hook()
             await self._start_listeners()
         except BaseException:
             await self._stack.aclose()
             raise
         log.info("node %s started: roles %s, ports %s", self.node, ",".join(self.roles), self.ports)
 
-    async def _start_listeners(self) -> None:
-        config = self.config
-        host = config.server.host
-        context = {
-            "config": config,
+    def _listener_defaults(self) -> dict[str, Any]:
+        gate = self.config.gate
+        return {
+            "max_connections": gate.max_connections,
+            "idle_timeout": gate.idle_timeout,
+            "handshake_timeout": gate.handshake_timeout,
+            "write_buffer": gate.write_buffer,
+            "config": self.config,
             "sessions": self.resources.sessions,
             "submit": self.resources.bus.submit,
             "ws_routes": self.ws_routes,
         }
-        limits = {
-            "max_connections": config.gate.max_connections,
-            "idle_timeout": config.gate.idle_timeout,
-            "handshake_timeout": config.gate.handshake_timeout,
-            "write_buffer": config.gate.write_buffer,
-        }
+
+    async def _start_listeners(self) -> None:
+        config = self.config
+        host = config.server.host
         if "gate" in self.roles:
             gate_route = Route(WsGateSession, config.gate.max_frame)
             self.ws_routes["/"] = self.ws_routes["/gate"] = gate_route
-            await self._listen("gate-tcp", TcpGateConnection, config.gate.tcp_port, limits, context)
+            await self.listen("gate-tcp", TcpGateConnection, config.gate.tcp_port)
+        for hook in self.listen_hooks:
+            await hook()
         if self.ws_routes:
-            await self._listen("ws", WebSocketConnection, config.gate.ws_port, limits, context)
+            await self.listen("ws", WebSocketConnection, config.gate.ws_port)
         if config.http.enabled:
             http_app = build_http_app(self.health, self.http_routes, max_body=config.http.max_body)
             http_app[APP_KEY] = self
@@ -138,10 +156,9 @@ class App:
             self._http_runner = runner
             self.ports["http"] = runner.addresses[0][1]
 
-    async def _listen(
-        self, name: str, factory: Callable[[Listener], Any], port: int, limits: dict[str, Any], context: dict[str, Any]
-    ) -> Listener:
-        listener = Listener(name, factory, **limits, **context)
+    async def listen(self, name: str, factory: Callable[[Listener], Any], port: int, **settings: Any) -> Listener:
+        """Start a listener on ``server.host``; ``settings`` override the gate's limits and add driver context."""
+        listener = Listener(name, factory, **{**self._listener_defaults(), **settings})
         self.ports[name] = await listener.start(self.config.server.host, port)
         self.listeners[name] = listener
         return listener

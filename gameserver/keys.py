@@ -16,3 +16,7 @@ class Keys:
     def nodes(self) -> str:
         """Set of live node ids."""
         return f"{self.prefix}nodes"
+
+    def nonce(self, nonce: str) -> str:
+        """A single-use chat login nonce -> the identity JSON it carries (seed 003: Auth, Edge)."""
+        return f"{self.prefix}nonce.{nonce}"

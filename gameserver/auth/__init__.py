@@ -1,0 +1,1 @@
+"""Accounts, tokens and nonces (seed 003's Auth role)."""
