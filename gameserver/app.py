@@ -29,7 +29,7 @@ from gameserver.config import Config
 from gameserver.dispatch import Authenticate, Dispatcher
 from gameserver.errors import ConfigError
 from gameserver.gate import TcpGateConnection, WsGateSession
-from gameserver.http import build_http_app
+from gameserver.http import APP_KEY, build_http_app
 from gameserver.listener import Listener
 from gameserver.registry import Entry, build_table, discover
 from gameserver.resources import PER_REQUEST, Resources, open_resources
@@ -37,8 +37,6 @@ from gameserver.websocket import Route, WebSocketConnection
 
 log = logging.getLogger("gameserver.app")
 
-APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
-"""Where HTTP handlers find the running :class:`App`: ``request.app[APP_KEY]``."""
 
 Feature = Callable[["App"], Awaitable[None]]
 """A feature's set-up, run after the resources open and before the function table is built. It may add
@@ -47,7 +45,8 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
 FEATURES: list[Feature] = []
-"""The features every process sets up, in order; each checks ``app.roles`` for what it runs."""
+"""The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
+imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 
 
 class App:

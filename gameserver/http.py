@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,7 +19,13 @@ from gameserver.dispatch import INTERNAL_MESSAGE
 from gameserver.errors import BadRequest, GameError
 from gameserver.storage.errors import is_unavailable
 
+if TYPE_CHECKING:
+    from gameserver.app import App
+
 log = logging.getLogger("gameserver.http")
+
+APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
+"""Where HTTP handlers find the running app: ``request.app[APP_KEY]``."""
 
 Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 
