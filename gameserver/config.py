@@ -111,6 +111,36 @@ class ModulesConfig:
     disabled: tuple[str, ...] = setting(())
 
 
+MIN_SECRET_BYTES = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    secret: str = setting("", secret=True)
+    issuer: str = setting("gameserver")
+    token_ttl: float = setting(86400.0, min=1)
+    nonce_ttl: float = setting(30.0, min=0.01)
+    world: int = setting(1, min=0)
+    hash_memory_kib: int = setting(19456, min=8)
+    hash_time_cost: int = setting(2, min=1)
+    hash_parallelism: int = setting(1, min=1)
+    username_min: int = setting(3, min=1)
+    username_max: int = setting(32, min=1, max=64)
+    password_min: int = setting(8, min=1)
+    password_max: int = setting(128, min=8, max=1024)
+    max_failures_user: int = setting(10, min=1)
+    max_failures_addr: int = setting(100, min=1)
+    failure_window: float = setting(900.0, min=1)
+
+    def __post_init__(self) -> None:
+        if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"auth.secret: must be at least {MIN_SECRET_BYTES} bytes (256 bits) to sign HS256 tokens safely, "
+                f"got {len(self.secret.encode())}; set a long random value (e.g. `openssl rand -base64 48`) "
+                "or leave it empty to generate one in server.data_dir"
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -121,6 +151,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     log: LogConfig = field(default_factory=LogConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     profile: str = ""
     source: str = ""
 
