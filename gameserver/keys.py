@@ -20,3 +20,11 @@ class Keys:
     def nonce(self, nonce: str) -> str:
         """A single-use chat login nonce -> the identity JSON it carries (seed 003: Auth, Edge)."""
         return f"{self.prefix}nonce.{nonce}"
+
+    def login_failures_user(self, username: str) -> str:
+        """Failed logins for one (canonical) username in the current window; expires with the window."""
+        return f"{self.prefix}auth.fail.user.{username}"
+
+    def login_failures_addr(self, address: str) -> str:
+        """Failed logins from one client address (host, no port) in the current window."""
+        return f"{self.prefix}auth.fail.addr.{address}"
