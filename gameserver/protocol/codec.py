@@ -7,6 +7,7 @@ protocol violation (close code 1007).
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from typing import Any
 
@@ -24,7 +25,22 @@ class Format(Enum):
 
 _packer = msgpack.Packer(autoreset=True)
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_json_decoder = json.JSONDecoder()
+
+
+def _not_json(literal: str) -> Any:
+    # NaN, Infinity and numbers out of float range are not JSON values (RFC 8259, 6) and could not be
+    # sent back: refuse them as undecodable instead of failing later on the reply.
+    raise ValueError(f"{literal} is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        _not_json(literal)
+    return value
+
+
+_json_decoder = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
 
 
 def decode_msgpack(payload: bytes) -> dict[str, Any]:
