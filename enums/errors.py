@@ -13,3 +13,28 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+
+
+class ModuleErrorCode(StrEnum):
+    """Error codes of the shipped game modules (mail, inventory, family, friends, account).
+
+    Each module raises them through its own :class:`~gameserver.errors.GameError` subclasses; clients switch
+    on the value, so a code is never renamed once shipped.
+    """
+
+    PLAYER_NOT_FOUND = "player_not_found"
+    MAIL_NOT_FOUND = "mail_not_found"
+    NOTHING_TO_CLAIM = "nothing_to_claim"
+    ALREADY_CLAIMED = "already_claimed"
+    NOT_ENOUGH_ITEMS = "not_enough_items"
+    FAMILY_NOT_FOUND = "family_not_found"
+    FAMILY_NAME_TAKEN = "family_name_taken"
+    FAMILY_FULL = "family_full"
+    ALREADY_IN_FAMILY = "already_in_family"
+    NOT_IN_FAMILY = "not_in_family"
+    NOT_FAMILY_OWNER = "not_family_owner"
+    WRONG_WORLD = "wrong_world"
+    ALREADY_FRIENDS = "already_friends"
+    NOT_FRIENDS = "not_friends"
+    FRIEND_REQUEST_NOT_FOUND = "friend_request_not_found"
+    TOO_MANY_FRIENDS = "too_many_friends"

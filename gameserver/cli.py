@@ -1,4 +1,4 @@
-"""``gameserver run | check-config``: the command line."""
+"""``gameserver run | check-config | enums export``: the command line."""
 
 from __future__ import annotations
 
@@ -83,12 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
+    enums = commands.add_parser("enums", help="the shared enums for client code")
+    enums_commands = enums.add_subparsers(dest="enums_command", required=True)
+    export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
+    export.add_argument("--format", "-f", default="json", choices=("json", "csharp", "lua", "typescript"))
+    export.add_argument("--out", "-o", help="file to write (default stdout)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "enums":
+        return export_enums(args.format, args.out)
     try:
         config = load_config(args)
     except ConfigError as exc:
@@ -102,6 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     return run(config)
+
+
+def export_enums(fmt: str, out: str | None) -> int:
+    from gameserver.enums_export import export
+
+    text = export(fmt)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def run(config: Config) -> int:
