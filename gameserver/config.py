@@ -23,6 +23,8 @@ from gameserver.errors import ConfigError
 ENV_PREFIX = "GAMESERVER_"
 ROLES = ("gate", "chat", "auth", "worker")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
+CONSOLE_MODES = ("auto", "always", "never")
 
 
 def setting(
@@ -103,12 +105,28 @@ class LogConfig:
     format: str = setting("text", choices=("text", "json"))
     file: str = setting("")
     requests: bool = setting(False)
+    syslog: str = setting("")
+    syslog_facility: str = setting("user", choices=SYSLOG_FACILITIES)
 
 
 @dataclass(frozen=True, slots=True)
 class ModulesConfig:
     paths: tuple[str, ...] = setting(())
     disabled: tuple[str, ...] = setting(())
+    reload: bool = setting(False)
+    reload_poll: float = setting(1.0, min=0.01)
+
+
+@dataclass(frozen=True, slots=True)
+class GameConfig:
+    config: str = setting("")
+    poll: float = setting(1.0, min=0.01)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    enabled: str = setting("auto", choices=CONSOLE_MODES)
+    log_lines: int = setting(1000, min=10)
 
 
 MIN_SECRET_BYTES = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)
@@ -142,6 +160,30 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MailConfig:
+    root: str = setting("")
+    admin_key: str = setting("", secret=True)
+    page_size: int = setting(20, min=1, max=100)
+    max_subject: int = setting(100, min=1, max=1000)
+    max_body: int = setting(4000, min=1, max=60_000)
+    max_items: int = setting(20, min=1, max=1000)
+    send_rate: int = setting(10, min=1)
+    send_window: float = setting(60.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyConfig:
+    min_name: int = setting(2, min=1, max=64)
+    max_name: int = setting(16, min=1, max=64)
+    max_members: int = setting(30, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FriendsConfig:
+    max_friends: int = setting(100, min=1)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -151,13 +193,22 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     log: LogConfig = field(default_factory=LogConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    family: FamilyConfig = field(default_factory=FamilyConfig)
+    friends: FriendsConfig = field(default_factory=FriendsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    game: GameConfig = field(default_factory=GameConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     profile: str = ""
     source: str = ""
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def mail_path(self) -> Path:
+        return Path(self.mail.root) if self.mail.root else self.data_path / "mail"
 
     def replace(self, **sections: Any) -> Config:
         """A copy with whole sections or single keys changed: ``replace(gate={"tcp_port": 0})``."""
