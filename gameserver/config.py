@@ -184,30 +184,6 @@ class FriendsConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class MailConfig:
-    root: str = setting("")
-    admin_key: str = setting("", secret=True)
-    page_size: int = setting(20, min=1, max=100)
-    max_subject: int = setting(100, min=1, max=1000)
-    max_body: int = setting(4000, min=1, max=60_000)
-    max_items: int = setting(20, min=1, max=1000)
-    send_rate: int = setting(10, min=1)
-    send_window: float = setting(60.0, min=1)
-
-
-@dataclass(frozen=True, slots=True)
-class FamilyConfig:
-    min_name: int = setting(2, min=1, max=64)
-    max_name: int = setting(16, min=1, max=64)
-    max_members: int = setting(30, min=1)
-
-
-@dataclass(frozen=True, slots=True)
-class FriendsConfig:
-    max_friends: int = setting(100, min=1)
-
-
-@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -220,9 +196,6 @@ class Config:
     mail: MailConfig = field(default_factory=MailConfig)
     family: FamilyConfig = field(default_factory=FamilyConfig)
     friends: FriendsConfig = field(default_factory=FriendsConfig)
-    mail: MailConfig = field(default_factory=MailConfig)
-    family: FamilyConfig = field(default_factory=FamilyConfig)
-    friends: FriendsConfig = field(default_factory=FriendsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -232,10 +205,6 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
-
-    @property
-    def mail_path(self) -> Path:
-        return Path(self.mail.root) if self.mail.root else self.data_path / "mail"
 
     @property
     def mail_path(self) -> Path:
