@@ -28,3 +28,7 @@ class Keys:
     def login_failures_addr(self, address: str) -> str:
         """Failed logins from one client address (host, no port) in the current window."""
         return f"{self.prefix}auth.fail.addr.{address}"
+
+    def mail_sent(self, uid: int) -> str:
+        """Player mails ``uid`` sent in the current ``mail.send_window``; expires with the window."""
+        return f"{self.prefix}mail.sent.{uid}"
