@@ -7,10 +7,11 @@ label lookups of prometheus-client's own metric objects.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -75,6 +76,10 @@ class _FunctionCollector(Collector):
 
 
 REGISTRY.register(_FunctionCollector())
+# process_* (CPU, memory, open files, start time) and python_* (version, garbage collector), as on any exporter.
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 INFLIGHT = Gauge("gameserver_inflight_requests", "Requests being handled (the worker queue)", registry=REGISTRY)
 CONNECTIONS = Gauge("gameserver_connections", "Open client connections, by listener", ["listener"], registry=REGISTRY)
@@ -84,3 +89,15 @@ VIOLATIONS = Counter(
     ["listener", "code"],
     registry=REGISTRY,
 )
+STARTED = time.time()
+UPTIME = Gauge("gameserver_uptime_seconds", "Seconds since this process started", registry=REGISTRY)
+UPTIME.set_function(lambda: time.time() - STARTED)
+RELOADS = Counter(
+    "gameserver_reloads",
+    "Hot reloads without a restart: what (modules, game_config) and outcome (ok, error: the old version stays)",
+    ["what", "outcome"],
+    registry=REGISTRY,
+)
+for _what in ("modules", "game_config"):
+    for _outcome in ("ok", "error"):
+        RELOADS.labels(_what, _outcome)
