@@ -30,6 +30,7 @@ from gameserver.errors import (
     Unavailable,
     UnknownFunction,
 )
+from gameserver.logs import CORRELATION_ID
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
 from gameserver.registry import Entry
@@ -139,6 +140,7 @@ class Dispatcher:
         kwargs["args"] = request.args
         if entry.inject is not None:
             kwargs = {name: kwargs[name] for name in entry.inject}
+        CORRELATION_ID.set(self.correlation_id(session, request.id))  # this task's log lines carry it
         task = asyncio.current_task()
         assert task is not None
         try:
@@ -171,7 +173,7 @@ class Dispatcher:
                 elapsed = time.perf_counter() - start
                 entry.stats.observe_ok(elapsed)
                 if self.log_requests:
-                    access_log.info("fn=%s uid=%s ms=%.2f outcome=ok", entry.name, uid, elapsed * 1000)
+                    self._log_request(entry.name, uid, elapsed, "ok", session, request.id)
         finally:
             deadlines = self._deadlines
             deadlines.pop(task, None)
@@ -192,6 +194,21 @@ class Dispatcher:
     def correlation_id(self, session: Session, request_id: int | None) -> str:
         return f"{self.node}-{session.id}-{request_id}"
 
+    def _log_request(
+        self, fn: str, uid: int | None, seconds: float, outcome: str, session: Session, request_id: int | None
+    ) -> None:
+        """The per-request line (``log.requests``); JSON logs get its values as fields."""
+        ms = round(seconds * 1000, 2)
+        fields = {"cid": self.correlation_id(session, request_id), "fn": fn, "uid": uid, "ms": ms, "outcome": outcome}
+        access_log.info("fn=%s uid=%s ms=%.2f outcome=%s", fn, uid, ms, outcome, extra=fields)
+
+    def replace_table(self, table: Mapping[str, Entry]) -> None:
+        """Swap in a new function table (hot reload): requests from now on use it, those in flight finish on the
+        entries they started with."""
+        for entry in table.values():
+            entry.stats = metrics.function_stats(entry.name)
+        self.table = dict(table)
+
     def _answer_error(
         self,
         session: Session,
@@ -204,8 +221,7 @@ class Dispatcher:
     ) -> None:
         stats.observe_error(exc.code)
         if self.log_requests:
-            ms = (time.perf_counter() - start) * 1000
-            access_log.info("fn=%s uid=%s ms=%.2f outcome=%s", stats.fn, uid, ms, exc.code)
+            self._log_request(stats.fn, uid, time.perf_counter() - start, exc.code, session, request_id)
         try:
             session.send(error_reply(request_id, exc.code, exc.message), fmt)
         except (TypeError, ValueError):
