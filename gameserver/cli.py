@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gameserver import __version__
-from gameserver.config import ROLES, Config, as_dict, load
+from gameserver.config import ROLES, Config, Text, as_dict, load
 from gameserver.errors import ConfigError
 
 log = logging.getLogger("gameserver.cli")
@@ -46,7 +46,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
             raise ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
-        overrides[key.strip()] = _parse_value(raw)
+        overrides[key.strip()] = Text(raw)
     if args.roles:
         overrides["server.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
     if args.host:
@@ -60,15 +60,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             overrides[key] = value
     return overrides
-
-
-def _parse_value(raw: str) -> Any:
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
 
 
 def load_config(args: argparse.Namespace) -> Config:

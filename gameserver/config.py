@@ -245,6 +245,8 @@ def load(
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
         source = str(path)
     profiles = data.pop("profiles", {})
     if not isinstance(profiles, dict):
@@ -255,6 +257,8 @@ def load(
         if profile not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise ConfigError(f"profile {profile!r} is not in {source} (profiles: {known})")
+        if not isinstance(profiles[profile], dict):
+            raise ConfigError(f"profiles.{profile}: expected a table")
         data = merge(data, profiles[profile])
     data = merge(data, _from_env(env))
     for dotted, value in (overrides or {}).items():
@@ -309,15 +313,22 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        data.setdefault(section, {})[key] = _parse_env_value(raw)
+        data.setdefault(section, {})[key] = Text(raw)
     return data
 
 
-def _parse_env_value(raw: str) -> Any:
+class Text(str):
+    """A value given as text (a ``GAMESERVER_*`` variable, ``--set``), read by the type of the setting it sets:
+    ``node_id=123`` stays the string "123", ``tcp_port=9000`` becomes an int, ``roles=gate,worker`` a list."""
+
+
+def _parse_text(text: Text, hint: Any) -> Any:
+    if hint is str or (typing.get_origin(hint) is tuple and not text.lstrip().startswith("[")):
+        return str(text)
     try:
-        return tomllib.loads(f"v = {raw}")["v"]
+        return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return raw
+        return str(text)
 
 
 def _build_section(cls: type[Any], data: Mapping[str, Any], section: str) -> Any:
@@ -335,6 +346,8 @@ def _build_section(cls: type[Any], data: Mapping[str, Any], section: str) -> Any
 
 
 def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    if isinstance(value, Text):
+        value = _parse_text(value, hint)
     origin = typing.get_origin(hint)
     if origin is tuple:
         (item_type, _) = typing.get_args(hint)
@@ -356,7 +369,7 @@ def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
     elif hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN fails every check
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         value = float(value)
     elif hint is str:
