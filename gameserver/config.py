@@ -68,6 +68,23 @@ class GateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatConfig:
+    tcp_port: int = setting(8890, min=0, max=MAX_PORT)
+    max_line: int = setting(4096, min=64, max=1024 * 1024)
+    rate: float = setting(5.0, min=0.01)
+    burst: int = setting(10, min=1)
+    abuse_limit: int = setting(20, min=1)
+    abuse_window: float = setting(10.0, min=0.1)
+    login_timeout: float = setting(10.0, min=0.05)
+    idle_timeout: float = setting(300.0, min=0.1)
+    max_connections: int = setting(10_000, min=1)
+    send_queue: int = setting(256 * 1024, min=1024)
+    send_timeout: float = setting(10.0, min=0.0)
+    bus: str = setting("auto", choices=("auto", "local", "redis"))
+    system_name: str = setting("system")
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerConfig:
     timeout: float = setting(10.0, min=0.001)
     max_inflight: int = setting(10_000, min=1)
@@ -194,6 +211,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    chat: ChatConfig = field(default_factory=ChatConfig)
     family: FamilyConfig = field(default_factory=FamilyConfig)
     friends: FriendsConfig = field(default_factory=FriendsConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
