@@ -21,6 +21,18 @@ class Keys:
         """A single-use chat login nonce -> the identity JSON it carries (seed 003: Auth, Edge)."""
         return f"{self.prefix}nonce.{nonce}"
 
+    def chat_public(self, world: object) -> str:
+        """Chat channel of everyone logged into ``world`` (PROTOCOL.md, "Chat edge"; seed 003: chat.$WORLD.public)."""
+        return f"{self.prefix}chat.{world}.public"
+
+    def chat_family(self, world: object, family: object) -> str:
+        """Chat channel of one family of ``world`` (seed 003: chat.$WORLD.family.$FN)."""
+        return f"{self.prefix}chat.{world}.family.{family}"
+
+    def chat_user(self, uid: int) -> str:
+        """Control channel of one player's chat connections on every edge process (family moves): docs/chat.md."""
+        return f"{self.prefix}chat.user.{uid}"
+
     def login_failures_user(self, username: str) -> str:
         """Failed logins for one (canonical) username in the current window; expires with the window."""
         return f"{self.prefix}auth.fail.user.{username}"
