@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from gameserver import metrics
+from gameserver.auth.feature import setup as setup_auth
 from gameserver.bus import LocalBus
 from gameserver.config import Config
 from gameserver.dispatch import Authenticate, Dispatcher
@@ -44,7 +45,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [setup_auth]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 

@@ -66,6 +66,7 @@ class WsGateSession(Session):
         listener: Listener = conn.listener
         super().__init__(listener.context["sessions"], _bucket(listener))
         self.conn = conn
+        self.peer = conn.peer
         self.submit: Submit = listener.context["submit"]
 
     def receive(self, message: bytes | str) -> None:

@@ -1,6 +1,7 @@
 """The HTTP listener (port 8000): health, metrics, and the routes the roles add (auth, config, ...).
 
-Every error is JSON ``{"error": {"code", "message"}}`` with the fitting status (PROTOCOL.md, "HTTP"). Bodies
+Every error is JSON ``{"error": {"code", "message"}}`` with the fitting status (PROTOCOL.md, "HTTP"). A
+:class:`GameError` may set ``status`` and ``headers`` (e.g. ``Retry-After``) for its HTTP answer. Bodies
 are capped at ``http.max_body``; a handler's crash answers 500 ``internal`` / ``programming error`` and
 logs the traceback.
 """
@@ -55,7 +56,8 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
     try:
         return await handler(request)
     except GameError as exc:
-        return json_error(getattr(exc, "status", STATUS_OF_CODE.get(exc.code, 400)), exc.code, exc.message)
+        status = getattr(exc, "status", STATUS_OF_CODE.get(exc.code, 400))
+        return json_error(status, exc.code, exc.message, getattr(exc, "headers", None))
     except web.HTTPRequestEntityTooLarge as exc:
         return json_error(413, "too_big", exc.text or "body too large")
     except web.HTTPException as exc:

@@ -26,6 +26,7 @@ class Session:
     """
 
     kind = "session"
+    peer = ""  # the client's address, "host:port" (drivers set it): per-address limits such as failed logins
 
     def __init__(self, sessions: Sessions, bucket: TokenBucket) -> None:
         self.id = next(_ids)

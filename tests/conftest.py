@@ -19,11 +19,13 @@ REDIS_URL = os.environ.get("GAMESERVER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
-    """Defaults on free ports (0), a private data dir, generous rates; ``sections`` override."""
+    """Defaults on free ports (0), a private data dir, generous rates, cheap password hashing; ``sections``
+    override."""
     base: dict[str, dict[str, Any]] = {
         "server": {"data_dir": str(data_dir), "shutdown_grace": 2.0, "node_id": "test"},
         "gate": {"tcp_port": 0, "ws_port": 0, "rate": 100000.0, "burst": 100000},
         "http": {"port": 0},
+        "auth": {"hash_memory_kib": 8, "hash_time_cost": 1},  # argon2id at its cheapest: fast tests
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

@@ -1,0 +1,106 @@
+"""What the auth role does, once for both doors: the HTTP routes (``/auth/*``) and the gate (``auth.*``).
+
+Every answer is plain data; errors are :class:`GameError` subclasses that each door turns into its own form
+(a gate reply, or a JSON body with the fitting HTTP status).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gameserver.auth.accounts import Account, account_by_uid, account_by_username, create_account, set_password_hash
+from gameserver.auth.errors import WrongCredentials
+from gameserver.auth.nonces import issue_nonce
+from gameserver.auth.passwords import Passwords
+from gameserver.auth.throttle import LoginThrottle
+from gameserver.auth.tokens import Tokens
+from gameserver.auth.validation import canonical_username, check_display_name, check_password, check_username
+from gameserver.config import AuthConfig
+from gameserver.errors import Unauthorized
+from gameserver.keys import Keys
+from gameserver.storage.sql import Sql
+
+
+@dataclass(frozen=True, slots=True)
+class AuthService:
+    """The ``auth`` resource: accounts, logins, tokens and nonces."""
+
+    config: AuthConfig
+    db: Sql
+    redis: Redis
+    keys: Keys
+    tokens: Tokens
+    passwords: Passwords
+    throttle: LoginThrottle
+
+    async def register(self, username: str, password: str, display_name: str | None = None) -> dict[str, Any]:
+        """Create an account in the default world; returns ``{uid, token}``.
+
+        Raises:
+            BadRequest: the username, password or display name is not acceptable.
+            UsernameTaken: the username is in use (in any letter case).
+        """
+        config = self.config
+        name = check_username(username, min_len=config.username_min, max_len=config.username_max)
+        check_password(password, min_len=config.password_min, max_len=config.password_max)
+        shown = check_display_name(username if display_name is None else display_name)
+        password_hash = await self.passwords.hash(password)
+        async with self.db.transaction() as tx:
+            uid = await create_account(
+                tx, username=name, password_hash=password_hash, display_name=shown, world=config.world
+            )
+        return {"uid": uid, "token": self.tokens.issue(uid)}
+
+    async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
+        """Check the credentials; returns ``{uid, token}``.
+
+        Args:
+            address: the client's host, for the per-address failure limit.
+
+        Raises:
+            LoginThrottled: too many failures for this username or address in the window.
+            WrongCredentials: no such username, or another password.
+        """
+        name = canonical_username(username)
+        await self.throttle.attempt(name, address)
+        async with self.db.transaction() as tx:
+            account = await account_by_username(tx, name)
+        matched = await self.passwords.verify(None if account is None else account.password_hash, password)
+        if account is None or not matched:
+            raise WrongCredentials()
+        await self.throttle.succeeded(name, address)
+        if self.passwords.needs_rehash(account.password_hash):  # the configured cost changed since
+            password_hash = await self.passwords.hash(password)
+            async with self.db.transaction() as tx:
+                await set_password_hash(tx, account.uid, password_hash)
+        return {"uid": account.uid, "token": self.tokens.issue(account.uid)}
+
+    async def refresh(self, uid: int) -> dict[str, Any]:
+        """A fresh token for a logged-in player; returns ``{uid, token}``.
+
+        Raises:
+            Unauthorized: the account no longer exists.
+        """
+        await self._account(uid)
+        return {"uid": uid, "token": self.tokens.issue(uid)}
+
+    async def nonce(self, uid: int) -> dict[str, Any]:
+        """A single-use nonce carrying the player's identity for the chat edge; returns ``{nonce, expires_in}``.
+
+        Raises:
+            Unauthorized: the account no longer exists.
+        """
+        account = await self._account(uid)
+        ttl = self.config.nonce_ttl
+        nonce = await issue_nonce(self.redis, self.keys, account.identity(), ttl)
+        return {"nonce": nonce, "expires_in": int(ttl) if ttl.is_integer() else ttl}
+
+    async def _account(self, uid: int) -> Account:
+        async with self.db.transaction() as tx:
+            account = await account_by_uid(tx, uid)
+        if account is None:
+            raise Unauthorized("no such account")
+        return account
