@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -76,6 +76,62 @@ class _FunctionCollector(Collector):
 
 
 REGISTRY.register(_FunctionCollector())
+
+
+class ChatStats:
+    """The chat edge's counters: plain ints on the fan-out path, turned into metrics when scraped."""
+
+    __slots__ = ("messages", "deliveries", "dropped", "rate_limited", "disconnects", "connections")
+
+    def __init__(self) -> None:
+        self.messages = 0  # published by this process
+        self.deliveries = 0  # lines written to this process's clients, one per recipient
+        self.dropped = 0  # lines not written: the recipient was over chat.send_queue
+        self.rate_limited = 0
+        self.disconnects: dict[str, int] = {}  # closed by the server, by reason
+        self.connections = {"tcp": 0, "ws": 0}  # logged in now
+
+    def disconnected(self, reason: str) -> None:
+        self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
+
+
+CHAT = ChatStats()
+
+
+class _ChatCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        stats = CHAT
+        yield CounterMetricFamily(
+            "gameserver_chat_messages", "Chat messages published by this process", value=stats.messages
+        )
+        yield CounterMetricFamily(
+            "gameserver_chat_deliveries", "Chat lines written to clients, one per recipient", value=stats.deliveries
+        )
+        yield CounterMetricFamily(
+            "gameserver_chat_dropped",
+            "Chat lines not written because the recipient was over chat.send_queue",
+            value=stats.dropped,
+        )
+        yield CounterMetricFamily(
+            "gameserver_chat_rate_limited", "Chat messages answered ERROR rate_limited", value=stats.rate_limited
+        )
+        disconnects = CounterMetricFamily(
+            "gameserver_chat_disconnects",
+            "Chat connections closed by the server, by reason (slow, abuse, violation)",
+            labels=["reason"],
+        )
+        for reason, count in list(stats.disconnects.items()):
+            disconnects.add_metric([reason], count)
+        yield disconnects
+        connections = GaugeMetricFamily(
+            "gameserver_chat_connections", "Logged-in chat connections, by transport", labels=["transport"]
+        )
+        for transport, count in list(stats.connections.items()):
+            connections.add_metric([transport], count)
+        yield connections
+
+
+REGISTRY.register(_ChatCollector())
 # process_* (CPU, memory, open files, start time) and python_* (version, garbage collector), as on any exporter.
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
