@@ -31,6 +31,10 @@ class Connection(asyncio.Protocol):
         self.opened_at = self.last_seen = self.loop.time()
         self.ready = False  # handshake done: the handshake timeout no longer applies
         self.closed = False
+        # The listener's limits, per connection so that a driver can re-arm them (chat: LOGIN after the upgrade).
+        self.handshake_timeout = listener.handshake_timeout
+        self.idle_timeout = listener.idle_timeout
+        self.paused_since: float | None = None  # when the write buffer went over the bound; None while under it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
@@ -56,10 +60,12 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The peer does not read its replies: stop reading its requests until it does.
+        self.paused_since = self.loop.time()
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self.paused_since = None
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -155,10 +161,10 @@ class Listener:
             for conn in list(self.connections):
                 if conn.closed:
                     continue
-                if not conn.ready and now - conn.opened_at > self.handshake_timeout:
-                    conn.expire(f"no handshake within {self.handshake_timeout:g}s")
-                elif now - conn.last_seen > self.idle_timeout:
-                    conn.expire(f"idle for {self.idle_timeout:g}s")
+                if not conn.ready and now - conn.opened_at > conn.handshake_timeout:
+                    conn.expire(f"no handshake within {conn.handshake_timeout:g}s")
+                elif now - conn.last_seen > conn.idle_timeout:
+                    conn.expire(f"idle for {conn.idle_timeout:g}s")
 
     def stop_accepting(self) -> None:
         if self.server is not None:
