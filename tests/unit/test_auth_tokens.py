@@ -1,0 +1,77 @@
+"""Session tokens (gameserver/auth/tokens.py): HS256 pinned, required claims, expiry, forgeries."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from gameserver.auth.tokens import LEEWAY, Tokens
+from gameserver.errors import Unauthorized
+
+KEY = b"k" * 64  # long enough for the HS512 forgery below too
+TOKENS = Tokens(KEY, issuer="gameserver", ttl=3600)
+
+
+def b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def refused(token: str) -> str:
+    with pytest.raises(Unauthorized) as caught:
+        TOKENS.verify(token)
+    assert caught.value.code == "unauthorized"
+    return caught.value.message
+
+
+def test_round_trip() -> None:
+    token = TOKENS.issue(42, now=1_700_000_000)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims == {"sub": "42", "iat": 1_700_000_000, "exp": 1_700_003_600, "iss": "gameserver"}
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    assert TOKENS.verify(TOKENS.issue(42)) == 42
+
+
+def test_expired() -> None:
+    assert refused(TOKENS.issue(1, now=time.time() - 3600 - LEEWAY - 5)) == "token expired"
+    assert TOKENS.verify(TOKENS.issue(1, now=time.time() - 3600 + 60)) == 1
+
+
+def claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    base: dict[str, object] = {"sub": "5", "iat": now, "exp": now + 60, "iss": "gameserver"}
+    return {k: v for k, v in {**base, **changes}.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(jwt.encode(claims(), b"x" * 32, algorithm="HS256"), id="wrong key"),
+        pytest.param(jwt.encode(claims(), KEY, algorithm="HS512"), id="another algorithm"),
+        pytest.param(f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}.", id="alg none"),
+        pytest.param(f"{b64({'alg': 'none'})}.{b64(claims())}", id="alg none without signature part"),
+        pytest.param(jwt.encode(claims(iss="other"), KEY, algorithm="HS256"), id="other issuer"),
+        pytest.param(jwt.encode(claims(exp=None), KEY, algorithm="HS256"), id="no exp"),
+        pytest.param(jwt.encode(claims(iat=None), KEY, algorithm="HS256"), id="no iat"),
+        pytest.param(jwt.encode(claims(iss=None), KEY, algorithm="HS256"), id="no iss"),
+        pytest.param(jwt.encode(claims(sub=None), KEY, algorithm="HS256"), id="no sub"),
+        pytest.param(jwt.encode(claims(sub="abc"), KEY, algorithm="HS256"), id="sub not a uid"),
+        pytest.param(jwt.encode(claims(sub="-5"), KEY, algorithm="HS256"), id="negative sub"),
+        pytest.param(jwt.encode(claims(sub="٣"), KEY, algorithm="HS256"), id="non-ascii digit"),
+        pytest.param(jwt.encode(claims(iat=int(time.time()) + 3600), KEY, algorithm="HS256"), id="issued in future"),
+        pytest.param("", id="empty"),
+        pytest.param("garbage", id="garbage"),
+        pytest.param("a.b.c", id="three garbage parts"),
+        pytest.param("x" * 5000, id="too long"),
+    ],
+)
+def test_refused(token: str) -> None:
+    assert refused(token) == "invalid token"
+
+
+def test_altered_payload() -> None:
+    header, _, signature = TOKENS.issue(5).split(".")
+    assert refused(f"{header}.{b64(claims(sub='6'))}.{signature}") == "invalid token"
