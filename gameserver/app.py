@@ -18,12 +18,13 @@ import logging
 import os
 import socket
 import time
+import types
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from gameserver import metrics
+from gameserver import gameconfig, metrics, reload
 from gameserver.auth.feature import setup as setup_auth
 from gameserver.bus import LocalBus
 from gameserver.config import Config
@@ -45,7 +46,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [setup_auth]
+FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 
@@ -71,6 +72,7 @@ class App:
         self.started_at = 0.0
         self.dispatcher: Dispatcher | None = None
         self.table: dict[str, Entry] = {}
+        self.modules: dict[str, types.ModuleType] = {}  # the started module packages (hot reload swaps them)
         self._stack = contextlib.AsyncExitStack()
         self._http_runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -109,13 +111,12 @@ class App:
                 metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
                 assert isinstance(resources.bus, LocalBus)
                 resources.bus.attach(self.dispatcher)
-                for module in modules.values():
+                self._stack.push_async_callback(self._shutdown_modules)
+                for name, module in modules.items():
                     startup = getattr(module, "startup", None)
                     if startup is not None:
                         await startup(resources)
-                    shutdown = getattr(module, "shutdown", None)
-                    if shutdown is not None:
-                        self._stack.push_async_callback(shutdown, resources)
+                    self.modules[name] = module
             await self._start_listeners()
         except BaseException:
             await self._stack.aclose()
@@ -214,6 +215,17 @@ class App:
             await self._http_runner.cleanup()
         await self._stack.aclose()
         log.info("node %s stopped", self.node)
+
+    async def _shutdown_modules(self) -> None:
+        """Each started module's ``shutdown(resources)``, in reverse; after a hot reload, the current versions'."""
+        for name, module in reversed(self.modules.items()):
+            shutdown = getattr(module, "shutdown", None)
+            if shutdown is not None:
+                try:
+                    await shutdown(self.resources)
+                except Exception:
+                    log.exception("module %s: shutdown failed", name)
+        self.modules.clear()
 
     def functions(self) -> Sequence[dict[str, Any]]:
         return [entry.describe() for entry in self.table.values()]
