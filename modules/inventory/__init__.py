@@ -1,0 +1,12 @@
+"""Inventory: how many of each item (``enums.ItemKind``) a player owns.
+
+Gate functions: ``inventory.get`` and ``inventory.discard``. Other modules add and take items inside their
+own transactions with :func:`modules.inventory.items.add_items` / :func:`~modules.inventory.items.remove_items`.
+"""
+
+from modules.inventory.handlers import discard, get
+
+HANDLERS = {
+    "get": get,
+    "discard": discard,
+}

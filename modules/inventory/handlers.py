@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+from enums import ItemKind
+from gameserver.errors import BadRequest
+from gameserver.storage.sql import Sql
+from modules.inventory.items import counts, item_name, remove_items
+
+MAX_COUNT = 1_000_000_000
+
+
+def item_list(owned: dict[int, int]) -> list[dict[str, Any]]:
+    return [{"item": item, "name": item_name(item), "count": count} for item, count in owned.items()]
+
+
+def _kind(item: int) -> ItemKind:
+    try:
+        return ItemKind(item)
+    except ValueError:
+        raise BadRequest(f"item {item} is not an ItemKind") from None
+
+
+async def get(*, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+    """Returns {"items": [{"item", "name", "count"}]}: what the caller owns, by ItemKind id."""
+    async with db.engine.connect() as conn:
+        return {"items": item_list(await counts(conn, uid))}
+
+
+async def discard(item: int, count: int, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+    """Throws away ``count`` of ``item``; returns {"item", "count"} left. Raises not_enough_items."""
+    kind = _kind(item)
+    if not 0 < count <= MAX_COUNT:
+        raise BadRequest(f"count must be from 1 to {MAX_COUNT}")
+    async with db.transaction() as tx:
+        await remove_items(tx, uid, [(kind, count)])
+        left = (await counts(tx, uid)).get(kind, 0)
+    return {"item": int(kind), "count": left}
