@@ -150,11 +150,14 @@ class Dispatcher:
                 data = await entry.fn(**request.args, **kwargs)
         except GameError as exc:
             self._answer_error(session, fmt, request.id, exc, entry.stats, uid, start)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if task in self._expired:
                 self._expired.discard(task)
                 task.uncancel()
                 self._answer_error(session, fmt, request.id, Timeout(), entry.stats, uid, start)
+                return
+            if not task.cancelling():  # nobody cancelled this request: the handler let another's cancel escape
+                self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
                 return
             self._answer_error(session, fmt, request.id, _ShuttingDown(), entry.stats, uid, start)
             raise
@@ -167,7 +170,7 @@ class Dispatcher:
         else:
             try:
                 session.send(ok_reply(request.id, data), fmt)
-            except (TypeError, ValueError, OverflowError) as exc:
+            except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # no wire form
                 self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
             else:
                 elapsed = time.perf_counter() - start
@@ -179,6 +182,8 @@ class Dispatcher:
             deadlines.pop(task, None)
             if not deadlines:
                 self._idle.set()
+            if self._expired:  # a handler that swallowed its deadline's cancel
+                self._expired.discard(task)
 
     async def _sweep(self) -> None:
         """Cancel the requests past their deadline; the cancelled task answers ``timeout`` itself."""
@@ -251,10 +256,18 @@ class Dispatcher:
             return False
 
     async def cancel_all(self) -> None:
+        """Cancel every request in flight; each answers ``unavailable`` (the server is shutting down)."""
+        # A task cancelled before its first step never runs _run, so it could neither answer nor leave
+        # _deadlines: let the requests dispatched in this loop iteration start first.
+        await asyncio.sleep(0)
         tasks = list(self._deadlines)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:  # dispatched during the sleep above and cancelled unstarted
+            self._deadlines.pop(task, None)
+        if not self._deadlines:
+            self._idle.set()
         if self._sweeper is not None:
             self._sweeper.cancel()
 
