@@ -33,6 +33,7 @@ from gameserver.errors import ConfigError
 from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import APP_KEY, build_http_app
 from gameserver.listener import Listener
+from gameserver.mail.feature import setup as setup_mail
 from gameserver.registry import Entry, build_table, discover
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.websocket import Route, WebSocketConnection
@@ -46,7 +47,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth]
+FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, setup_mail]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 
@@ -96,7 +97,7 @@ class App:
             modules = discover(config.modules.paths, config.modules.disabled)
             injectable = set(resources.injectable()) | set(PER_REQUEST)
             self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
-            await resources.db.create_tables()
+            await resources.db.start()  # creates the tables, or defers them while the db is down
             if "worker" in self.roles:
                 self.dispatcher = Dispatcher(
                     self.table,

@@ -4,12 +4,14 @@ Built on SQLAlchemy Core's async engines rather than a facade of our own: one di
 declare tables and write queries that compile to both SQLite and MySQL, connection pools with pre-ping
 (a restarted MariaDB is reconnected on the next query, without restarting the game server), and
 transactions as context managers. Modules declare tables on :data:`metadata`; the server creates the
-missing ones at start-up.
+missing ones at start-up, or on first use if the database is down at start-up. See ``docs/storage.md``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,89 +24,207 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Executable
 
 from gameserver.config import DbConfig
+from gameserver.errors import ConfigError
+from gameserver.storage.errors import is_unavailable
 
 log = logging.getLogger("gameserver.sql")
 
 metadata = sa.MetaData()
 """Where modules declare their tables: ``sa.Table("scores", metadata, ...)``."""
 
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""The column type of an auto-increment primary key on both backends (SQLite only auto-increments an
+``INTEGER PRIMARY KEY``; MySQL ids outgrow ``INT``)."""
+
+# MySQL tables get these unless the table names its own charset or collation: utf8mb4 stores every
+# character (emoji included), and a binary collation compares strings as SQLite does (case-sensitive).
+MYSQL_TABLE_DEFAULTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
+
+# Error codes of a concurrent CREATE TABLE by another process starting at the same time.
+_ALREADY_EXISTS = {1050, 1061}
+_CREATE_ATTEMPTS = 3
+
+_WRITE = "gameserver_write"  # execution option: this connection is for a write transaction
+
 
 class Sql:
     """The ``db`` resource handed to handlers.
 
-    ``async with db.transaction() as tx:`` runs its statements all or nothing (on SQLite the write lock is
-    taken at BEGIN, so concurrent writers queue instead of failing with "database is locked").
+    ``async with db.transaction() as tx:`` runs its statements all or nothing: an exception inside the
+    block (a ``GameError`` included) rolls everything back. On SQLite the write lock is taken at BEGIN,
+    so concurrent writers queue (up to ``db.query_timeout``) instead of failing with "database is locked";
+    on MariaDB, lock the rows you read before writing them (``select(...).with_for_update()``) or write
+    relative updates (``score = score + 1``).
+
+    A database that is down raises errors that the dispatcher answers ``unavailable``
+    (:func:`gameserver.storage.errors.is_unavailable`); the pool reconnects once it is back.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._writer = engine.execution_options(**{_WRITE: True})
+        self._pending: sa.MetaData | None = None  # tables still to create once the database answers
+        self._pending_lock = asyncio.Lock()
 
     @classmethod
     def open(cls, config: DbConfig, data_dir: Path) -> Sql:
-        url = config.url or f"sqlite+aiosqlite:///{data_dir / 'game.db'}"
-        if url.startswith("sqlite"):
-            engine = create_async_engine(url, echo=config.echo, connect_args={"timeout": config.query_timeout})
-            _sqlite_pragmas(engine)
-        else:
+        """An engine for ``db.url`` (SQLite in ``data_dir/game.db`` when empty). Connects lazily."""
+        url = sa.make_url(config.url or f"sqlite+aiosqlite:///{data_dir / 'game.db'}")
+        if url.get_backend_name() == "sqlite":
             engine = create_async_engine(
                 url,
                 echo=config.echo,
-                pool_size=config.pool_size,
-                max_overflow=config.pool_size,
-                pool_pre_ping=True,
-                pool_recycle=3600,
-                pool_timeout=config.connect_timeout,
-                connect_args={"connect_timeout": int(max(1, config.connect_timeout))},
+                # The driver's busy timeout: how long a writer waits for another's lock.
+                connect_args={"timeout": config.query_timeout},
+                **({} if url.database in (None, "", ":memory:") else _pool_args(config, config.query_timeout)),
             )
+            _sqlite_transactions(engine)
+        elif url.get_backend_name() == "mysql":
+            connect_args: dict[str, Any] = {
+                "connect_timeout": config.connect_timeout,
+                "read_timeout": config.query_timeout,  # a query unanswered this long drops its connection
+            }
+            if "charset" not in url.query:
+                connect_args["charset"] = "utf8mb4"
+            engine = create_async_engine(
+                url,
+                echo=config.echo,
+                pool_pre_ping=True,  # a connection that died while idle is replaced at checkout
+                pool_recycle=3600,  # below the server's wait_timeout (8 h by default)
+                connect_args=connect_args,
+                **_pool_args(config, config.connect_timeout),
+            )
+        else:
+            raise ConfigError(f"db.url: expected sqlite+aiosqlite:// or mysql+asyncmy://, got {url.drivername}://")
         return cls(engine)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        """A connection in a write transaction: committed when the block ends, rolled back if it raises."""
+        if self._pending is not None:
+            await self._create_pending()
+        async with self._writer.begin() as conn:
             yield conn
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
         """Run one statement in its own transaction; returns the rows it touched."""
-        async with self.engine.begin() as conn:
+        async with self.transaction() as conn:
             result = await conn.execute(statement, params)
             return int(result.rowcount)
 
     async def fetch_one(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
-        async with self.engine.connect() as conn:
+        """The first row, or None."""
+        async with self._reader() as conn:
             return (await conn.execute(statement, params)).first()
 
     async def fetch_all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
-        async with self.engine.connect() as conn:
+        async with self._reader() as conn:
             return list((await conn.execute(statement, params)).all())
 
     async def fetch_value(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
-        async with self.engine.connect() as conn:
+        """The first column of the first row, or None."""
+        async with self._reader() as conn:
             return (await conn.execute(statement, params)).scalar()
 
-    async def create_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[AsyncConnection]:
+        if self._pending is not None:
+            await self._create_pending()
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def create_tables(self, tables: sa.MetaData = metadata) -> None:
+        """Create the tables of ``tables`` that do not exist yet (existing ones are left as they are).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the database refused or is unreachable.
+        """
+        if self.dialect == "mysql":
+            for table in tables.tables.values():
+                if not {"mysql_charset", "mysql_collate"} & set(table.dialect_kwargs):
+                    for key, value in MYSQL_TABLE_DEFAULTS.items():
+                        table.dialect_kwargs.setdefault(key, value)
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                async with self._writer.begin() as conn:
+                    await conn.run_sync(tables.create_all)
+                return
+            except sa.exc.DBAPIError as exc:
+                # Another process created the same table between our check and our CREATE: check again.
+                if _error_code(exc) not in _ALREADY_EXISTS or attempt == _CREATE_ATTEMPTS:
+                    raise
+
+    async def start(self, tables: sa.MetaData = metadata) -> None:
+        """Create missing tables at server start-up.
+
+        A database that is unreachable does not stop the server: the tables are created on the first
+        query after it answers, and until then queries (and ``/healthz``) fail as ``unavailable``. Any
+        other refusal (wrong password, unknown database, bad DDL) will not heal by itself.
+
+        Raises:
+            ConfigError: the database answered but refused, with its message.
+        """
+        try:
+            await self.create_tables(tables)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise ConfigError(f"db.url: cannot create the tables: {_short(exc)}") from exc
+            log.warning("database unreachable at start-up, tables will be created when it answers: %s", _short(exc))
+            self._pending = tables
+
+    async def _create_pending(self) -> None:
+        async with self._pending_lock:
+            if self._pending is not None:
+                await self.create_tables(self._pending)
+                self._pending = None
+                log.info("database reachable again: tables created")
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        """Raise unless the database answers (and the tables deferred at start-up could be created)."""
+        async with self._reader() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
-    # SQLAlchemy's recipe for real SQLite transactions: stop the driver's implicit BEGIN, emit our own.
+def _pool_args(config: DbConfig, timeout: float) -> dict[str, Any]:
+    # pool_timeout: how long a request waits for a free connection before failing as unavailable.
+    return {"pool_size": config.pool_size, "max_overflow": config.pool_size, "pool_timeout": timeout}
+
+
+def _error_code(exc: sa.exc.DBAPIError) -> Any:
+    orig = exc.orig
+    return orig.args[0] if orig is not None and orig.args else None
+
+
+def _short(exc: BaseException) -> str:
+    """One line naming the driver's error, without SQLAlchemy's statement and background link."""
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {orig}".splitlines()[0][:300]
+
+
+def _sqlite_transactions(engine: AsyncEngine) -> None:
+    """SQLAlchemy's recipe for real SQLite transactions with aiosqlite: stop the driver's implicit BEGIN,
+    emit our own. Write transactions take the write lock up front (BEGIN IMMEDIATE): a deferred
+    transaction that reads and then writes fails with "database is locked" at once when another writer
+    holds the lock, instead of waiting for it (the busy timeout does not apply to a lock upgrade)."""
+
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer, nor it them
+        except sqlite3.OperationalError:
+            # Another connection is switching a new file to WAL right now (two processes starting at once):
+            # WAL is a property of the file, so this connection uses it too once that switch is done.
+            log.debug("sqlite: journal_mode switch left to a concurrent connection")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: a crash loses nothing, a power cut the last commits
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")

@@ -1,0 +1,143 @@
+"""Storage fixtures: every test runs over the embedded backend and the real one (STYLE.md, "Tests in layers").
+
+``db_url`` / ``db`` are parametrised over SQLite and MariaDB, ``kv`` over the in-process store and Redis; the
+real parameters carry the ``integration`` marker and skip (fail in CI) when the service is down. Nothing
+touches other people's data: MariaDB tests get a database of their own, dropped afterwards, and Redis tests
+a key prefix of their own, whose keys are deleted afterwards (never FLUSHALL the shared Redis).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from gameserver.config import DbConfig, RedisConfig
+from gameserver.storage.kv import open_redis
+from gameserver.storage.sql import Sql
+
+SQL_BACKENDS = [pytest.param("sqlite"), pytest.param("mariadb", marks=pytest.mark.integration)]
+KV_BACKENDS = [pytest.param("embedded"), pytest.param("redis", marks=pytest.mark.integration)]
+BACKENDS = [pytest.param("embedded"), pytest.param("real", marks=pytest.mark.integration)]
+
+
+@pytest.fixture
+async def mysql_database(mariadb_url: str) -> AsyncIterator[str]:
+    """The URL of a throw-away database on the shared MariaDB, dropped at teardown.
+
+    Its default charset is latin1 on purpose (the default of many MySQL installs): tables created by
+    ``Sql.create_tables`` must store emoji whatever the database's default.
+    """
+    name = f"gstest_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(mariadb_url, poolclass=NullPool)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
+    try:
+        yield sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.begin() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        await admin.dispose()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
+    url: str = request.getfixturevalue("mysql_database")
+    return url
+
+
+def db_config(url: str, **settings: Any) -> DbConfig:
+    return DbConfig(**{"url": url, "connect_timeout": 2.0, "query_timeout": 5.0, **settings})
+
+
+@pytest.fixture
+async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Sql]:
+    sql = Sql.open(db_config(db_url), tmp_path)
+    yield sql
+    await sql.close()
+
+
+def new_prefix() -> str:
+    return f"gstest:{uuid.uuid4().hex}:"
+
+
+async def delete_prefixed(redis_url: str, prefix: str) -> None:
+    """Delete the keys under ``prefix`` (SCAN, never FLUSHALL: the Redis is shared)."""
+    client = open_redis(RedisConfig(url=redis_url))
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis; its keys are deleted at teardown."""
+    prefix = new_prefix()
+    yield prefix
+    await delete_prefixed(redis_url, prefix)
+
+
+@dataclass
+class Kv:
+    """A Redis client under test and the prefix its keys and channels must use."""
+
+    redis: Redis
+    prefix: str
+    backend: str
+    open: Callable[[], Redis]  # another client of the same server (the caller closes it)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+@pytest.fixture(params=KV_BACKENDS)
+def kv_config(request: pytest.FixtureRequest) -> RedisConfig:
+    if request.param == "embedded":
+        return RedisConfig()
+    return RedisConfig(url=request.getfixturevalue("redis_url"), connect_timeout=2.0, timeout=5.0)
+
+
+@pytest.fixture
+async def kv(kv_config: RedisConfig) -> AsyncIterator[Kv]:
+    if kv_config.url:
+        server, backend = None, "redis"
+    else:
+        import fakeredis
+
+        server, backend = fakeredis.FakeServer(), "embedded"
+    prefix = new_prefix()
+
+    def another() -> Redis:
+        return open_redis(kv_config, fake_server=server)
+
+    client = another()
+    try:
+        yield Kv(client, prefix, backend, another)
+    finally:
+        await client.aclose()
+        if kv_config.url:
+            await delete_prefixed(kv_config.url, prefix)
+
+
+@pytest.fixture(params=BACKENDS)
+def backends(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """Config sections for an app on the embedded backends (SQLite, in-process store) or the real ones."""
+    if request.param == "embedded":
+        return {}
+    return {
+        "db": {"url": request.getfixturevalue("mysql_database")},
+        "redis": {"url": request.getfixturevalue("redis_url"), "prefix": request.getfixturevalue("redis_prefix")},
+    }
