@@ -25,9 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.auth.errors import UsernameTaken
 from gameserver.auth.validation import canonical_username
-from gameserver.storage.sql import metadata
-
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
+from gameserver.storage.sql import ID, metadata
 
 accounts = sa.Table(
     "accounts",
@@ -41,6 +39,7 @@ accounts = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("username", name="uq_accounts_username"),
     sa.Index("ix_accounts_family", "family"),
+    sa.Index("ix_accounts_world", "world"),
 )
 
 
@@ -104,6 +103,12 @@ async def display_names(conn: AsyncConnection, uids: Iterable[int]) -> dict[int,
         return {}
     query = sa.select(accounts.c.uid, accounts.c.display_name).where(accounts.c.uid.in_(wanted))
     return {row.uid: row.display_name for row in await conn.execute(query)}
+
+
+async def uids_in_world(conn: AsyncConnection, world: int) -> list[int]:
+    """Every player of ``world``, by uid (e.g. for a mail to a whole world)."""
+    result = await conn.execute(sa.select(accounts.c.uid).where(accounts.c.world == world).order_by(accounts.c.uid))
+    return [int(uid) for uid in result.scalars()]
 
 
 async def _update(conn: AsyncConnection, uid: int, **values: Any) -> bool:
