@@ -8,12 +8,15 @@ process or in several sharing a Redis, exactly one gets the identity and the res
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Any
 
 from redis.asyncio import Redis
 
 from gameserver.keys import Keys
+
+log = logging.getLogger("gameserver.auth")
 
 NONCE_BYTES = 24
 
@@ -32,5 +35,11 @@ async def redeem_nonce(redis: Redis, keys: Keys, nonce: str) -> dict[str, Any] |
     raw = await redis.getdel(keys.nonce(nonce))
     if raw is None:
         return None
-    identity: dict[str, Any] = json.loads(raw)
+    try:
+        identity = json.loads(raw)
+    except ValueError:
+        identity = None
+    if not isinstance(identity, dict):
+        log.error("nonce %s... held no identity object: %.100r", nonce[:6], raw)
+        return None
     return identity

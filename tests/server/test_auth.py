@@ -301,6 +301,15 @@ async def test_nonce_expires(app_factory: Callable[..., Any], client_session: ai
     assert await redeem_nonce(redis, keys, body["nonce"]) is None
 
 
+async def test_redeeming_what_is_not_a_nonce(app: App) -> None:
+    redis, keys = app.resources.redis, app.resources.keys
+    await redis.set(keys.nonce("broken"), "{not json")
+    await redis.set(keys.nonce("listed"), "[1, 2]")
+    for nonce in ("", "x" * 129, "unknown", "broken", "listed"):
+        assert await redeem_nonce(redis, keys, nonce) is None, nonce
+    assert not await redis.exists(keys.nonce("broken"), keys.nonce("listed"))  # redeemed all the same
+
+
 # Failed-login limits
 
 
