@@ -33,6 +33,7 @@ from gameserver.errors import ConfigError
 from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import APP_KEY, build_http_app
 from gameserver.listener import Listener
+from gameserver.mail.feature import setup as setup_mail
 from gameserver.registry import Entry, build_table, discover
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.websocket import Route, WebSocketConnection
@@ -46,7 +47,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth]
+FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, setup_mail]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 

@@ -22,7 +22,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-import modules.inventory  # noqa: F401  (the modules' tables join the metadata)
+import modules.inventory
+import modules.mail  # noqa: F401  (the modules' tables join the metadata)
+from gameserver.auth.accounts import create_account
 from gameserver.config import Config, DbConfig, RedisConfig
 from gameserver.keys import Keys
 from gameserver.mail import MailStore
@@ -114,6 +116,19 @@ def mail_store(tmp_path: Path) -> MailStore:
 @pytest.fixture
 def pushes() -> Pushes:
     return Pushes()
+
+
+@pytest.fixture
+def player(db: Sql) -> Callable[..., Any]:
+    """``await player("name", world=1)``: a new account; returns its uid."""
+
+    async def make(name: str, world: int = 1) -> int:
+        async with db.transaction() as tx:
+            return await create_account(
+                tx, username=f"{name}{uuid.uuid4().hex[:6]}", password_hash="-", display_name=name, world=world
+            )
+
+    return make
 
 
 @pytest.fixture
