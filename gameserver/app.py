@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gameserver import gameconfig, metrics, reload
+from gameserver import console, gameconfig, metrics, reload
 from gameserver.auth.feature import setup as setup_auth
 from gameserver.bus import LocalBus
 from gameserver.config import Config
@@ -47,7 +47,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, setup_mail]
+FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, console.setup, setup_mail]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 
