@@ -78,6 +78,7 @@ class Reloader:
         self.error = ""  # why the last attempt failed; "" after a success
         self.last: list[str] = []  # the packages of the last attempt
         self._attempted = asyncio.Event()
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def scan(self) -> dict[str, Package]:
@@ -98,6 +99,10 @@ class Reloader:
 
     async def check(self) -> bool | None:
         """Scan once and reload the packages that changed: None if none did, else whether the swap happened."""
+        async with self._lock:
+            return await self._check()
+
+    async def _check(self) -> bool | None:
         current = self.scan()
         previous = self.packages
         changed = [name for name, pkg in current.items() if name not in previous or pkg.files != previous[name].files]
@@ -111,7 +116,6 @@ class Reloader:
         for name in changed:
             if name in previous:
                 _drop_stale_bytecode(previous[name].files, current[name].files)
-        self.attempts += 1
         self.last = sorted([*changed, *removed])
         try:
             await self.reload({name: current[name] for name in changed}, removed)
@@ -132,6 +136,7 @@ class Reloader:
             log.info("reloaded %s: %d functions", ", ".join(self.last), len(self.app.table))
             return True
         finally:
+            self.attempts += 1
             self._attempted.set()
             self._attempted = asyncio.Event()
 
@@ -190,9 +195,10 @@ class Reloader:
             except Exception:  # the watcher itself must not die: log and scan again next period
                 log.exception("module reload check failed")
 
-    async def wait_attempt(self) -> None:
-        """Return after the next reload attempt (for tests and tools waiting on an edit to land)."""
-        await self._attempted.wait()
+    async def wait_attempts(self, count: int) -> None:
+        """Return once ``count`` reload attempts have finished (for tests and tools waiting on an edit)."""
+        while self.attempts < count:
+            await self._attempted.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.watch(), name="module-reload")

@@ -1,0 +1,193 @@
+"""Hot reload: a connected client sees edited module code on its next call; broken edits keep the old code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gameserver.app import App
+from gameserver.reload import Reloader, reloader_of
+from tests.clients import WsClient
+
+INIT = """
+from gameserver.registry import handler
+from .handlers import slow, version
+
+HANDLERS = {"version": handler(version, login=False), "slow": handler(slow, login=False)}
+"""
+
+HANDLERS = """
+import asyncio
+
+VERSION = {version!r}
+RELEASE = asyncio.Event()
+
+
+async def version(**_):
+    return VERSION
+
+
+async def slow(**_):
+    await RELEASE.wait()
+    return VERSION
+"""
+
+
+class Package:
+    """A module package under ``root``, named uniquely: path packages live in sys.modules by name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = f"hot{uuid.uuid4().hex[:8]}"
+        self.folder = root / self.name
+        self.handlers = self.folder / "handlers.py"
+
+    def write(self, version: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "__init__.py").write_text(textwrap.dedent(INIT))
+        self.handlers.write_text(textwrap.dedent(HANDLERS).replace("{version!r}", repr(version)))
+
+
+@pytest.fixture
+def hot(tmp_path: Path) -> Package:
+    return Package(tmp_path / "mods")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def edit(reloader: Reloader, change: Callable[[], None], timeout: float = 10.0) -> None:
+    """Make a change on disk and wait until the reloader has tried it."""
+    count = reloader.attempts + 1
+    change()
+    async with asyncio.timeout(timeout):
+        await reloader.wait_attempts(count)
+
+
+async def start(app_factory: Callable[..., Any], root: Path) -> tuple[App, Reloader]:
+    app: App = await app_factory(modules={"paths": [str(root)], "reload": True, "reload_poll": 0.02})
+    reloader = reloader_of(app)
+    assert reloader is not None
+    return app, reloader
+
+
+async def test_an_edit_reaches_a_connected_client_and_running_requests_finish_on_the_old_code(
+    app_factory: Callable[..., Any], hot: Package
+) -> None:
+    hot.write("one")
+    app, reloader = await start(app_factory, hot.root)
+    client = await WsClient.open(app.ports["ws"])
+    assert await client.call(f"{hot.name}.version") == {"id": 1, "ok": True, "data": "one"}
+
+    await client.send({"id": 100, "fn": f"{hot.name}.slow"})  # in flight across the reload
+    assert app.dispatcher is not None
+    dispatcher = app.dispatcher
+    await until(lambda: dispatcher.inflight == 1)
+    old = sys.modules[f"gameserver_modules.{hot.name}.handlers"]
+
+    await edit(reloader, lambda: hot.write("two"))
+    assert reloader.error == ""
+    assert await client.call(f"{hot.name}.version") == {"id": 2, "ok": True, "data": "two"}
+
+    old.RELEASE.set()
+    assert await client.recv() == {"id": 100, "ok": True, "data": "one"}
+    await client.close()
+
+
+async def test_broken_edits_keep_the_old_version_answering_until_fixed(
+    app_factory: Callable[..., Any], hot: Package
+) -> None:
+    hot.write("good")
+    app, reloader = await start(app_factory, hot.root)
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call(f"{hot.name}.version"))["data"] == "good"
+
+    handlers = hot.handlers
+    await edit(reloader, lambda: handlers.write_text("async def version(**_):\n    return (\n"))
+    assert "SyntaxError" in reloader.error
+    assert (await client.call(f"{hot.name}.version"))["data"] == "good"
+
+    sync_handler = "def version(**_):\n    return 'sync'\n\nasync def slow(**_):\n    return 0\n"
+    await edit(reloader, lambda: handlers.write_text(sync_handler))
+    assert "must be an async function" in reloader.error
+    assert (await client.call(f"{hot.name}.version"))["data"] == "good"
+
+    raising = "raise RuntimeError('import-time failure')\n"
+    await edit(reloader, lambda: handlers.write_text(raising))
+    assert "RuntimeError: import-time failure" in reloader.error
+    assert (await client.call(f"{hot.name}.version"))["data"] == "good"
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{app.ports['http']}/console/api/status") as response:
+            status = await response.json()
+    assert status["reload"]["error"] == reloader.error
+    assert status["reload"]["attempts"] == 3 and status["reload"]["reloads"] == 0
+
+    await edit(reloader, lambda: hot.write("fixed"))
+    assert reloader.error == ""
+    assert (await client.call(f"{hot.name}.version"))["data"] == "fixed"
+    await client.close()
+
+
+async def test_a_same_size_edit_within_one_second_is_not_served_from_stale_bytecode(
+    app_factory: Callable[..., Any], hot: Package, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A .pyc records its source's mtime in whole seconds and its size: without care, Python would reuse it.
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # as on a developer's machine
+    hot.write("aaa")
+    handlers = hot.handlers
+    second = (handlers.stat().st_mtime_ns // 1_000_000_000 - 10) * 1_000_000_000
+    os.utime(handlers, ns=(second, second + 100_000_000))
+    app, reloader = await start(app_factory, hot.root)
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call(f"{hot.name}.version"))["data"] == "aaa"
+
+    def same_size_edit() -> None:
+        hot.write("bbb")
+        os.utime(handlers, ns=(second, second + 600_000_000))
+
+    assert list(hot.folder.glob("__pycache__/handlers.*.pyc"))
+    await edit(reloader, same_size_edit)
+    assert (await client.call(f"{hot.name}.version"))["data"] == "bbb"
+    await client.close()
+
+
+async def test_new_and_removed_packages(app_factory: Callable[..., Any], hot: Package) -> None:
+    hot.write("one")
+    app, reloader = await start(app_factory, hot.root)
+    extra = hot.root / f"extra{hot.name}"
+
+    def add() -> None:
+        extra.mkdir()
+        (extra / "__init__.py").write_text(
+            "from gameserver.registry import handler\n\nasync def ping(**_):\n    return 'pong'\n\n"
+            "HANDLERS = {'ping': handler(ping, login=False)}\n"
+        )
+
+    await edit(reloader, add)
+    assert f"{extra.name}.ping" in app.table
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call(f"{extra.name}.ping"))["data"] == "pong"
+
+    await edit(reloader, lambda: shutil.rmtree(extra))
+    assert f"{extra.name}.ping" not in app.table
+    assert (await client.call(f"{extra.name}.ping"))["error"]["code"] == "unknown_function"
+    assert (await client.call(f"{hot.name}.version"))["data"] == "one"
+    await client.close()
+
+
+async def test_reload_is_off_unless_asked(app: App) -> None:
+    assert reloader_of(app) is None
