@@ -27,6 +27,7 @@ from aiohttp import web
 from gameserver import console, gameconfig, metrics, reload
 from gameserver.auth.feature import setup as setup_auth
 from gameserver.bus import LocalBus
+from gameserver.chat import setup as setup_chat
 from gameserver.config import Config
 from gameserver.dispatch import Authenticate, Dispatcher
 from gameserver.errors import ConfigError
@@ -47,7 +48,7 @@ resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``)
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, console.setup, setup_mail]
+FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, console.setup, setup_mail, setup_chat]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 

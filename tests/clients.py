@@ -91,3 +91,99 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class ChatClient:
+    """Chat edge client (PROTOCOL.md, "Chat edge: line protocol") over raw TCP or WebSocket ``/chat``.
+
+    Lines go out as ``COMMAND`` padded to 10 bytes + payload (+ CRLF on TCP); :meth:`recv` returns
+    ``(command, payload)`` with the padding stripped. Every wait has a timeout, so a missing line fails the test.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader | None = None,
+        writer: asyncio.StreamWriter | None = None,
+        ws: ClientConnection | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.ws = ws
+
+    @classmethod
+    async def tcp(cls, port: int, host: str = "127.0.0.1", **kwargs: Any) -> ChatClient:
+        reader, writer = await asyncio.open_connection(host, port, **kwargs)
+        return cls(reader=reader, writer=writer)
+
+    @classmethod
+    async def websocket(cls, port: int, path: str = "/chat") -> ChatClient:
+        return cls(ws=await connect(f"ws://127.0.0.1:{port}{path}", max_size=None))
+
+    @property
+    def kind(self) -> str:
+        return "ws" if self.ws is not None else "tcp"
+
+    async def send_raw(self, data: bytes | str) -> None:
+        """TCP: bytes as they are; WebSocket: one text frame (str) or binary frame (bytes)."""
+        if self.ws is not None:
+            await self.ws.send(data)
+        else:
+            assert self.writer is not None
+            self.writer.write(data if isinstance(data, bytes) else data.encode())
+            await self.writer.drain()
+
+    async def send(self, command: str, payload: str = "") -> None:
+        line = command.ljust(10) + payload
+        await self.send_raw(line if self.ws is not None else line + "\r\n")
+
+    async def recv(self, timeout: float = 5.0) -> tuple[str, str]:
+        async with asyncio.timeout(timeout):
+            if self.ws is not None:
+                line = await self.ws.recv()
+                text = line if isinstance(line, str) else line.decode()
+            else:
+                assert self.reader is not None
+                raw = await self.reader.readuntil(b"\r\n")
+                text = raw[:-2].decode()
+        return text[:10].rstrip(), text[10:]
+
+    async def recv_message(self, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+        """The next ``PUBLIC`` / ``FAMILY`` line as ``(command, {"uid", "name", "text", "ts"})``."""
+        command, payload = await self.recv(timeout)
+        assert command in ("PUBLIC", "FAMILY"), (command, payload)
+        return command, json.loads(payload)
+
+    async def login(self, nonce: str) -> dict[str, Any]:
+        await self.send("LOGIN", nonce)
+        command, payload = await self.recv()
+        assert command == "OK", (command, payload)
+        identity: dict[str, Any] = json.loads(payload)
+        return identity
+
+    async def closed(self, timeout: float = 5.0) -> bool:
+        """True once the server has closed the connection (lines still in flight are skipped)."""
+        async with asyncio.timeout(timeout):
+            if self.ws is not None:
+                try:
+                    while True:
+                        await self.ws.recv()
+                except Exception:  # ConnectionClosed, with whatever code
+                    return True
+            assert self.reader is not None
+            while True:
+                try:
+                    if not await self.reader.read(65536):
+                        return True
+                except ConnectionError:
+                    return True
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+            return
+        assert self.writer is not None
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass

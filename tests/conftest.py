@@ -25,6 +25,7 @@ def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
         "server": {"data_dir": str(data_dir), "shutdown_grace": 2.0, "node_id": "test"},
         "gate": {"tcp_port": 0, "ws_port": 0, "rate": 100000.0, "burst": 100000},
         "http": {"port": 0},
+        "chat": {"tcp_port": 0},
         "auth": {"hash_memory_kib": 8, "hash_time_cost": 1},  # argon2id at its cheapest: fast tests
     }
     for name, values in sections.items():
