@@ -81,7 +81,7 @@ async def send_system_mail(
             raise PlayerNotFound(f"no player {uid}")
         delivered = await post(store, push, account.world, uid, mail)
         return {"sent": 1, "mail_id": delivered.mail_id}
-    world = check_id("world", body["world"])
+    world = check_id("world", body["world"], minimum=0)
     async with db.engine.connect() as conn:
         uids = await uids_in_world(conn, world)
     sent = await post_many(store, push, [(world, uid) for uid in uids], mail)

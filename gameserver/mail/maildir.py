@@ -6,8 +6,8 @@ and the directory is synced so the rename itself survives a power cut. Readers l
 ``cur/``. Reading a mail moves it from ``new/`` to ``cur/`` with the seen flag (``<key>:2,S``). Files left
 in ``tmp/`` by a crashed writer are removed after :data:`TMP_MAX_AGE`, as the Maildir convention says.
 
-Names that reach a path are checked first: world and uid are positive ints, a key is
-``[A-Za-z0-9][A-Za-z0-9._-]*`` (no ``/``, no ``..``); anything else is :class:`BadRequest`.
+Names that reach a path are checked first: world and uid are ints (world from 0, as ``auth.world``; uid
+from 1), a key is ``[A-Za-z0-9][A-Za-z0-9._-]*`` (no ``/``, no ``..``); anything else is :class:`BadRequest`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ _counter = itertools.count()
 _host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 
 
-def check_id(name: str, value: Any) -> int:
-    """``value`` if it is a positive int that fits a SQL BIGINT, else :class:`BadRequest`."""
-    if type(value) is not int or not 0 < value <= MAX_ID:
-        raise BadRequest(f"{name} must be a positive integer")
+def check_id(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` if it is an int from ``minimum`` that fits a SQL BIGINT, else :class:`BadRequest`."""
+    if type(value) is not int or not minimum <= value <= MAX_ID:
+        raise BadRequest(f"{name} must be an integer from {minimum}")
     return value
 
 

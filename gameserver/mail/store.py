@@ -39,8 +39,8 @@ class MailStore:
         self.root = root
 
     def maildir(self, world: int, uid: int) -> Maildir:
-        """The Maildir of ``uid`` in ``world``; both must be positive ints (:class:`BadRequest` otherwise)."""
-        path = self.root / str(check_id("world", world)) / str(check_id("uid", uid))
+        """The Maildir of ``uid`` in ``world``: ints from 1 (uid) and 0 (world), else :class:`BadRequest`."""
+        path = self.root / str(check_id("world", world, minimum=0)) / str(check_id("uid", uid))
         return Maildir(path)
 
     async def deliver(self, world: int, uid: int, mail: Mail) -> Mail:

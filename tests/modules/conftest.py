@@ -22,6 +22,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+import modules.account
+import modules.family
+import modules.friends
 import modules.inventory
 import modules.mail  # noqa: F401  (the modules' tables join the metadata)
 from gameserver.auth.accounts import create_account

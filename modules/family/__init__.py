@@ -1,0 +1,19 @@
+"""Families: players of one world band together; roles are ``enums.FamilyRole`` (MEMBER, ELDER, OWNER).
+
+Gate functions: ``family.create``, ``family.join``, ``family.leave``, ``family.disband``, ``family.members``,
+``family.set_role`` and ``family.kick``. Membership is in ``family_members`` and mirrored in
+``accounts.family`` (what the chat edge's LOGIN identity carries); joining or leaving also moves the player's
+live chat connections to the family channel through the ``chat`` resource, when the process has one.
+"""
+
+from modules.family.handlers import create, disband, join, kick, leave, members, set_member_role
+
+HANDLERS = {
+    "create": create,
+    "join": join,
+    "leave": leave,
+    "disband": disband,
+    "members": members,
+    "set_role": set_member_role,
+    "kick": kick,
+}

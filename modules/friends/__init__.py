@@ -1,0 +1,16 @@
+"""Friends: requests (delivered as a mail), accept, decline, list, remove.
+
+Gate functions: ``friends.request``, ``friends.accept``, ``friends.decline``, ``friends.list`` and
+``friends.remove``. A request reaches the other player as a mail of kind ``MailKind.FRIEND_REQUEST`` whose
+``data.from`` is the asking uid; an accepted request pushes ``friends.accepted`` to the one who asked.
+"""
+
+from modules.friends.handlers import accept, decline, list_friends, remove, request
+
+HANDLERS = {
+    "request": request,
+    "accept": accept,
+    "decline": decline,
+    "list": list_friends,
+    "remove": remove,
+}

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from enums import MailKind, ModuleErrorCode
+from gameserver.config import Config
+from gameserver.errors import BadRequest, GameError
+from gameserver.mail import Mail, MailStore, post
+from gameserver.mail.post import Push
+from gameserver.storage.sql import Sql
+from modules.common import names, player
+from modules.friends.links import (
+    add_request,
+    are_friends,
+    befriend,
+    count_friends,
+    drop_request,
+    friends_of,
+    requests_to,
+    unfriend,
+)
+
+ACCEPTED = "friends.accepted"
+REQUEST_SUBJECT = "Friend request"
+
+
+class AlreadyFriends(GameError):
+    code = ModuleErrorCode.ALREADY_FRIENDS
+    message = "you are friends already"
+
+
+class NotFriends(GameError):
+    code = ModuleErrorCode.NOT_FRIENDS
+    message = "you are not friends"
+
+
+class FriendRequestNotFound(GameError):
+    code = ModuleErrorCode.FRIEND_REQUEST_NOT_FOUND
+    message = "no friend request from that player"
+
+
+class TooManyFriends(GameError):
+    code = ModuleErrorCode.TOO_MANY_FRIENDS
+    message = "the friend list is full"
+
+
+async def request(
+    to: int, *, uid: int, db: Sql, config: Config, mail: MailStore, push: Push, **_: Any
+) -> dict[str, Any]:
+    """Asks ``to`` to be friends; they get a mail (kind FRIEND_REQUEST, data {"from"}) and answer with
+    friends.accept or friends.decline. If ``to`` had asked the caller already, this accepts instead.
+    Returns {"to", "accepted", "mail_id"}. Raises player_not_found, already_friends, too_many_friends."""
+    if to == uid:
+        raise BadRequest("cannot befriend yourself")
+    me = await player(db, uid)
+    them = await player(db, to)
+    async with db.transaction() as tx:
+        if await are_friends(tx, uid, to):
+            raise AlreadyFriends()
+        if await drop_request(tx, to, uid):  # they asked first: this is a yes
+            await _befriend(tx, uid, to, config.friends.max_friends)
+            accepted, asked = True, False
+        else:
+            accepted, asked = False, await add_request(tx, uid, to)
+    if accepted:
+        push(to, ACCEPTED, {"uid": uid, "name": me.display_name})
+        return {"to": to, "accepted": True, "mail_id": None}
+    if not asked:  # asked before: no second mail
+        return {"to": to, "accepted": False, "mail_id": None}
+    note = Mail(
+        MailKind.FRIEND_REQUEST,
+        uid,
+        me.display_name,
+        REQUEST_SUBJECT,
+        f"{me.display_name} would like to be your friend.",
+        data={"from": uid},
+    )
+    sent = await post(mail, push, them.world, to, note)
+    return {"to": to, "accepted": False, "mail_id": sent.mail_id}
+
+
+async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, **_: Any) -> dict[str, Any]:
+    """Accepts ``sender``'s request; returns {"uid", "name"} of the new friend, who gets the push
+    friends.accepted. Raises friend_request_not_found, too_many_friends."""
+    me = await player(db, uid)
+    async with db.transaction() as tx:
+        if not await drop_request(tx, sender, uid):
+            raise FriendRequestNotFound()
+        await _befriend(tx, uid, sender, config.friends.max_friends)
+    push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
+    return {"uid": sender, "name": (await names(db, [sender])).get(sender, "")}
+
+
+async def decline(sender: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
+    """Declines ``sender``'s request; returns {"uid"}. Raises friend_request_not_found."""
+    async with db.transaction() as tx:
+        if not await drop_request(tx, sender, uid):
+            raise FriendRequestNotFound()
+    return {"uid": sender}
+
+
+async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
+    """Ends a friendship, for both; returns {"uid"}. Raises not_friends."""
+    async with db.transaction() as tx:
+        if not await unfriend(tx, uid, friend):
+            raise NotFriends()
+    return {"uid": friend}
+
+
+async def list_friends(*, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+    """Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller)."""
+    async with db.engine.connect() as conn:
+        mine = await friends_of(conn, uid)
+        waiting = await requests_to(conn, uid)
+    shown = await names(db, mine + waiting)
+    return {
+        "friends": [{"uid": f, "name": shown.get(f, "")} for f in mine],
+        "requests": [{"uid": r, "name": shown.get(r, "")} for r in waiting],
+    }
+
+
+async def _befriend(tx: AsyncConnection, uid: int, other: int, limit: int) -> None:
+    if await count_friends(tx, uid) >= limit or await count_friends(tx, other) >= limit:
+        raise TooManyFriends()
+    try:
+        await befriend(tx, uid, other)
+    except IntegrityError:
+        raise AlreadyFriends() from None
