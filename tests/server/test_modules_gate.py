@@ -1,0 +1,67 @@
+"""account, family, friends and inventory through the gate: logins from auth.register, the chat resource
+injected when the process runs chat, exact replies."""
+
+from __future__ import annotations
+
+import pytest
+
+from gameserver.app import App
+from tests.clients import TcpClient
+
+
+async def register(client: TcpClient, name: str) -> tuple[int, str]:
+    reply = await client.call("auth.register", {"username": name, "password": "correct horse battery"})
+    assert reply["ok"], reply
+    return reply["data"]["uid"], reply["data"]["token"]
+
+
+async def test_every_module_function_needs_a_login(app: App) -> None:
+    client = await TcpClient.open(app.ports["gate-tcp"])
+    names = [name for name in app.table if name.split(".")[0] in {"account", "family", "friends", "inventory", "mail"}]
+    assert len(names) == 22
+    for fn in names:
+        reply = await client.call(fn, {})
+        assert reply["error"]["code"] == "unauthorized", fn
+    await client.close()
+
+
+async def test_profile_family_friends_inventory(app: App, caplog: pytest.LogCaptureFixture) -> None:
+    assert "chat" in app.resources.extra  # this process runs chat: family moves call chat.set_family
+    client = await TcpClient.open(app.ports["gate-tcp"])
+    alice, alice_token = await register(client, "alice")
+    bob, bob_token = await register(client, "bob")
+
+    async def call(token: str, fn: str, args: dict[str, object] | None = None) -> dict[str, object]:
+        reply = await client.call(fn, args or {}, token=token)
+        return reply
+
+    profile = await call(alice_token, "account.profile")
+    assert profile["data"] == {"uid": alice, "name": "alice", "world": 1, "family": None}
+
+    created = await call(alice_token, "family.create", {"name": "Dragons"})
+    family_id = created["data"]["family_id"]  # type: ignore[index]
+    assert created == {"id": created["id"], "ok": True, "data": {"family_id": family_id, "name": "Dragons", "world": 1}}
+    joined = await call(bob_token, "family.join", {"family_id": family_id})
+    assert joined["ok"], joined
+    members = await call(bob_token, "family.members")
+    assert members["data"]["members"] == [  # type: ignore[index]
+        {"uid": alice, "name": "alice", "role": 3},
+        {"uid": bob, "name": "bob", "role": 1},
+    ]
+    taken = await call(bob_token, "family.create", {"name": "Dragons"})
+    assert taken["error"] == {"code": "already_in_family", "message": "leave your family first"}
+    bad = await call(bob_token, "family.join", {"family_id": "1"})
+    assert bad["error"]["code"] == "bad_request"  # type: ignore[index]
+
+    asked = await call(alice_token, "friends.request", {"to": bob})
+    assert asked["ok"] and asked["data"]["accepted"] is False  # type: ignore[index]
+    accepted = await call(bob_token, "friends.accept", {"sender": alice})
+    assert accepted["data"] == {"uid": alice, "name": "alice"}
+    listed = await call(alice_token, "friends.list")
+    assert listed["data"] == {"friends": [{"uid": bob, "name": "bob"}], "requests": []}
+
+    assert (await call(alice_token, "inventory.get"))["data"] == {"items": []}
+    empty = await call(alice_token, "inventory.discard", {"item": 1, "count": 1})
+    assert empty["error"]["code"] == "not_enough_items"  # type: ignore[index]
+    await client.close()
+    assert not [r for r in caplog.records if r.name == "modules.family"]  # chat.set_family did not fail
