@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -41,35 +42,38 @@ def test_expired() -> None:
 
 
 def claims(**changes: object) -> dict[str, object]:
+    """Valid claims as of now, with ``changes`` (None removes a claim)."""
     now = int(time.time())
     base: dict[str, object] = {"sub": "5", "iat": now, "exp": now + 60, "iss": "gameserver"}
     return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
 
 @pytest.mark.parametrize(
-    "token",
+    "token",  # made when the test runs: tokens made at collection could expire before it
     [
-        pytest.param(jwt.encode(claims(), b"x" * 32, algorithm="HS256"), id="wrong key"),
-        pytest.param(jwt.encode(claims(), KEY, algorithm="HS512"), id="another algorithm"),
-        pytest.param(f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}.", id="alg none"),
-        pytest.param(f"{b64({'alg': 'none'})}.{b64(claims())}", id="alg none without signature part"),
-        pytest.param(jwt.encode(claims(iss="other"), KEY, algorithm="HS256"), id="other issuer"),
-        pytest.param(jwt.encode(claims(exp=None), KEY, algorithm="HS256"), id="no exp"),
-        pytest.param(jwt.encode(claims(iat=None), KEY, algorithm="HS256"), id="no iat"),
-        pytest.param(jwt.encode(claims(iss=None), KEY, algorithm="HS256"), id="no iss"),
-        pytest.param(jwt.encode(claims(sub=None), KEY, algorithm="HS256"), id="no sub"),
-        pytest.param(jwt.encode(claims(sub="abc"), KEY, algorithm="HS256"), id="sub not a uid"),
-        pytest.param(jwt.encode(claims(sub="-5"), KEY, algorithm="HS256"), id="negative sub"),
-        pytest.param(jwt.encode(claims(sub="٣"), KEY, algorithm="HS256"), id="non-ascii digit"),
-        pytest.param(jwt.encode(claims(iat=int(time.time()) + 3600), KEY, algorithm="HS256"), id="issued in future"),
-        pytest.param("", id="empty"),
-        pytest.param("garbage", id="garbage"),
-        pytest.param("a.b.c", id="three garbage parts"),
-        pytest.param("x" * 5000, id="too long"),
+        pytest.param(lambda: jwt.encode(claims(), b"x" * 32, algorithm="HS256"), id="wrong key"),
+        pytest.param(lambda: jwt.encode(claims(), KEY, algorithm="HS512"), id="another algorithm"),
+        pytest.param(lambda: f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}.", id="alg none"),
+        pytest.param(lambda: f"{b64({'alg': 'none'})}.{b64(claims())}", id="alg none without signature part"),
+        pytest.param(lambda: jwt.encode(claims(iss="other"), KEY, algorithm="HS256"), id="other issuer"),
+        pytest.param(lambda: jwt.encode(claims(exp=None), KEY, algorithm="HS256"), id="no exp"),
+        pytest.param(lambda: jwt.encode(claims(iat=None), KEY, algorithm="HS256"), id="no iat"),
+        pytest.param(lambda: jwt.encode(claims(iss=None), KEY, algorithm="HS256"), id="no iss"),
+        pytest.param(lambda: jwt.encode(claims(sub=None), KEY, algorithm="HS256"), id="no sub"),
+        pytest.param(lambda: jwt.encode(claims(sub="abc"), KEY, algorithm="HS256"), id="sub not a uid"),
+        pytest.param(lambda: jwt.encode(claims(sub="-5"), KEY, algorithm="HS256"), id="negative sub"),
+        pytest.param(lambda: jwt.encode(claims(sub="٣"), KEY, algorithm="HS256"), id="non-ascii digit"),
+        pytest.param(
+            lambda: jwt.encode(claims(iat=int(time.time()) + 3600), KEY, algorithm="HS256"), id="issued in future"
+        ),
+        pytest.param(lambda: "", id="empty"),
+        pytest.param(lambda: "garbage", id="garbage"),
+        pytest.param(lambda: "a.b.c", id="three garbage parts"),
+        pytest.param(lambda: "x" * 5000, id="too long"),
     ],
 )
-def test_refused(token: str) -> None:
-    assert refused(token) == "invalid token"
+def test_refused(token: Callable[[], str]) -> None:
+    assert refused(token()) == "invalid token"
 
 
 def test_altered_payload() -> None:
