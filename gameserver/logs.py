@@ -80,8 +80,10 @@ def text_formatter(fmt: str = _TEXT_FORMAT) -> logging.Formatter:
 def syslog_handler(target: str, facility: str, ident: str) -> logging.handlers.SysLogHandler:
     """A handler sending to ``udp://host[:port]`` or to a unix datagram socket (``/dev/log``).
 
+    A unix socket that is not there yet is not an error (like ``openlog(3)``): the handler connects when it logs.
+
     Raises:
-        ConfigError: the target is neither, or the unix socket cannot be opened.
+        ConfigError: the target is neither.
     """
     address: str | tuple[str, int]
     if target.startswith("udp://"):
