@@ -9,6 +9,11 @@ from typing import Any
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 
 class TcpClient:
@@ -91,6 +96,94 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RawWebSocket:
+    """A WebSocket client on websockets' sans-I/O protocol: it sends frames a real client refuses to send
+    (a text frame that is not UTF-8, fragments) and reports the close code the server chose."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.protocol = protocol
+        self.frames: list[Frame] = []
+        self.response: Response | None = None
+
+    @classmethod
+    async def open(cls, port: int, path: str = "/gate") -> RawWebSocket:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}{path}"), max_size=None)
+        client = cls(reader, writer, protocol)
+        protocol.send_request(protocol.connect())
+        client.flush()
+        while client.response is None:
+            await client._read()
+        if protocol.state is not State.OPEN:
+            raise ConnectionError(f"handshake refused: {client.response.status_code}")
+        return client
+
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if self.writer.is_closing():
+                continue
+            try:
+                if data:
+                    self.writer.write(data)
+                elif self.writer.can_write_eof():
+                    self.writer.write_eof()
+            except OSError:  # the server has closed already
+                pass
+
+    def send_text(self, data: bytes, *, fin: bool = True) -> None:
+        self.protocol.send_text(data, fin=fin)  # not checked for UTF-8, on purpose
+        self.flush()
+
+    def send_binary(self, data: bytes, *, fin: bool = True) -> None:
+        self.protocol.send_binary(data, fin=fin)
+        self.flush()
+
+    def send_continuation(self, data: bytes, *, fin: bool) -> None:
+        self.protocol.send_continuation(data, fin=fin)
+        self.flush()
+
+    async def _read(self) -> bool:
+        try:
+            data = await self.reader.read(65536)
+        except ConnectionResetError:  # a reset loses what the server sent last: count it as no close frame
+            data = b""
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                self.response = event
+            elif event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):  # control frames are answered
+                self.frames.append(event)
+        self.flush()
+        return bool(data)
+
+    async def recv(self) -> Frame:
+        """The next data frame from the server."""
+        while not self.frames:
+            if not await self._read():
+                raise ConnectionError("connection closed")
+        return self.frames.pop(0)
+
+    async def close_code(self, timeout: float = 5.0) -> int | None:
+        """Read until the server closes the connection; its close code (None: closed without a close frame)."""
+        async with asyncio.timeout(timeout):
+            while await self._read():
+                pass
+        rcvd = self.protocol.close_rcvd
+        return rcvd.code if rcvd is not None else None
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass
 
 
 class ChatClient:
