@@ -201,6 +201,13 @@ class FriendsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderboardConfig:
+    boards: tuple[str, ...] = setting(("global",))
+    max_top: int = setting(100, min=1, max=1000)
+    cache_ttl: float = setting(5.0, min=0.001)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -214,6 +221,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     family: FamilyConfig = field(default_factory=FamilyConfig)
     friends: FriendsConfig = field(default_factory=FriendsConfig)
+    leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)

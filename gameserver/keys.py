@@ -44,3 +44,7 @@ class Keys:
     def mail_sent(self, uid: int) -> str:
         """Player mails ``uid`` sent in the current ``mail.send_window``; expires with the window."""
         return f"{self.prefix}mail.sent.{uid}"
+
+    def leaderboard_top(self, board: str) -> str:
+        """A board's top list as JSON, cached for ``leaderboard.cache_ttl`` (modules/leaderboard)."""
+        return f"{self.prefix}leaderboard.top.{board}"

@@ -2,8 +2,8 @@
 
 Both answer the same redis.asyncio API (Lua scripts and pub/sub included), so module code does not change
 between a laptop and production. Replies are decoded to ``str``. A real server that restarts is
-reconnected on the next command (one retry on a dropped connection); a server that is down fails fast
-within ``redis.connect_timeout``, which handlers see as ``unavailable``.
+reconnected on the next command (one retry on a dropped connection); a server that is down fails within
+``redis.connect_timeout``, one that hangs within ``redis.timeout``, which handlers see as ``unavailable``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def open_redis(config: RedisConfig, *, decode: bool = True, fake_server: Any = N
         socket_timeout=config.timeout,
         health_check_interval=30,
         max_connections=config.max_connections,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError],
+        # One immediate retry on a dropped connection (a restarted server), none on a timeout: the command
+        # may have run, and a hung server would double the wait.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ class Sql:
                 echo=config.echo,
                 pool_pre_ping=True,  # a connection that died while idle is replaced at checkout
                 pool_recycle=3600,  # below the server's wait_timeout (8 h by default)
-                connect_args=connect_args,
+                async_creator=_mysql_connector(url, connect_args, config.connect_timeout),
                 **_pool_args(config, config.connect_timeout),
             )
         else:
@@ -187,6 +187,26 @@ class Sql:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _mysql_connector(url: sa.URL, connect_args: dict[str, Any], timeout: float) -> Callable[[], Awaitable[Any]]:
+    """asyncmy's ``connect_timeout`` bounds the TCP connect only; this bounds the handshake too, so that a
+    server that accepts and then hangs is ``unavailable`` after ``db.connect_timeout``, not ``query_timeout``."""
+    import asyncmy
+
+    cargs, cparams = url.get_dialect()().create_connect_args(url)
+    cparams.update(connect_args)
+
+    async def connect() -> Any:
+        try:
+            return await asyncio.wait_for(asyncmy.connect(*cargs, **cparams), timeout)
+        except TimeoutError:
+            where = f"{url.host}:{url.port or 3306}"
+            raise asyncmy.errors.OperationalError(
+                2003, f"Can't connect to MySQL server on {where} (timed out)"
+            ) from None
+
+    return connect
 
 
 def _pool_args(config: DbConfig, timeout: float) -> dict[str, Any]:

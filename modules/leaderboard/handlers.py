@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from gameserver.config import Config, LeaderboardConfig
+from gameserver.errors import BadRequest
+from gameserver.keys import Keys
+from gameserver.storage.sql import Sql
+from modules.leaderboard.errors import NoScore, UnknownBoard
+from modules.leaderboard.queries import best_score, rank_of, save_best, score_of, top_scores
+
+MAX_SCORE = 2**53 - 1  # the largest integer a JavaScript client reads exactly
+
+
+async def submit(
+    board: str, score: int, *, uid: int, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object
+) -> dict[str, Any]:
+    """Record a score; the board keeps each player's best. Returns {"best", "improved"}; raises
+    leaderboard_unknown_board."""
+    _check_board(config.leaderboard, board)
+    if not 0 <= score <= MAX_SCORE:
+        raise BadRequest(f"score must be 0-{MAX_SCORE}")
+    async with db.transaction() as tx:  # all or nothing
+        best = await best_score(tx, board, uid)
+        improved = best is None or score > best
+        if improved:
+            await save_best(tx, board, uid, score, time.time_ns() // 1_000_000, first=best is None)
+    if improved:
+        await redis.delete(keys.leaderboard_top(board))  # after the commit: readers refill it from the db
+    return {"best": score if improved else best, "improved": improved}
+
+
+async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) -> dict[str, int]:
+    """The caller's best score and rank (1 = first). Returns {"score", "rank"}; raises
+    leaderboard_unknown_board, leaderboard_no_score."""
+    _check_board(config.leaderboard, board)
+    score = await score_of(db, board, uid)
+    if score is None:
+        raise NoScore()
+    return {"score": score, "rank": await rank_of(db, board, score)}
+
+
+async def top(
+    board: str, limit: int = 10, *, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object
+) -> dict[str, Any]:
+    """The ``limit`` best scores (at most ``max_top``), highest first, up to ``cache_ttl`` seconds old. Returns
+    {"board", "scores": [{"uid", "score"}]}; raises leaderboard_unknown_board."""
+    settings = config.leaderboard
+    _check_board(settings, board)
+    if limit < 1:
+        raise BadRequest("limit must be at least 1")
+    key = keys.leaderboard_top(board)
+    cached = await redis.get(key)
+    if cached is None:  # one cached list of max_top entries serves every limit
+        cached = json.dumps(await top_scores(db, board, settings.max_top))
+        await redis.set(key, cached, px=int(settings.cache_ttl * 1000))
+    return {"board": board, "scores": json.loads(cached)[:limit]}
+
+
+def _check_board(settings: LeaderboardConfig, board: str) -> None:
+    if board not in settings.boards:
+        raise UnknownBoard(f"no leaderboard {board!r}")
