@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -84,11 +85,13 @@ def require_service(name: str, port: int, how: str) -> None:
 
 @pytest.fixture
 def mariadb_url() -> str:
-    require_service("MariaDB", 3306, "scripts/services (or start-stop-daemon --start --exec /usr/sbin/mariadbd)")
+    port = urlsplit(MARIADB_URL).port or 3306  # GAMESERVER_TEST_MYSQL may name another port
+    require_service("MariaDB", port, "scripts/services (or start-stop-daemon --start --exec /usr/sbin/mariadbd)")
     return MARIADB_URL
 
 
 @pytest.fixture
 def redis_url() -> str:
-    require_service("Redis", 6379, "scripts/services (or redis-server --daemonize yes --port 6379 --save '')")
+    port = urlsplit(REDIS_URL).port or 6379
+    require_service("Redis", port, f"scripts/services (or redis-server --daemonize yes --port {port} --save '')")
     return REDIS_URL

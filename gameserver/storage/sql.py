@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Executable
 
 from gameserver.config import DbConfig
-from gameserver.errors import ConfigError
+from gameserver.errors import ConfigError, Unavailable
 from gameserver.storage.errors import is_unavailable
 
 log = logging.getLogger("gameserver.sql")
@@ -181,9 +181,18 @@ class Sql:
                 log.info("database reachable again: tables created")
 
     async def ping(self) -> None:
-        """Raise unless the database answers (and the tables deferred at start-up could be created)."""
-        async with self._reader() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        """Raise unless the database answers (and the tables deferred at start-up could be created).
+
+        Raises:
+            Unavailable: the database cannot be reached; the message says why in one line (``/healthz``).
+        """
+        try:
+            async with self._reader() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise Unavailable(f"database unreachable: {_short(exc)}") from exc
+            raise
 
     async def close(self) -> None:
         await self.engine.dispose()
