@@ -179,6 +179,8 @@ class Chat:
         self.clients: set[ChatClient] = set()  # every connection, logged in or not
         self.limits: dict[int, _Limits] = {}
         self.system_name = config.system_name
+        self._moves = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # The resource handlers use --------------------------------------------------------------------------
 
@@ -192,13 +194,12 @@ class Chat:
 
     async def set_family(self, uid: int, world: object, family: object) -> None:
         """Move ``uid``'s chat connections in ``world`` to ``family``'s channel (None: out of any family),
-        without reconnecting. Applies here at once; other edge processes get a control message."""
-        joined = self._apply_family(uid, world, family)
+        without reconnecting. Returns once the move is done in this process; other edge processes get a
+        control message and move their connections the same way."""
+        await self._move(uid, world, family)
         if self.remote is not None:
             control = {"op": "family", "world": world, "family": family, "node": self.node}
             self.bus.publish(self.keys.chat_user(uid), _json.encode(control).encode())
-            if joined:
-                await self.remote.subscribed(joined, SUBSCRIBE_TIMEOUT)
 
     def online(self, uid: int) -> bool:
         """Whether ``uid`` has a chat connection logged in to this process."""
@@ -264,7 +265,7 @@ class Chat:
         self.clients.discard(client)
         if client.limits is None:  # never logged in
             return
-        for name in (client.public, client.family_channel):
+        for name in (client.public, client.family_channel, client.joining):
             if name is not None:
                 self.leave(client, name)
         uid = client.uid
@@ -293,19 +294,30 @@ class Chat:
                     "slow", f"over {self.config.send_queue} bytes unread for {self.config.send_timeout:g}s"
                 )
 
-    def _apply_family(self, uid: int, world: object, family: object) -> list[str]:
-        joined = []
-        for client in tuple(self.users.get(uid, ())):
-            if str(client.world) != str(world) or client.family == family:
-                continue
-            if client.family_channel is not None:
-                self.leave(client, client.family_channel)
-            client.family = family
-            client.family_channel = None if family is None else self.keys.chat_family(world, family)
-            if client.family_channel is not None:
-                self.join(client, client.family_channel)
-                joined.append(client.family_channel)
-        return joined
+    async def _move(self, uid: int, world: object, family: object) -> None:
+        """Switch the family of ``uid``'s connections here: receive from the new channel first, and send to it
+        only once the fan-out confirmed the subscription, so a member always hears its own messages."""
+        async with self._moves:  # one move at a time, in the order asked
+            movers = [
+                client
+                for client in tuple(self.users.get(uid, ()))
+                if str(client.world) == str(world) and client.family != family
+            ]
+            if not movers:
+                return
+            target = None if family is None else self.keys.chat_family(world, family)
+            if target is not None:
+                for client in movers:
+                    client.joining = target
+                    self.join(client, target)
+                if self.remote is not None:
+                    await self.remote.subscribed([target], SUBSCRIBE_TIMEOUT)
+            for client in movers:
+                if client.is_closed:
+                    continue
+                if client.family_channel is not None:
+                    self.leave(client, client.family_channel)
+                client.family, client.family_channel, client.joining = family, target, None
 
     def _control(self, channel: str, payload: bytes) -> None:
         try:
@@ -314,7 +326,9 @@ class Chat:
                 return  # applied when sent
             if control.get("op") == "family":
                 uid = int(channel.rpartition(".")[2])
-                self._apply_family(uid, control["world"], control["family"])
+                task = asyncio.create_task(self._move(uid, control["world"], control["family"]), name="chat-move")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("chat: bad control message on %s: %r", channel, payload[:200])
 
@@ -345,6 +359,7 @@ class ChatClient:
         self.family: object = None
         self.public: str | None = None
         self.family_channel: str | None = None
+        self.joining: str | None = None  # a family channel being moved to (Chat._move)
         self.limits: _Limits | None = None
         self._early: list[Line] = []
         self._login: asyncio.Task[None] | None = None
