@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | enums export``: the command line."""
+"""``gameserver run | check-config | client | instances | enums export``: the command line."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["server.data_dir"] = args.data_dir
     if args.log_level:
         overrides["log.level"] = args.log_level
+    if getattr(args, "reload", False):
+        overrides["modules.reload"] = True
     for flag, key in PORT_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -72,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the server")
     _config_args(run)
+    run.add_argument("--reload", action="store_true", help="hot-reload module packages when their files change")
+    client = commands.add_parser("client", help="a terminal game client for play-testing (gate over WebSocket)")
+    _config_args(client)
+    client.add_argument("--url", default="", help="gate WebSocket URL (default: ws://HOST:WS_PORT/gate from config)")
+    client.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
+    instances = commands.add_parser("instances", help="per-developer servers dev1..devN side by side")
+    instances.add_argument("--config", "-c", help="the config template (default ./config.toml)")
+    instances_commands = instances.add_subparsers(dest="instances_command", required=True)
+    start = instances_commands.add_parser("start", help="start dev1..devN and wait until they are healthy")
+    start.add_argument("count", type=int, help="how many instances")
+    instances_commands.add_parser("status", help="show each instance: PID, state, ports, data dir, log file")
+    stop = instances_commands.add_parser("stop", help="stop instances by their PID files (all if none named)")
+    stop.add_argument("names", nargs="*", help="dev1 dev2 ... or 1 2 ...")
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
     enums = commands.add_parser("enums", help="the shared enums for client code")
@@ -87,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "enums":
         return export_enums(args.format, args.out)
+    if args.command == "instances":
+        return run_instances(args)
     try:
         config = load_config(args)
     except ConfigError as exc:
@@ -99,7 +116,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return 0
+    if args.command == "client":
+        from gameserver import client
+
+        return client.main(config, url=args.url, timeout=args.timeout)
     return run(config)
+
+
+def run_instances(args: argparse.Namespace) -> int:
+    from gameserver import instances
+
+    try:
+        if args.instances_command == "start":
+            return instances.start(args.config, args.count)
+        if args.instances_command == "stop":
+            return instances.stop(args.config, args.names)
+        return instances.status(args.config)
+    except ConfigError as exc:
+        print(f"gameserver: config error: {exc}", file=sys.stderr)
+        return 2
 
 
 def export_enums(fmt: str, out: str | None) -> int:
@@ -119,7 +154,7 @@ def run(config: Config) -> int:
 
     from gameserver.logs import setup_logging
 
-    setup_logging(config.log)
+    setup_logging(config.log, ident=f"gameserver-{config.server.node_id}" if config.server.node_id else "gameserver")
     try:
         return uvloop.run(_serve(config))
     except ConfigError as exc:
