@@ -41,6 +41,9 @@ from gameserver.websocket import Route, WebSocketConnection
 
 log = logging.getLogger("gameserver.app")
 
+CLOSE_SHARE = 0.2  # of server.shutdown_grace, kept for closing connections after the requests in flight ...
+CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answer the 1001 close in a round trip
+
 
 Feature = Callable[["App"], Awaitable[None]]
 """A feature's set-up, run after the resources open and before the function table is built. It may add
@@ -206,10 +209,12 @@ class App:
         deadline = time.monotonic() + grace
         for listener in self.listeners.values():
             listener.stop_accepting()
-        if self.dispatcher is not None and not await self.dispatcher.drain(grace):
-            log.warning("shutdown: %d requests still running after %gs; cancelling", self.dispatcher.inflight, grace)
+        # Requests get the grace minus what closing the connections needs, so that stop() returns within it.
+        drain = grace - min(CLOSE_BUDGET, grace * CLOSE_SHARE)
+        if self.dispatcher is not None and not await self.dispatcher.drain(drain):
+            log.warning("shutdown: %d requests still running after %gs; cancelling", self.dispatcher.inflight, drain)
             await self.dispatcher.cancel_all()
-        remaining = max(0.1, deadline - time.monotonic())
+        remaining = max(0.0, deadline - time.monotonic())
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
         for hook in reversed(self.shutdown_hooks):
             await hook()

@@ -69,7 +69,7 @@ async def test_stop_returns_within_the_grace_despite_a_stuck_request(running: Ap
     client.send({"id": 1, "fn": "testkit.sleep", "args": {"seconds": 60}})
     ws = await RawWebSocket.open(running.ports["ws"])
     await in_flight(running, 1)
-    async with asyncio.timeout(GRACE + 1.0):  # the grace, and a margin for closing the rest
+    async with asyncio.timeout(GRACE + 0.5):  # the grace, and a margin for closing the resources
         await running.stop()
     assert await client.recv() == {
         "id": 1,
