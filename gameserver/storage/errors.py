@@ -1,7 +1,7 @@
 """Which backend exceptions mean "the backend is down" (answered ``unavailable``, PROTOCOL.md "Error codes").
 
-Only failures of reaching the backend count: refused or dropped connections, timeouts, a server shutting
-down or out of connections. A backend that answers with an error (a constraint violation, bad SQL, a
+Only failures of reaching the backend count: refused or dropped connections, timeouts (a SQLite write
+lock that stays taken included), a server shutting down or out of connections. A backend that answers with an error (a constraint violation, bad SQL, a
 wrong Redis type) is a bug in the caller and stays ``internal``.
 """
 
@@ -27,6 +27,9 @@ MYSQL_GONE = frozenset(
     }
 )
 
+# SQLITE_BUSY, SQLITE_LOCKED: the write lock stayed taken for the whole busy timeout (``db.query_timeout``).
+SQLITE_BUSY = frozenset({5, 6})
+
 
 def is_unavailable(exc: BaseException) -> bool:
     """True if ``exc`` says a database or Redis could not be reached (rather than refused the request)."""
@@ -40,5 +43,7 @@ def is_unavailable(exc: BaseException) -> bool:
         orig = exc.orig
         code = orig.args[0] if orig is not None and orig.args else None
         if code in MYSQL_GONE or isinstance(orig, OSError):
+            return True
+        if getattr(orig, "sqlite_errorcode", None) in SQLITE_BUSY:  # another writer held the lock too long
             return True
     return isinstance(exc, (ConnectionError, TimeoutError))

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from gameserver.errors import ConfigError, GameError
+from gameserver.storage.errors import is_unavailable
 from gameserver.storage.sql import ID, Sql
 from tests.integration.conftest import db_config
 
@@ -177,3 +178,19 @@ async def test_start_refuses_a_database_that_answers_no(mariadb_url: str, tmp_pa
 def test_unknown_driver_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="db.url"):
         Sql.open(db_config("postgresql+asyncpg://localhost/x"), tmp_path)
+
+
+async def test_a_writer_that_waits_too_long_is_unavailable(tables: Sql, db_url: str, tmp_path: Path) -> None:
+    """A write lock held past ``db.query_timeout`` (SQLite's busy timeout, MariaDB's read timeout on the blocked
+    statement) answers ``unavailable``, not ``internal``."""
+    await tables.execute(counters.insert().values(name="c", n=0))
+    impatient = Sql.open(db_config(db_url, query_timeout=0.2), tmp_path)
+    try:
+        async with tables.transaction() as tx:
+            await tx.execute(counters.update().values(n=1))  # holds the row (MariaDB) or the file (SQLite)
+            with pytest.raises(sa.exc.OperationalError) as raised:
+                await impatient.execute(counters.update().values(n=2))
+            assert is_unavailable(raised.value)
+    finally:
+        await impatient.close()
+    assert await tables.fetch_value(sa.select(counters.c.n)) == 1
