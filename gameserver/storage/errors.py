@@ -1,8 +1,8 @@
 """Which backend exceptions mean "the backend is down" (answered ``unavailable``, PROTOCOL.md "Error codes").
 
-Only failures of reaching the backend count: refused or dropped connections, timeouts (a SQLite write
-lock that stays taken included), a server shutting down or out of connections. A backend that answers with an error (a constraint violation, bad SQL, a
-wrong Redis type) is a bug in the caller and stays ``internal``.
+Only failures of reaching the backend count: refused or dropped connections, timeouts (a SQLite write lock
+that stays taken included), a server shutting down or out of connections. A backend that answers with an
+error (a constraint violation, bad SQL, a wrong Redis type) is a bug in the caller and stays ``internal``.
 """
 
 from __future__ import annotations
