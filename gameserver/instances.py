@@ -168,7 +168,10 @@ def _is_gameserver(pid: int) -> bool:
 def known(path: str | None) -> Iterator[Instance]:
     """The instances that have a profile in the template or a PID file on disk, in order."""
     profiles = _read(path).get("profiles", {})
-    for k in range(1, MAX_INSTANCES + 1):
+    numbers = {int(name[3:]) for name in profiles if name.startswith("dev") and name[3:].isdigit()}
+    base = Path(load(path, env={}).server.data_dir)
+    numbers |= {int(p.parent.name[3:]) for p in base.glob(f"dev*/{PID_FILE}") if p.parent.name[3:].isdigit()}
+    for k in sorted(n for n in numbers if 1 <= n <= MAX_INSTANCES):
         inst = instance(path, k)
         if f"dev{k}" in profiles or inst.pid_file.exists():
             yield inst
