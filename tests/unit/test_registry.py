@@ -171,7 +171,7 @@ def test_settings_and_injection_are_compiled() -> None:
 
 
 def test_kwargs_handlers_get_every_resource() -> None:
-    async def fn(a: int, *, db: object, **_: Any) -> None:
+    async def fn(a: int, *, db: object, **kwargs: Any) -> None:
         pass
 
     assert compile(fn).inject is None
