@@ -1,4 +1,5 @@
-"""The play-test console in a real headless Chromium: one page load, the function list, a call through the form.
+"""The play-test console in a real headless Chromium, in one page load: the function list, a call through the form,
+registering, and chat.
 
 The screenshot is kept as a CI artifact: artifacts/console.png.
 """
@@ -45,7 +46,30 @@ async def test_console_lists_functions_and_calls_echo_over_the_gate(
         assert "sys.echo ok" in reply
         assert json.dumps(args, indent=2) in reply
 
-        await page.wait_for("document.querySelector('#status dd')")
+        # Register through the form (HTTP /auth/register), then call as that player and chat in the world.
+        await page.evaluate(
+            "document.getElementById('auth-user').value = 'ada_console';"
+            "document.getElementById('auth-pass').value = 'correct-horse-battery';"
+            "document.getElementById('auth-register').click()"
+        )
+        await page.wait_for("document.getElementById('who').textContent.startsWith('uid ')")
+        assert "registered as ada_console" in await page.evaluate("document.getElementById('auth-result').textContent")
+        await page.evaluate("document.getElementById('chat-connect').click()")
+        await page.wait_for("document.getElementById('chat-state').textContent === 'online'")
+        await page.evaluate(
+            "document.getElementById('chat-text').value = 'hello from the console';"
+            "document.getElementById('chat-send').click()"
+        )
+        line = await page.wait_for(
+            "[...document.querySelectorAll('#chat .entry')].map((e) => e.textContent).find((t) => t.includes('hello'))"
+        )
+        assert "[public] ada_console: hello from the console" in line
+
+        # The status panel refreshes itself: it comes to count the calls above.
+        await page.wait_for(
+            "Number([...document.querySelectorAll('#status dt')].find((dt) => dt.textContent === 'requests')"
+            "?.nextElementSibling.textContent) >= 2"
+        )
         await page.wait_for("document.querySelectorAll('#logs .entry').length > 0")
         await page.screenshot(ARTIFACTS / "console.png")
         assert browser.errors == []
