@@ -122,6 +122,9 @@ class Dispatcher:
         except GameError as exc:
             self._answer_error(session, fmt, request.id, exc, entry.stats if entry else self._unknown, None, start)
             return
+        except Exception as exc:  # a check that fails (the token hook, say) is a bug, not the connection's end
+            self._answer_internal(session, fmt, request.id, entry.stats if entry else self._unknown, None, start, exc)
+            return
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._run(entry, request, uid, session, fmt, start))
         if not self._deadlines:

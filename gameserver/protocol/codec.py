@@ -63,6 +63,11 @@ def decode_json(payload: bytes | str) -> dict[str, Any]:
         raise ProtocolViolation(CloseCode.INVALID_DATA, f"undecodable JSON: {type(exc).__name__}") from None
     if type(value) is not dict:
         raise ProtocolViolation(CloseCode.INVALID_DATA, f"expected a JSON object, got {type(value).__name__}")
+    if "\\ud" in text or "\\uD" in text:  # an escaped surrogate; alone, it is not Unicode text (RFC 8259, 8.2)
+        try:
+            _json_encoder.encode(value).encode()
+        except UnicodeEncodeError:
+            raise ProtocolViolation(CloseCode.INVALID_DATA, "undecodable JSON: lone surrogate") from None
     return value
 
 

@@ -241,8 +241,16 @@ async def test_ws_binary_undecodable_closes_1007(gate_app: App, payload: bytes) 
 
 @pytest.mark.parametrize(
     "text",
-    [b"not json", b"[1, 2]", b'{"id": 1} {"id": 2}', b'{"id": 1, "x": NaN}', b"\xff\xfe", b'{"id":1,"fn":"\xc3\x28"}'],
-    ids=["not-json", "not-an-object", "two-objects", "nan", "not-utf8", "not-utf8-in-str"],
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"id": 1} {"id": 2}',
+        b'{"id": 1, "x": NaN}',
+        b"\xff\xfe",
+        b'{"id":1,"fn":"\xc3\x28"}',
+        b'{"id":1,"fn":"sys.echo","args":{"s":"\\ud800"}}',
+    ],
+    ids=["not-json", "not-an-object", "two-objects", "nan", "not-utf8", "not-utf8-in-str", "lone-surrogate"],
 )
 async def test_ws_text_undecodable_closes_1007(gate_app: App, text: bytes) -> None:
     raw = await RawWebSocket.open(gate_app.ports["ws"])

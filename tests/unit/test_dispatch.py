@@ -406,6 +406,19 @@ async def test_a_stray_cancelled_error_is_a_bug_not_a_shutdown(dispatcher: Dispa
     assert await call(dispatcher, {"id": 1, "fn": "t.stray_cancel"}) == error(1, "internal", INTERNAL_MESSAGE)
 
 
+async def test_a_failing_token_hook_answers_internal(dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(token: str) -> int:
+        raise KeyError(SECRET)
+
+    dispatcher.authenticate = broken
+    session = RecordingSession()
+    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch"):
+        reply = await call(dispatcher, {"id": 1, "fn": "t.whoami", "token": "good"}, session)
+    assert reply == error(1, "internal", INTERNAL_MESSAGE)
+    assert SECRET not in repr(session.sent) and SECRET in caplog.text
+    assert (await call(dispatcher, {"id": 2, "fn": "t.add", "args": {"a": 1}}, session))["ok"] is True
+
+
 async def test_request_log(make_dispatcher: MakeDispatcher, caplog: pytest.LogCaptureFixture) -> None:
     dispatcher = make_dispatcher(log_requests=True)
     with caplog.at_level(logging.INFO, logger="gameserver.access"):

@@ -148,6 +148,15 @@ def test_json_numbers_that_are_not_json(literal: str) -> None:
     assert_undecodable(decode_json, f'{{"x":{literal}}}', "undecodable JSON: ValueError")
 
 
+@pytest.mark.parametrize("text", [r'{"a":"\ud800"}', r'{"a":"x\uDC00"}', r'{"\udfff":1}', r'{"a":["\ud83d"]}'])
+def test_json_lone_surrogate_is_not_unicode_text(text: str) -> None:
+    assert_undecodable(decode_json, text, "undecodable JSON: lone surrogate")
+
+
+def test_json_escaped_surrogate_pair_is_fine() -> None:
+    assert decode_json(r'{"a":"\ud83d\ude00","b":"\\ud800"}') == {"a": "\U0001f600", "b": "\\ud800"}
+
+
 def test_json_large_finite_numbers_are_fine() -> None:
     assert decode_json('{"x":1e308,"y":123456789012345678901234567890}') == {
         "x": 1e308,
