@@ -124,6 +124,8 @@ class App:
                     self.modules[name] = module
             await self._start_listeners()
         except BaseException:
+            for listener in self.listeners.values():  # those that started before the failure
+                await listener.close(0)
             await self._stack.aclose()
             raise
         log.info("node %s started: roles %s, ports %s", self.node, ",".join(self.roles), self.ports)
