@@ -136,7 +136,7 @@ class ModulesConfig:
 
 @dataclass(frozen=True, slots=True)
 class GameConfig:
-    config: str = setting("")
+    config: str = setting("game")
     poll: float = setting(1.0, min=0.01)
 
 

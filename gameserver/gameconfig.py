@@ -5,7 +5,7 @@
 strong ``ETag`` (a hash of the body); ``If-None-Match`` with a current tag answers 304 (PROTOCOL.md, "HTTP").
 Every ``game.poll`` seconds the files' sizes and modification times are compared with the last load; on a
 change they are read again and served from then on, without a restart. A version that does not parse is
-logged and skipped: the last good one stays current.
+logged and skipped: the last good one stays current. A path that does not exist serves ``{}`` until it does.
 
 Handlers see the same data through the injected ``game`` resource (``game.data``, ``game.etag``); the
 server's own :class:`~gameserver.config.Config` stays frozen.
@@ -159,6 +159,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _signature(path: Path) -> Signature:
     """Size, modification time and inode of every file (an editor's save-by-rename changes the inode)."""
+    if not path.exists():
+        return ()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     entries = []
     for file in files:
@@ -193,10 +195,18 @@ def config_route(game: GameData) -> web.RouteDef:
 
 
 async def setup(app: App) -> None:
-    """Load the game config (a broken one stops start-up), inject it as ``game``, serve ``GET /config``."""
+    """Load the game config, inject it as ``game``, serve ``GET /config``.
+
+    A file that does not parse stops start-up. A path that does not exist (yet) serves ``{}`` with a warning,
+    until it appears: a server started outside the project folder has no ``game/``.
+    """
     settings = app.config.game
     game = GameData(settings.config)
-    game.load()
+    if game.path is not None and not game.path.exists():
+        game.error = f"game.config: {game.path} does not exist (serving {{}} until it does)"
+        log.warning("%s", game.error)
+    else:
+        game.load()
     app.resources.extra["game"] = game
     app.http_routes.append(config_route(game))
     if game.path is None:

@@ -121,12 +121,25 @@ async def test_handlers_read_the_current_game_config(
     await client.close()
 
 
-async def test_a_missing_or_broken_game_config_stops_start_up(app_factory: Callable[..., Any], tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="neither a file nor a folder"):
-        await app_factory(game={"config": str(tmp_path / "missing")})
+async def test_a_broken_game_config_stops_start_up(app_factory: Callable[..., Any], tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ConfigError, match="bad.json"):
         await app_factory(game={"config": str(tmp_path / "bad.json")})
+
+
+async def test_a_missing_game_config_serves_an_empty_object_until_it_appears(
+    app_factory: Callable[..., Any], http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    folder = tmp_path / "game"
+    app = await app_factory(game={"config": str(folder), "poll": 0.02})
+    empty = await get_config(http, app)
+    assert empty.status == 200 and await empty.json() == {}
+    assert "does not exist" in app.resources.extra["game"].error
+
+    game_folder(folder)
+    appeared = await next_etag(http, app, empty.headers["ETag"])
+    assert (await appeared.json())["world"] == {"motd": "hello"}
+    assert app.resources.extra["game"].error == ""
 
 
 async def test_without_a_game_config_the_server_serves_an_empty_object(
