@@ -78,7 +78,7 @@ def now_ms() -> int:
 class Channel:
     """The members of one channel in this process; the bus calls it with each message's body."""
 
-    __slots__ = ("name", "chat", "tcp", "ws", "_tcp", "_ws")
+    __slots__ = ("name", "chat", "tcp", "ws", "pending", "last_write", "timer", "_tcp", "_ws")
 
     def __init__(self, name: str, chat: Chat) -> None:
         self.name = name
@@ -87,6 +87,9 @@ class Channel:
         self.ws: dict[WebSocketConnection, tuple[asyncio.Transport, WebSocketCodec]] = {}
         self._tcp: tuple[tuple[Connection, asyncio.Transport], ...] | None = None  # snapshots, rebuilt on change
         self._ws: tuple[tuple[WebSocketConnection, tuple[asyncio.Transport, WebSocketCodec]], ...] | None = None
+        self.pending: list[bytes] = []  # bodies waiting for the flush (chat.flush_interval > 0)
+        self.last_write = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
     def __bool__(self) -> bool:
         return bool(self.tcp or self.ws)
@@ -111,36 +114,70 @@ class Channel:
             self._tcp = None
 
     def __call__(self, channel: str, body: bytes) -> None:
+        interval = self.chat.flush_interval
+        if interval:
+            # At most one write per member every `interval` seconds: a message after a quiet spell goes out
+            # at once, the ones that follow it closely wait (at most `interval`) and go out together.
+            if self.pending:
+                self.pending.append(body)
+                return
+            loop = self.chat.loop
+            now = loop.time()
+            wait = self.last_write + interval - now
+            if wait > 0:
+                self.pending.append(body)
+                self.timer = loop.call_later(wait, self.flush)
+                return
+            self.last_write = now
+        self.write(body + CRLF if self.tcp else b"", ws_text_frame(body) if self.ws else b"", 1)
+
+    def flush(self) -> None:
+        """Write the gathered messages, in order: one write per member for all of them."""
+        self.timer = None
+        self.last_write = self.chat.loop.time()
+        bodies, self.pending = self.pending, []
+        if bodies:
+            tcp = CRLF.join(bodies) + CRLF if self.tcp else b""
+            ws = b"".join([ws_text_frame(body) for body in bodies]) if self.ws else b""
+            self.write(tcp, ws, len(bodies))
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.pending = []
+
+    def write(self, line: bytes, frame: bytes, count: int) -> None:
+        """The fan-out: the same bytes to every member (``line`` for TCP, ``frame`` for WebSocket), ``count``
+        messages in them; a member over ``chat.send_queue`` gets nothing (:meth:`Chat.over_bound`)."""
         delivered = 0
         if self.tcp:
             members = self._tcp
             if members is None:
                 members = self._tcp = tuple(self.tcp.items())
-            line = body + CRLF
             for conn, transport in members:
                 if conn.paused_since is None:
                     try:
                         transport.write(line)
-                        delivered += 1
+                        delivered += count
                     except Exception:  # closed under us; connection_lost removes it
                         pass
                 else:
-                    self.chat.over_bound(conn)
+                    self.chat.over_bound(conn, count)
         if self.ws:
             wmembers = self._ws
             if wmembers is None:
                 wmembers = self._ws = tuple(self.ws.items())
-            frame = ws_text_frame(body)
             for wconn, (transport, codec) in wmembers:
                 if wconn.paused_since is None:
                     if not codec.close_sent:  # no data frame after a close frame (RFC 6455, 5.5.1)
                         try:
                             transport.write(frame)
-                            delivered += 1
+                            delivered += count
                         except Exception:
                             pass
                 else:
-                    self.chat.over_bound(wconn)
+                    self.chat.over_bound(wconn, count)
         CHAT.deliveries += delivered
 
 
@@ -180,6 +217,7 @@ class Chat:
         self.limits: dict[int, _Limits] = {}
         self.system_name = config.system_name
         self._moves = asyncio.Lock()
+        self.flush_interval = config.flush_interval
         self._tasks: set[asyncio.Task[None]] = set()
 
     # The resource handlers use --------------------------------------------------------------------------
@@ -213,6 +251,11 @@ class Chat:
         CHAT.messages += 1
         self.bus.publish(channel, encode_body(command, payload))
 
+    def close(self) -> None:
+        """Shutdown: drop what is still gathered for a flush."""
+        for channel in self.channels.values():
+            channel.cancel()
+
     # Membership -----------------------------------------------------------------------------------------
 
     def admit(self, client: ChatClient) -> bool:
@@ -235,6 +278,7 @@ class Chat:
         channel.discard(client)
         if not channel:
             del self.channels[name]
+            channel.cancel()
             self.bus.unsubscribe(name, channel)
 
     async def logged_in(self, client: ChatClient) -> bool:
@@ -282,10 +326,10 @@ class Chat:
         client.limits = None
         CHAT.connections[client.kind] -= 1
 
-    def over_bound(self, conn: Connection) -> None:
-        """A member's transport holds more than ``chat.send_queue`` bytes: drop this message for it, and
-        disconnect it once it has been over the bound for ``chat.send_timeout`` seconds."""
-        CHAT.dropped += 1
+    def over_bound(self, conn: Connection, count: int) -> None:
+        """A member's transport holds more than ``chat.send_queue`` bytes: drop these ``count`` messages for
+        it, and disconnect it once it has been over the bound for ``chat.send_timeout`` seconds."""
+        CHAT.dropped += count
         paused_since = conn.paused_since
         if paused_since is not None and self.loop.time() - paused_since >= self.config.send_timeout:
             client = conn.endpoint if isinstance(conn, WebSocketConnection) else conn
@@ -621,6 +665,11 @@ async def setup(app: App) -> None:
         bus = resources.bus
     chat = Chat(config, resources.keys, resources.redis, bus, app.node)
     resources.extra["chat"] = chat
+
+    async def close() -> None:
+        chat.close()
+
+    app.shutdown_hooks.append(close)
     if "chat" not in roles:
         return
 

@@ -360,3 +360,18 @@ async def test_chat_resource_without_the_chat_role(app_factory: Callable[..., Aw
     assert isinstance(app.resources.extra["chat"], Chat)
     assert "chat-tcp" not in app.ports
     await app.resources.extra["chat"].system(1, "nobody listens here")
+
+
+@pytest.mark.parametrize("interval", [0.0, 0.2])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_flush_interval_keeps_every_message_in_order(
+    app_factory: Callable[..., Awaitable[App]], login: Login, kind: str, interval: float
+) -> None:
+    app = await app_factory(chat={"tcp_port": 0, "flush_interval": interval, "rate": 1e6, "burst": 10**6})
+    sender, receiver = await login(app, "tcp"), await login(app, kind)
+    before = CHAT.deliveries
+    for n in range(20):
+        await sender.send("PUBLIC", str(n))
+    for client in (sender, receiver):
+        assert [(await client.recv_message())[1]["text"] for _ in range(20)] == [str(n) for n in range(20)]
+    assert CHAT.deliveries - before == 40
