@@ -21,6 +21,7 @@ log = logging.getLogger("gameserver.cli")
 PORT_FLAGS = {
     "gate_port": "gate.tcp_port",
     "ws_port": "gate.ws_port",
+    "chat_port": "chat.tcp_port",
     "http_port": "http.port",
 }
 
@@ -32,6 +33,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it up)")
     parser.add_argument("--gate-port", type=int, help="raw TCP gate port (default 8880)")
     parser.add_argument("--ws-port", type=int, help="WebSocket port (default 8881)")
+    parser.add_argument("--chat-port", type=int, help="raw TCP chat edge port (default 8890)")
     parser.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
     parser.add_argument("--data-dir", help="where the SQLite file, secrets and mail live (default ./var)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
