@@ -191,3 +191,87 @@ async def test_new_and_removed_packages(app_factory: Callable[..., Any], hot: Pa
 
 async def test_reload_is_off_unless_asked(app: App) -> None:
     assert reloader_of(app) is None
+
+
+LIFECYCLE = """
+from gameserver.registry import handler
+
+VERSION = {version!r}
+EVENTS = {events!r}
+
+
+def note(text):
+    with open(EVENTS, "a") as f:
+        f.write(text + "\\n")
+
+
+async def startup(resources):
+    if VERSION == "refuses":
+        raise RuntimeError("cannot start")
+    note("start " + VERSION)
+
+
+async def shutdown(resources):
+    note("stop " + VERSION)
+
+
+async def version(**_):
+    return VERSION
+
+
+HANDLERS = {{"version": handler(version, login=False)}}
+"""
+
+
+async def test_startup_and_shutdown_of_reloaded_packages(app_factory: Callable[..., Any], hot: Package) -> None:
+    events = hot.root / "events.txt"
+
+    def write(version: str) -> None:
+        hot.folder.mkdir(parents=True, exist_ok=True)
+        (hot.folder / "__init__.py").write_text(LIFECYCLE.format(version=version, events=str(events)))
+
+    write("one")
+    app, reloader = await start(app_factory, hot.root)
+    assert events.read_text().splitlines() == ["start one"]
+
+    await edit(reloader, lambda: write("two"))
+    assert events.read_text().splitlines() == ["start one", "start two", "stop one"]  # new up before old down
+
+    await edit(reloader, lambda: write("refuses"))
+    assert "RuntimeError: cannot start" in reloader.error
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call(f"{hot.name}.version"))["data"] == "two"
+    await client.close()
+
+    await app.stop()
+    assert events.read_text().splitlines() == ["start one", "start two", "stop one", "stop two"]
+
+
+async def test_a_package_under_modules_is_reloaded_in_place(
+    app_factory: Callable[..., Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A built-in package (modules.<name>); the folder is added to the `modules` package's path for the test.
+    import modules
+
+    builtin = Package(tmp_path / "builtin")
+    builtin.write("one")
+    monkeypatch.setattr(modules, "__path__", [*modules.__path__, str(builtin.root)])
+    app: App = await app_factory(modules={"reload": True, "reload_poll": 0.02})
+    reloader = reloader_of(app)
+    assert reloader is not None
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call(f"{builtin.name}.version"))["data"] == "one"
+    first = getattr(modules, builtin.name)
+
+    await edit(reloader, lambda: builtin.handlers.write_text("def (:\n"))
+    assert "SyntaxError" in reloader.error
+    assert getattr(modules, builtin.name) is first  # the import's side effects are rolled back
+    assert sys.modules[f"modules.{builtin.name}"] is first
+
+    await edit(reloader, lambda: builtin.write("two"))
+    assert (await client.call(f"{builtin.name}.version"))["data"] == "two"
+    assert sys.modules[f"modules.{builtin.name}"] is getattr(modules, builtin.name) is not first
+    await client.close()
+    for name in [name for name in sys.modules if name.startswith(f"modules.{builtin.name}")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(modules, builtin.name)
