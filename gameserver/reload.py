@@ -322,12 +322,14 @@ async def _shutdown(module: types.ModuleType, app: App) -> None:
 
 def _describe(exc: BaseException) -> str:
     """One line: the exception and, for code errors, the innermost frame in module code."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}: {exc.msg} ({exc.filename}, line {exc.lineno})"
     text = "".join(traceback.format_exception_only(exc)).strip().replace("\n", " ")
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
         if not f.filename.startswith("<") and f"{os.sep}gameserver{os.sep}" not in f.filename
     ]
-    if frames and not isinstance(exc, SyntaxError | ConfigError):
+    if frames and not isinstance(exc, ConfigError):
         text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
     return text
