@@ -80,7 +80,7 @@ class ChatConfig:
     max_connections: int = setting(10_000, min=1)
     send_queue: int = setting(256 * 1024, min=1024)
     send_timeout: float = setting(10.0, min=0.0)
-    flush_interval: float = setting(0.02, min=0.0, max=1.0)
+    flush_interval: float = setting(0.03, min=0.0, max=1.0)
     bus: str = setting("auto", choices=("auto", "local", "redis"))
     system_name: str = setting("system")
 

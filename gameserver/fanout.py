@@ -26,6 +26,7 @@ from gameserver.bus import Receiver
 log = logging.getLogger("gameserver.fanout")
 
 RETRY_DELAY = 0.5  # seconds between attempts while Redis is unreachable
+MAX_OUTBOX = 10_000  # payloads waiting for Redis; beyond it (Redis slow or down) new ones are dropped
 SUBSCRIBE = "SUBSCRIBE"
 UNSUBSCRIBE = "UNSUBSCRIBE"
 
@@ -64,6 +65,9 @@ class RedisFanout:
         ]
 
     def publish(self, channel: str, payload: bytes) -> None:
+        if len(self._outbox) >= MAX_OUTBOX:
+            self.failed += 1
+            return
         self._outbox.append((channel, payload))
         self._publish_wake.set()
 

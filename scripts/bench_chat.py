@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Chat fan-out benchmark: N logged-in clients in one world, one sender at a fixed rate (docs/chat.md).
 
-    .venv/bin/python scripts/bench_chat.py                 # N = 1000, 100 messages/s, 10 s per scenario
+    .venv/bin/python scripts/bench_chat.py                 # N = 1000, 110 messages/s, 10 s per scenario
     .venv/bin/python scripts/bench_chat.py --quick         # N = 200, 3 s per scenario
     .venv/bin/python scripts/bench_chat.py --repeat 3      # each scenario 3 times, the median reported
     .venv/bin/python scripts/bench_chat.py --scenarios local-tcp,redis-ws --clients 2000 --rate 50
@@ -509,7 +509,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 200, 1 s warm-up, 3 s per scenario")
     parser.add_argument("--clients", type=int, help="receiving clients (default 1000; --quick 200)")
-    parser.add_argument("--rate", type=float, default=100.0, help="messages per second from the sender")
+    parser.add_argument("--rate", type=float, default=110.0, help="messages per second from the sender")
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 10; --quick 3)")
     parser.add_argument("--warmup", type=float, help="seconds of sending before measuring (default 2; --quick 1)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; the median is reported")
@@ -517,7 +517,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--send-queue", type=int, default=262144, help="the servers' chat.send_queue")
     parser.add_argument(
-        "--flush-interval", type=float, default=0.02, help="the servers' chat.flush_interval (0: write each at once)"
+        "--flush-interval", type=float, default=0.03, help="the servers' chat.flush_interval (0: write each at once)"
     )
     parser.add_argument("--probe-every", type=int, default=10, help="one client in this many records latency")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU for the servers (-1: not pinned)")
