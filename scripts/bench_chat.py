@@ -496,7 +496,8 @@ def report(results: dict[str, Result]) -> list[str]:
     for kind in ("tcp", "ws"):
         local, remote = results.get(f"local-{kind}"), results.get(f"redis-{kind}")
         if local and remote:
-            ratio = remote.us_per_delivery / local.us_per_delivery
+            # CPU time is counted in clock ticks (10 ms): a very short run may see none.
+            ratio = remote.us_per_delivery / local.us_per_delivery if local.us_per_delivery else float("nan")
             lines.append(
                 f"  redis-{kind} vs local-{kind}: {ratio:.2f}x the CPU per delivery, p99 "
                 f"{remote.percentile(0.99):.1f} vs {local.percentile(0.99):.1f} ms (within {REDIS_FACTOR:g}x): "
