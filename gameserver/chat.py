@@ -634,6 +634,7 @@ class WsChatClient(ChatClient):
     def _close_gracefully(self) -> None:
         conn = self.conn
         assert isinstance(conn, WebSocketConnection)
+        self._resume_reading()  # (paused during a login) the closing handshake needs the client's close frame
         conn.close(CloseCode.POLICY_VIOLATION, "closed by the chat edge")
 
     def closed(self) -> None:

@@ -331,7 +331,9 @@ async def test_max_connections_counts_both_transports(app_factory: Callable[...,
 async def test_a_slow_reader_does_not_delay_the_others(
     app_factory: Callable[..., Awaitable[App]], login: Login
 ) -> None:
-    app = await app_factory(chat={"tcp_port": 0, "send_queue": 4096, "send_timeout": 0.2, "rate": 1e6, "burst": 10**6})
+    app = await app_factory(
+        chat={"tcp_port": 0, "send_queue": 4096, "send_timeout": 0.2, "rate": 1e6, "burst": 10**6, "flush_interval": 0}
+    )
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
     sock.setblocking(False)
@@ -375,3 +377,29 @@ async def test_flush_interval_keeps_every_message_in_order(
     for client in (sender, receiver):
         assert [(await client.recv_message())[1]["text"] for _ in range(20)] == [str(n) for n in range(20)]
     assert CHAT.deliveries - before == 40
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_login_while_redis_is_down_answers_unavailable(
+    app_factory: Callable[..., Awaitable[App]], kind: str
+) -> None:
+    app = await app_factory(redis={"url": "redis://127.0.0.1:1/0", "connect_timeout": 0.2}, chat={"bus": "local"})
+    client = await connect(app, kind)
+    await client.send("LOGIN", "some-nonce")
+    assert await client.recv() == ("ERROR", "unavailable")
+    assert await client.closed()
+
+
+async def test_shutdown_closes_chat_connections(config_factory: Callable[..., Any]) -> None:
+    app = App(config_factory())
+    await app.start()
+    try:
+        tcp = await connect(app, "tcp")
+        await tcp.login(await make_nonce(app, 50))
+        ws = await connect(app, "ws")
+        await ws.login(await make_nonce(app, 51))
+    finally:
+        await app.stop()
+    assert await tcp.closed()
+    assert await ws.closed()
+    assert ws.ws is not None and ws.ws.close_code == 1001
