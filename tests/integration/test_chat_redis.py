@@ -171,3 +171,23 @@ async def test_one_subscription_per_process_dropped_with_the_last_member(edges: 
                 await asyncio.sleep(0.01)
     finally:
         await client.aclose()
+
+
+async def test_a_dropped_subscriber_connection_is_restored(edges: Edges, redis_url: str) -> None:
+    a, b = edges
+    on_a, on_b = await login(a, "tcp"), await login(b, "ws")
+    channel = a.resources.keys.chat_public(1)
+    fanout: RedisFanout = b.resources.extra["chat"].bus
+    assert fanout._pubsub.connection is not None
+    host, port = fanout._pubsub.connection._writer.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+    admin = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        await admin.client_kill(f"{host}:{port}")  # only edge b's subscriber connection
+        assert await admin.pubsub_numsub(channel) == [(channel.encode(), 1)]
+        async with asyncio.timeout(10):
+            while await admin.pubsub_numsub(channel) != [(channel.encode(), 2)]:
+                await asyncio.sleep(0.01)
+    finally:
+        await admin.aclose()
+    await on_a.send("PUBLIC", "after the reconnect")
+    assert (await on_b.recv_message())[1]["text"] == "after the reconnect"
