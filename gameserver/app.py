@@ -98,11 +98,12 @@ class App:
             resources = self._resources
             for feature in FEATURES:
                 await feature(self)
-            modules = discover(config.modules.paths, config.modules.disabled)
-            injectable = set(resources.injectable()) | set(PER_REQUEST)
-            self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
+            modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
             await resources.db.start()  # creates the tables, or defers them while the db is down
             if "worker" in self.roles:
+                # Only a worker runs handlers, so only a worker checks them against the resources it injects.
+                injectable = set(resources.injectable()) | set(PER_REQUEST)
+                self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
                 self.dispatcher = Dispatcher(
                     self.table,
                     resources.injectable(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -44,3 +45,12 @@ async def test_a_bad_module_path_is_refused(config_factory: Callable[..., Config
     app = App(config_factory(modules={"paths": ["/nonexistent/modules"]}))
     with pytest.raises(ConfigError, match="modules.paths: /nonexistent/modules is not a folder"):
         await app.start()
+
+
+@pytest.mark.parametrize("roles", [["chat"], ["auth"], ["chat", "auth"]])
+async def test_a_process_without_a_worker_starts_and_serves_health(app_factory: Any, roles: list[str]) -> None:
+    # Without a worker no handler runs here, so handlers needing worker-only resources (mail) must not stop it.
+    app = await app_factory(server={"roles": roles})
+    assert app.dispatcher is None and app.table == {}
+    healthy, details = await app.health()
+    assert healthy, details
