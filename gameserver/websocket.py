@@ -1,9 +1,12 @@
 """The WebSocket listener (port 8881): ``/`` and ``/gate`` are the gate, ``/chat`` the chat edge.
 
-websockets' sans-I/O :class:`~websockets.server.ServerProtocol` does the RFC 6455 work (handshake,
-framing, masking, control frames, close codes, the size limit as close 1009); this driver feeds it bytes
-from a plain :class:`asyncio.Protocol` and writes what it produces, which costs far less per message than
-the library's own asyncio server. After the handshake, each whole message goes to the route's endpoint.
+A plain :class:`asyncio.Protocol` drives two sans-I/O objects: websockets' ``ServerProtocol`` for the
+opening handshake (HTTP upgrade, RFC 6455 4.2; 426 with ``Sec-WebSocket-Version`` on a version mismatch),
+then our :class:`~gameserver.protocol.websocket.WebSocketCodec` for the frames (masking, fragments,
+ping/pong, the closing handshake, close codes 1002/1007/1009). websockets' own frame layer builds a
+``Frame``, runs a parser generator and collects a list of writes per message; the codec parses a whole
+frame in place, which more than halves the transport's cost per message (``docs/benchmarks.md``). After
+the handshake, each whole message goes to the route's endpoint.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from gameserver.errors import CloseCode, ProtocolViolation
 from gameserver.listener import Connection, Listener
+from gameserver.protocol.websocket import WebSocketCodec, encode_binary, encode_text
 
 WS_VERSION = "13"
+END_OF_HEAD = b"\r\n\r\n"  # a handshake request is a GET with no body: it ends with its head
 
 
 class Endpoint(Protocol):
@@ -43,33 +47,60 @@ class WebSocketConnection(Connection):
     def __init__(self, listener: Listener) -> None:
         super().__init__(listener)
         self.routes: dict[str, Route] = listener.context["ws_routes"]
-        self.ws = ServerProtocol(max_size=max(route.max_size for route in self.routes.values()))
+        self.handshake: ServerProtocol | None = ServerProtocol(max_size=max(r.max_size for r in self.routes.values()))
+        self.codec: WebSocketCodec | None = None  # set once the handshake succeeded
         self.endpoint: Endpoint | None = None
         self.path = ""
-        self._fragments: list[bytes] = []
-        self._fragment_opcode = Opcode.BINARY
+        self._tail = b""  # the last bytes of the request head so far, to find its end across reads
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = self.loop.time()
-        ws = self.ws
-        ws.receive_data(data)
+        codec = self.codec
+        if codec is None:
+            self._handshake_data(data)
+            return
         try:
-            for event in ws.events_received():
-                if isinstance(event, Frame):
-                    self._frame(event)
-                elif isinstance(event, Request):
-                    self._handshake(event)
+            messages = codec.feed(data)
+            endpoint = self.endpoint
+            for message in messages:
+                if self.closed:
+                    break
+                endpoint.receive(message)  # type: ignore[union-attr]  # set with the codec
         except ProtocolViolation as exc:
             self.violation(exc)
-        self.flush()
+            return
+        if codec.output or codec.done:
+            self._flush_codec(codec)
 
-    def eof_received(self) -> bool | None:
-        self.ws.receive_eof()
-        self.flush()
-        return None
+    def _flush_codec(self, codec: WebSocketCodec) -> None:
+        for frame in codec.output:
+            self.write(frame)
+        codec.output.clear()
+        if codec.done and not self.closed:  # closing handshake over: the server closes TCP (RFC 6455, 7.1.1)
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
 
-    def _handshake(self, request: Request) -> None:
-        ws = self.ws
+    def _handshake_data(self, data: bytes) -> None:
+        ws = self.handshake
+        if ws is None:  # refused: the response and the close are on their way
+            return
+        head = self._tail + data
+        end = head.find(END_OF_HEAD)
+        rest = b""
+        if end >= 0:
+            cut = end + len(END_OF_HEAD) - len(self._tail)
+            data, rest = data[:cut], data[cut:]
+        self._tail = head[-(len(END_OF_HEAD) - 1) :]
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                self._handshake(ws, event)
+        self._flush_handshake(ws)
+        if self.codec is not None and rest:
+            self.data_received(rest)
+
+    def _handshake(self, ws: ServerProtocol, request: Request) -> None:
         path = request.path.partition("?")[0]
         route = self.routes.get(path)
         version = request.headers.get("Sec-WebSocket-Version")
@@ -82,82 +113,59 @@ class WebSocketConnection(Connection):
         else:
             response = ws.accept(request)
         ws.send_response(response)
-        if response.status_code == 101 and route is not None:
+        if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS and route is not None:
             self.path = path
-            ws.max_message_size = route.max_size
+            self.codec = WebSocketCodec(route.max_size)
             self.ready = True
             self.endpoint = route.factory(self)
 
-    def _frame(self, frame: Frame) -> None:
-        opcode = frame.opcode
-        if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-            if not frame.fin:
-                self._fragment_opcode = opcode
-                self._fragments = [bytes(frame.data)]
-                return
-            payload = bytes(frame.data)
-        elif opcode is Opcode.CONT:
-            self._fragments.append(bytes(frame.data))
-            if not frame.fin:
-                return
-            opcode = self._fragment_opcode
-            payload = b"".join(self._fragments)
-            self._fragments = []
-        else:
-            return  # ping, pong, close: the protocol object already answered
-        if self.endpoint is None or self.closed:
-            return
-        if opcode is Opcode.TEXT:
-            try:
-                text = payload.decode()
-            except UnicodeDecodeError:
-                raise ProtocolViolation(CloseCode.INVALID_DATA, "text frame is not UTF-8") from None
-            self.endpoint.receive(text)
-        else:
-            self.endpoint.receive(payload)
-
-    def flush(self) -> None:
-        transport = self.transport
-        if transport is None:
-            return
-        for data in self.ws.data_to_send():
+    def _flush_handshake(self, ws: ServerProtocol) -> None:
+        for data in ws.data_to_send():
             if data:
-                if not transport.is_closing():
-                    transport.write(data)
-            else:  # end of stream: the server closes the TCP connection (RFC 6455, 7.1.1)
+                self.write(data)
+            else:  # a refused handshake: close once the response is written
                 self.closed = True
-                transport.close()
+                if self.transport is not None:
+                    self.transport.close()
+        if self.codec is not None or self.closed:
+            self.handshake = None  # done with it: frames are the codec's
+
+    def eof_received(self) -> bool | None:
+        return None  # the peer is gone without a closing handshake: close our side too
 
     def send_binary(self, data: bytes) -> None:
-        if not self.closed:
-            self.ws.send_binary(data)
-            self.flush()
+        codec = self.codec
+        if codec is not None and not codec.close_sent and not self.closed:
+            self.write(encode_binary(data))
 
     def send_text(self, text: str) -> None:
-        if not self.closed:
-            self.ws.send_text(text.encode())
-            self.flush()
+        codec = self.codec
+        if codec is not None and not codec.close_sent and not self.closed:
+            self.write(encode_text(text))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        if not self.closed and self.ready and self.ws.state.name == "OPEN":
-            self.ws.send_close(code, reason)
-            self.flush()
-        elif self.transport is not None and not self.ready:
+        """Start the closing handshake; the client's close frame ends the connection."""
+        if self.closed:
+            return
+        if self.codec is not None:
+            frame = self.codec.close(code, reason)
+            if frame:
+                self.write(frame)
+        elif self.transport is not None:  # still in the handshake: nothing to say goodbye with
             self.closed = True
             self.transport.close()
 
     def abort_with(self, code: CloseCode, reason: str) -> None:
-        if self.ready and self.ws.state.name == "OPEN":
-            self.ws.fail(code, reason[:120])
-            self.flush()
+        if self.codec is not None and not self.closed:
+            frame = self.codec.fail(code, reason)
+            if frame:
+                self.write(frame)
         self.closed = True
         if self.transport is not None:
             self.transport.close()
 
     def shutdown(self) -> None:
         self.close(CloseCode.GOING_AWAY, "server shutting down")
-        if not self.ready:
-            self.closed = True
 
     def on_close(self) -> None:
         if self.endpoint is not None:
