@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import struct
+
 from gameserver.errors import CloseCode, ProtocolViolation
 
 HEADER_SIZE = 4
 DEFAULT_MAX_FRAME = 64 * 1024
+
+_HEADER = struct.Struct(">I")  # a bound Struct method is about twice as fast as int.from_bytes on a slice
+_pack_header = _HEADER.pack
+_unpack_header = _HEADER.unpack_from
 
 
 class FrameDecoder:
@@ -25,12 +31,17 @@ class FrameDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Add received bytes; return the payloads of every frame now complete, in order."""
         buffer = self._buffer
+        if not buffer and len(data) >= HEADER_SIZE:
+            # Fast path: the read is exactly one whole frame, as a client waiting for each reply sends.
+            size = _unpack_header(data)[0]
+            if size == len(data) - HEADER_SIZE and size <= self.max_size:
+                return [data[HEADER_SIZE:]]
         buffer += data
         frames: list[bytes] = []
         start = 0
         end = len(buffer)
         while end - start >= HEADER_SIZE:
-            size = int.from_bytes(buffer[start : start + HEADER_SIZE], "big")
+            size = _unpack_header(buffer, start)[0]
             if size > self.max_size:
                 raise ProtocolViolation(CloseCode.MESSAGE_TOO_BIG, f"expected at most {self.max_size} bytes")
             stop = start + HEADER_SIZE + size
@@ -49,4 +60,4 @@ class FrameDecoder:
 
 
 def encode_frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(HEADER_SIZE, "big") + payload
+    return _pack_header(len(payload)) + payload
