@@ -84,6 +84,9 @@ class Dispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._sweeper: asyncio.Task[None] | None = None
+        # asyncio.get_running_loop() makes a getpid() system call (fork detection) each time: look it up once.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._injections: dict[str, _Injection] = {}
         self._unknown = metrics.function_stats(metrics.UNKNOWN_FN)
         for entry in self.table.values():
             entry.stats = metrics.function_stats(entry.name)
@@ -125,8 +128,20 @@ class Dispatcher:
         except Exception as exc:  # a check that fails (the token hook, say) is a bug, not the connection's end
             self._answer_internal(session, fmt, request.id, entry.stats if entry else self._unknown, None, start, exc)
             return
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._run(entry, request, uid, session, fmt, start))
+        injection = self._injections.get(entry.name)
+        if injection is None or injection.entry is not entry:  # first call, or the table was replaced
+            injection = self._injections[entry.name] = _Injection(entry, self.resources)
+        kwargs = injection.shared.copy()
+        if injection.uid:
+            kwargs["uid"] = uid
+        if injection.session:
+            kwargs["session"] = session
+        if injection.args:
+            kwargs["args"] = request.args
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = loop.create_task(self._run(entry, request, kwargs, uid, session, fmt, start))
         if not self._deadlines:
             self._idle.clear()
             if self._sweeper is None or self._sweeper.done():
@@ -134,17 +149,17 @@ class Dispatcher:
         self._deadlines[task] = loop.time() + entry.timeout
 
     async def _run(
-        self, entry: Entry, request: Request, uid: int | None, session: Session, fmt: Format, start: float
+        self,
+        entry: Entry,
+        request: Request,
+        kwargs: dict[str, Any],
+        uid: int | None,
+        session: Session,
+        fmt: Format,
+        start: float,
     ) -> None:
-        kwargs = self.resources.copy()
-        kwargs["uid"] = uid
-        kwargs["session"] = session
-        kwargs["log"] = entry.log
-        kwargs["args"] = request.args
-        if entry.inject is not None:
-            kwargs = {name: kwargs[name] for name in entry.inject}
         CORRELATION_ID.set(self.correlation_id(session, request.id))  # this task's log lines carry it
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)  # with the loop given: no getpid() system call
         assert task is not None
         try:
             if entry.any_args:
@@ -273,6 +288,30 @@ class Dispatcher:
             self._idle.set()
         if self._sweeper is not None:
             self._sweeper.cancel()
+
+
+class _Injection:
+    """The keyword arguments of one handler besides its client args, prepared on its first call: the shared
+    resources (and its logger) that it names, or all of them for a ``**kwargs`` handler, and which of the
+    per-request values (``uid``, ``session``, ``args``) it takes. A request then copies a small dict instead
+    of building the whole bag and picking from it."""
+
+    __slots__ = ("entry", "shared", "uid", "session", "args")
+
+    def __init__(self, entry: Entry, resources: Mapping[str, Any]) -> None:
+        self.entry = entry
+        shared = {**resources, "log": entry.log}
+        if entry.inject is None:
+            self.shared = shared
+            self.uid = self.session = self.args = True
+        else:
+            self.shared = {name: shared[name] for name in entry.inject if name not in _PER_REQUEST}
+            self.uid = "uid" in entry.inject
+            self.session = "session" in entry.inject
+            self.args = "args" in entry.inject
+
+
+_PER_REQUEST = frozenset({"uid", "session", "args"})
 
 
 class _Internal(GameError):

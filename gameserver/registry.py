@@ -3,8 +3,10 @@
 A module is a package under ``modules/`` (or a folder named in ``modules.paths``) whose ``__init__.py``
 has ``HANDLERS = {"name": fn_or_handler(...)}``. Parameters before ``*`` are the client's ``args``;
 keyword-only parameters are injected resources (``db``, ``redis``, ``config``, ``uid``, ...); ``**_`` takes
-the rest. Start-up fails on a sync function, a duplicate name, a client parameter that shadows a resource,
-or a keyword-only parameter nothing can fill.
+the rest. A handler is passed only the resources it names, unless it takes the whole bag as ``**kwargs`` (any
+name but ``_``, which says the rest goes unused: passing a dozen unused keyword arguments costs more than a
+small handler itself). Start-up fails on a sync function, a duplicate name, a client parameter that shadows a
+resource, or a keyword-only parameter nothing can fill.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class Entry:
     names: frozenset[str]
     required: frozenset[str]
     checked: tuple[Param, ...]
-    inject: tuple[str, ...] | None  # None: the handler takes **kwargs and gets every resource
+    inject: tuple[str, ...] | None  # None: the handler takes **kwargs (not **_) and gets every resource
     log: logging.Logger
     doc: str
     any_args: bool = False
@@ -191,7 +193,7 @@ def compile_entry(name: str, spec: Handler, *, injectable: Iterable[str], defaul
             if p.name in injectable:
                 inject.append(p.name)
         elif p.kind is p.VAR_KEYWORD:
-            takes_kwargs = True
+            takes_kwargs = p.name != "_"  # `**_` ignores the rest: don't build it
         elif p.kind is p.VAR_POSITIONAL:
             raise ConfigError(f"handler {name}: *{p.name} cannot be filled; clients pass named args")
     doc = inspect.getdoc(fn) or ""

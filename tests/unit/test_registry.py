@@ -177,6 +177,13 @@ def test_kwargs_handlers_get_every_resource() -> None:
     assert compile(fn).inject is None
 
 
+def test_underscore_kwargs_handlers_get_only_what_they_name() -> None:
+    async def fn(a: int, *, db: object, **_: Any) -> None:  # `_`: the rest goes unused, so it is not built
+        pass
+
+    assert compile(fn).inject == ("db",)
+
+
 def test_describe() -> None:
     async def fn(a: int, b: str | None = None) -> None:
         """Adds things."""
