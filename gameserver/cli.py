@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -175,6 +176,12 @@ async def _serve(config: Config) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, app.request_stop)
     await app.start()
+    # What start-up built (modules, config, the function table, SQLAlchemy and library state) lives as long as
+    # the process: take it out of the cycle collector's sight, so that a full collection walks only what was
+    # made since. With hundreds of requests in flight their objects reach the old generation and trigger full
+    # collections; over the whole heap each took ~50 ms (p99 70 ms at 500 connections, docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
     print(
         f"gameserver {__version__} node {app.node}: " + ", ".join(f"{k}={v}" for k, v in app.ports.items()),
         file=sys.stderr,
