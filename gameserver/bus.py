@@ -4,7 +4,9 @@ Three things cross between roles: a gate hands a request to a worker (``submit``
 through the caller's :class:`Session`), a handler pushes an event to a player wherever they are connected
 (``push``), and the chat edge fans a message out to a channel (``publish`` / ``subscribe``).
 :class:`LocalBus` does all three inside one process with plain calls: no serialisation, no Redis on the hot
-path. A Redis bus with the same interface lets ``--roles gate`` and ``--roles worker`` processes cooperate.
+path. :class:`~gameserver.redisbus.RedisBus` (``server.bus``, Redis configured) carries pushes and channels
+between processes through Redis pub/sub; ``submit`` between processes (``--roles gate`` apart from
+``--roles worker``) is not built yet.
 """
 
 from __future__ import annotations

@@ -7,11 +7,12 @@ sender's world (channel ``chat.<world>.public``), ``FAMILY`` to the sender's fam
 (``chat.<world>.family.<family>``), ``PING`` is answered ``PONG``. Anything else closes the connection.
 
 Fan-out (docs/chat.md): each process keeps one :class:`Channel` per channel it has members for, subscribed
-on the fan-out bus (:class:`~gameserver.bus.LocalBus` in one process, :class:`~gameserver.fanout.RedisFanout`
-between processes). A message is encoded once where it is published; each process adds the CRLF once and
-builds the WebSocket frame once, then writes the same bytes to every member's transport. A member whose
-transport holds more than ``chat.send_queue`` bytes gets nothing until it drains, and is disconnected if it
-stays over the bound for ``chat.send_timeout`` seconds: a slow reader never slows anyone else.
+on the fan-out bus (``server.bus``: :class:`~gameserver.bus.LocalBus` in one process; between processes,
+the :class:`~gameserver.fanout.RedisFanout` of the process's :class:`~gameserver.redisbus.RedisBus`). A
+message is encoded once where it is published; each process adds the CRLF once and builds the WebSocket
+frame once, then writes the same bytes to every member's transport. A member whose transport holds more than
+``chat.send_queue`` bytes gets nothing until it drains, and is disconnected if it stays over the bound for
+``chat.send_timeout`` seconds: a slow reader never slows anyone else.
 
 Handlers reach the chat through the injected ``chat`` resource (:class:`Chat`): ``await chat.system(world,
 text)``, ``await chat.set_family(uid, world, family)``.
@@ -40,6 +41,7 @@ from gameserver.listener import Connection, Listener
 from gameserver.metrics import CHAT
 from gameserver.protocol.chat import CRLF, Command, Line, LineDecoder, encode_body, encode_line, parse_frame
 from gameserver.ratelimit import TokenBucket
+from gameserver.redisbus import RedisBus
 from gameserver.websocket import Route, WebSocketConnection
 
 if TYPE_CHECKING:
@@ -641,14 +643,6 @@ class WsChatClient(ChatClient):
         self.connection_gone()
 
 
-def chat_bus(app: App) -> str:
-    """``local`` or ``redis``: ``chat.bus``, with ``auto`` meaning redis when ``redis.url`` is set."""
-    bus = app.config.chat.bus
-    if bus == "auto":
-        return "redis" if app.config.redis.url else "local"
-    return bus
-
-
 async def setup(app: App) -> None:
     """The ``chat`` resource in every process with the chat or worker role; the listeners with the chat role."""
     roles = app.roles
@@ -656,14 +650,9 @@ async def setup(app: App) -> None:
         return
     config = app.config.chat
     resources = app.resources
-    bus: PubSub
-    if chat_bus(app) == "redis":
-        fanout = RedisFanout(resources.open_redis(decode=False))
-        await fanout.start()
-        app.shutdown_hooks.append(fanout.close)
-        bus = fanout
-    else:
-        bus = resources.bus
+    # The process's bus (server.bus); on Redis, straight to its fan-out, shared with pushes (one subscriber
+    # connection per process). The resources close it.
+    bus: PubSub = resources.bus.fanout if isinstance(resources.bus, RedisBus) else resources.bus
     chat = Chat(config, resources.keys, resources.redis, bus, app.node)
     resources.extra["chat"] = chat
 

@@ -22,6 +22,7 @@ from gameserver.errors import ConfigError
 
 ENV_PREFIX = "GAMESERVER_"
 ROLES = ("gate", "chat", "auth", "worker")
+BUSES = ("auto", "local", "redis")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
@@ -51,6 +52,7 @@ class ServerConfig:
     roles: tuple[str, ...] = setting(ROLES, choices=ROLES)
     data_dir: str = setting("var")
     node_id: str = setting("")
+    bus: str = setting("auto", choices=BUSES)
     shutdown_grace: float = setting(10.0, min=0)
 
 
@@ -81,7 +83,6 @@ class ChatConfig:
     send_queue: int = setting(256 * 1024, min=1024)
     send_timeout: float = setting(10.0, min=0.0)
     flush_interval: float = setting(0.03, min=0.0, max=1.0)
-    bus: str = setting("auto", choices=("auto", "local", "redis"))
     system_name: str = setting("system")
 
 
@@ -232,6 +233,13 @@ class Config:
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def bus_backend(self) -> str:
+        """``local`` or ``redis``: ``server.bus``, with ``auto`` meaning redis when ``redis.url`` is set."""
+        if self.server.bus == "auto":
+            return "redis" if self.redis.url else "local"
+        return self.server.bus
 
     @property
     def mail_path(self) -> Path:

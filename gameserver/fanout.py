@@ -1,5 +1,6 @@
 """Channel fan-out between processes through Redis pub/sub, behind :class:`~gameserver.bus.LocalBus`'s
-``publish`` / ``subscribe`` / ``unsubscribe``.
+``publish`` / ``subscribe`` / ``unsubscribe``: the chat edge's channels and the players' pushes
+(:class:`~gameserver.redisbus.RedisBus`).
 
 Each process holds one subscriber connection. A channel is subscribed in Redis when its first local
 receiver subscribes and unsubscribed when the last one leaves, so a process only hears the channels it has
@@ -57,7 +58,7 @@ class RedisFanout:
         try:
             await self._pubsub.connect()  # type: ignore[no-untyped-call]
         except Exception as exc:  # the reader keeps trying; publishing fails fast meanwhile
-            log.warning("chat fan-out: Redis unreachable at start (%s); retrying", exc)
+            log.warning("fan-out: Redis unreachable at start (%s); retrying", exc)
         self._tasks = [
             asyncio.create_task(self._publisher(), name="fanout-publish"),
             asyncio.create_task(self._commander(), name="fanout-subscribe"),
@@ -142,7 +143,7 @@ class RedisFanout:
                     self.published += len(batch)
                 except Exception as exc:
                     self.failed += len(batch)
-                    log.warning("chat fan-out: %d messages lost, Redis publish failed: %s", len(batch), exc)
+                    log.warning("fan-out: %d messages lost, Redis publish failed: %s", len(batch), exc)
 
     async def _commander(self) -> None:
         while True:
@@ -164,7 +165,7 @@ class RedisFanout:
                         else:
                             await self._pubsub.unsubscribe(*channels)
                     except Exception as exc:
-                        log.warning("chat fan-out: %s failed: %s; will retry after reconnecting", command, exc)
+                        log.warning("fan-out: %s failed: %s; will retry after reconnecting", command, exc)
 
     async def _reader(self) -> None:
         pubsub = self._pubsub
@@ -176,13 +177,13 @@ class RedisFanout:
                 message = await pubsub.get_message(timeout=None)
                 if failing:
                     failing = False
-                    log.info("chat fan-out: Redis reachable again")
+                    log.info("fan-out: Redis reachable again")
                     self._reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 if not failing:
-                    log.warning("chat fan-out: lost Redis (%s); reconnecting", exc)
+                    log.warning("fan-out: lost Redis (%s); reconnecting", exc)
                 failing = True
                 await asyncio.sleep(RETRY_DELAY)
                 continue
@@ -198,7 +199,7 @@ class RedisFanout:
                 try:
                     receiver(name, message["data"])
                 except Exception:
-                    log.exception("chat fan-out: receiver of %s failed", name)
+                    log.exception("fan-out: receiver of %s failed", name)
         elif kind == "subscribe":
             queue = self._confirmations.get(name)
             if queue:

@@ -33,6 +33,11 @@ class Keys:
         """Control channel of one player's chat connections on every edge process (family moves): docs/chat.md."""
         return f"{self.prefix}chat.user.{uid}"
 
+    def push_user(self, uid: int) -> str:
+        """Server pushes to one player's gate connections, heard by every process where they are bound
+        (gameserver/redisbus.py)."""
+        return f"{self.prefix}push.{uid}"
+
     def login_failures_user(self, username: str) -> str:
         """Failed logins for one (canonical) username in the current window; expires with the window."""
         return f"{self.prefix}auth.fail.user.{username}"

@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 
 from gameserver.bus import Bus, LocalBus
 from gameserver.config import Config
+from gameserver.fanout import RedisFanout
 from gameserver.keys import Keys
+from gameserver.redisbus import RedisBus
 from gameserver.session import Sessions
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
@@ -70,13 +72,23 @@ async def open_resources(config: Config, stack: contextlib.AsyncExitStack) -> Re
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=config.http.timeout))
     stack.push_async_callback(http.close)
     sessions = Sessions()
+    keys = Keys(config.redis.prefix)
+    bus: LocalBus
+    if config.bus_backend == "redis":
+        # One fan-out (one subscriber connection) per process, shared by pushes and the chat edge.
+        fanout = RedisFanout(open_redis(config.redis, decode=False, fake_server=fake_server))
+        await fanout.start()
+        bus = RedisBus(sessions, fanout, keys)
+    else:
+        bus = LocalBus(sessions)
+    stack.push_async_callback(bus.close)
     return Resources(
         config=config,
         db=db,
         redis=kv,
         http=http,
-        keys=Keys(config.redis.prefix),
+        keys=keys,
         sessions=sessions,
-        bus=LocalBus(sessions),
+        bus=bus,
         fake_redis_server=fake_server,
     )

@@ -2,20 +2,38 @@
 
 The drivers (``gate.py``, ``websocket.py``) subclass :class:`Session`; handlers get the caller's session
 as the injected ``session`` and never see its socket. :class:`Sessions` finds a player's connections for
-pushes (PROTOCOL.md: server push ``{"event", "data"}``).
+pushes (PROTOCOL.md: server push ``{"event", "data"}``) and tells its :class:`Presence` (the Redis bus) when a
+player's first connection binds here and when their last one goes.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import push_message
 from gameserver.ratelimit import TokenBucket
 
 _ids = itertools.count(1)
+
+BIND_TIMEOUT = 2.0  # seconds :meth:`Session.bound` waits for the bus; then the login goes on without it
+
+
+class Presence(Protocol):
+    """Told which players have connections bound in this process (:class:`~gameserver.redisbus.RedisBus`
+    subscribes to their pushes meanwhile)."""
+
+    def online(self, uid: int) -> None:
+        """``uid``'s first connection here was bound."""
+
+    def offline(self, uid: int) -> None:
+        """``uid``'s last connection here was unbound or closed."""
+
+    async def ready(self, uid: int, timeout: float) -> bool:
+        """Wait until pushes to ``uid`` from any process reach this one; False after ``timeout`` seconds."""
+        ...
 
 
 class Session:
@@ -52,20 +70,40 @@ class Session:
         self.uid = uid
         self.sessions.add(self)
 
+    async def bound(self, timeout: float = BIND_TIMEOUT) -> bool:
+        """After :meth:`bind`: wait until pushes to this player from any process reach this connection.
+
+        Immediate in one process; with the Redis bus, until Redis confirmed the subscription to the player's
+        pushes. A login handler awaits it before answering, so that the client's reply means pushes arrive.
+        Returns False (logged) if that took over ``timeout`` seconds: the connection stays bound and gets the
+        pushes of this process.
+        """
+        presence = self.sessions.presence
+        if presence is None or self.uid is None:
+            return True
+        return await presence.ready(self.uid, timeout)
+
     def unbind(self) -> None:
         self.sessions.discard(self)
         self.uid = None
 
 
 class Sessions:
-    """The bound sessions of this process, by uid."""
+    """The bound sessions of this process, by uid; ``presence`` (if set) hears a uid's first and last."""
 
     def __init__(self) -> None:
         self._by_uid: dict[int, set[Session]] = {}
+        self.presence: Presence | None = None
 
     def add(self, session: Session) -> None:
-        assert session.uid is not None
-        self._by_uid.setdefault(session.uid, set()).add(session)
+        uid = session.uid
+        assert uid is not None
+        group = self._by_uid.get(uid)
+        if group is None:
+            group = self._by_uid[uid] = set()
+            if self.presence is not None:
+                self.presence.online(uid)
+        group.add(session)
 
     def discard(self, session: Session) -> None:
         if session.uid is None:
@@ -75,6 +113,8 @@ class Sessions:
             group.discard(session)
             if not group:
                 del self._by_uid[session.uid]
+                if self.presence is not None:
+                    self.presence.offline(session.uid)
 
     def of(self, uid: int) -> Iterator[Session]:
         yield from tuple(self._by_uid.get(uid, ()))

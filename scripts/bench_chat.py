@@ -8,8 +8,8 @@
 
 Scenarios, each over raw TCP and over WebSocket ``/chat``:
 
-- ``local-*``: one ``python -m gameserver run --roles chat`` with the in-process fan-out (``chat.bus = local``);
-- ``redis-*``: two such servers with ``chat.bus = redis``, the clients split between them and the sender on
+- ``local-*``: one ``python -m gameserver run --roles chat`` with the in-process fan-out (``server.bus = local``);
+- ``redis-*``: two such servers with ``server.bus = redis``, the clients split between them and the sender on
   the first, so that half of every message's deliveries cross Redis pub/sub.
 
 Servers are pinned to CPU 0 (``--server-cpu``) and this load generator to CPU 1 (``--load-cpu``). Every
@@ -362,7 +362,7 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
     settings = {
         "redis.url": args.redis_url,
         "redis.prefix": prefix,
-        "chat.bus": bus,
+        "server.bus": bus,
         "chat.tcp_port": "0",
         "chat.rate": "1000000.0",
         "chat.burst": "1000000",

@@ -26,6 +26,7 @@ async def register(
     """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request."""
     result = await _service(auth).register(username, password, display_name)
     session.bind(result["uid"])
+    await session.bound()  # answered once pushes from any process reach this connection
     return result
 
 
@@ -35,6 +36,7 @@ async def login(
     """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited."""
     result = await _service(auth).login(username, password, host_of(session.peer))
     session.bind(result["uid"])
+    await session.bound()  # answered once pushes from any process reach this connection
     return result
 
 

@@ -10,4 +10,5 @@ async def bind(token: str, *, session: Session, tokens: Tokens, **_: Any) -> dic
     """Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad token."""
     uid = tokens.verify(token)
     session.bind(uid)
+    await session.bound()  # answered once pushes from any process reach this connection
     return {"uid": uid}

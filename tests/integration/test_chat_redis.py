@@ -1,5 +1,5 @@
 """The chat edge across processes: two apps in this loop share the real Redis (a unique key prefix each test)
-and fan out through Redis pub/sub (``chat.bus = "auto"`` with ``redis.url`` set)."""
+and fan out through Redis pub/sub (``server.bus = "auto"`` with ``redis.url`` set)."""
 
 from __future__ import annotations
 

@@ -383,7 +383,7 @@ async def test_flush_interval_keeps_every_message_in_order(
 async def test_login_while_redis_is_down_answers_unavailable(
     app_factory: Callable[..., Awaitable[App]], kind: str
 ) -> None:
-    app = await app_factory(redis={"url": "redis://127.0.0.1:1/0", "connect_timeout": 0.2}, chat={"bus": "local"})
+    app = await app_factory(redis={"url": "redis://127.0.0.1:1/0", "connect_timeout": 0.2}, server={"bus": "local"})
     client = await connect(app, kind)
     await client.send("LOGIN", "some-nonce")
     assert await client.recv() == ("ERROR", "unavailable")

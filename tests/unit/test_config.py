@@ -265,3 +265,22 @@ def test_shipped_config_comments_every_setting() -> None:
 @pytest.mark.parametrize("profile", sorted(shipped()["profiles"]))
 def test_shipped_profiles_load(profile: str) -> None:
     assert load(SHIPPED, profile=profile, env={}).profile == profile
+
+
+@pytest.mark.parametrize(
+    ("bus", "url", "backend"),
+    [
+        ("auto", "", "local"),
+        ("auto", "redis://127.0.0.1:6379/0", "redis"),
+        ("local", "redis://127.0.0.1:6379/0", "local"),
+        ("redis", "", "redis"),
+    ],
+)
+def test_bus_backend(bus: str, url: str, backend: str) -> None:
+    config = load(None, env={}, overrides={"server.bus": bus, "redis.url": url})
+    assert config.bus_backend == backend
+
+
+def test_the_bus_is_chosen_once_for_the_process() -> None:
+    assert error(overrides={"server.bus": "kafka"}) == "server.bus: 'kafka' is not one of auto, local, redis"
+    assert error(overrides={"chat.bus": "redis"}).startswith("chat.bus: unknown key")
