@@ -142,6 +142,7 @@ class Dispatcher:
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         task = loop.create_task(self._run(entry, request, kwargs, uid, session, fmt, start))
+        session.pending += 1
         if not self._deadlines:
             self._idle.clear()
             if self._sweeper is None or self._sweeper.done():
@@ -196,6 +197,9 @@ class Dispatcher:
                 if self.log_requests:
                     self._log_request(entry.name, uid, elapsed, "ok", session, request.id)
         finally:
+            session.pending -= 1
+            if not session.pending:
+                session.idle()
             deadlines = self._deadlines
             deadlines.pop(task, None)
             if not deadlines:

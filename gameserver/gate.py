@@ -40,6 +40,7 @@ class TcpGateConnection(Connection, Session):
         self.ready = True  # no handshake on raw TCP
         self.decoder = FrameDecoder(listener.context["config"].gate.max_frame)
         self.submit: Submit = listener.context["submit"]
+        self.eof = False  # the client shut its sending side; we close once its requests are answered
 
     def data_received(self, data: bytes) -> None:
         self.last_seen = self.loop.time()
@@ -50,6 +51,20 @@ class TcpGateConnection(Connection, Session):
                 self.submit(decode_msgpack(payload), self, MSGPACK)
         except ProtocolViolation as exc:
             self.violation(exc)
+
+    def eof_received(self) -> bool:
+        # A client may send its requests and shut its side (as `nc` does at end of input): answer them first.
+        self.eof = True
+        if self.pending:
+            return True  # keep the socket open for the replies; idle() closes it
+        return False
+
+    def idle(self) -> None:
+        if self.eof:
+            self.shutdown()
+
+    def is_open(self) -> bool:
+        return not self.closed
 
     def send(self, message: dict[str, Any], fmt: Format) -> None:
         self.write(encode_frame(encode_msgpack(message)))
@@ -89,6 +104,9 @@ class WsGateSession(Session):
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self.conn.close(code, reason)
+
+    def is_open(self) -> bool:
+        return not self.conn.closed
 
     def closed(self) -> None:
         self.sessions.discard(self)

@@ -52,6 +52,14 @@ class Session:
         self.push_format = Format.MSGPACK
         self.sessions = sessions
         self.bucket = bucket
+        self.pending = 0  # requests of this connection being handled (kept by the dispatcher)
+
+    def is_open(self) -> bool:
+        """False once the connection is closing or gone: nothing sent to it arrives any more."""
+        return True
+
+    def idle(self) -> None:
+        """Called by the dispatcher when the last pending request of this connection has been answered."""
 
     def send(self, message: dict[str, Any], fmt: Format) -> None:
         """Encode and queue one message; raises TypeError/ValueError if ``message`` has no wire form."""
@@ -68,7 +76,8 @@ class Session:
         if self.uid is not None and self.uid != uid:
             self.sessions.discard(self)
         self.uid = uid
-        self.sessions.add(self)
+        if self.is_open():  # a login that finishes after its client left must not leave a dead session bound
+            self.sessions.add(self)
 
     async def bound(self, timeout: float = BIND_TIMEOUT) -> bool:
         """After :meth:`bind`: wait until pushes to this player from any process reach this connection.

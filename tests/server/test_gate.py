@@ -337,3 +337,34 @@ async def test_replies_after_the_client_left_are_dropped(gate_app: App) -> None:
     other = await TcpClient.open(gate_app.ports["gate-tcp"])
     assert (await other.call("sys.echo"))["ok"] is True
     await other.close()
+
+
+async def test_tcp_half_close_still_gets_its_replies(gate_app: App) -> None:
+    # A client that sends its requests and shuts its side (`nc` at end of input) is answered, then closed.
+    client = await TcpClient.open(gate_app.ports["gate-tcp"])
+    client.send({"id": 1, "fn": "testkit.sleep", "args": {"seconds": 0.1}})
+    client.send({"id": 2, "fn": "sys.echo", "args": {"x": 1}})
+    client.writer.write_eof()
+    replies = {(await client.recv())["id"] for _ in range(2)}
+    assert replies == {1, 2}
+    assert await client.closed()
+    await client.close()
+
+
+async def test_tcp_half_close_with_nothing_pending_closes(gate_app: App) -> None:
+    client = await TcpClient.open(gate_app.ports["gate-tcp"])
+    assert (await client.call("sys.echo", {}))["ok"]
+    client.writer.write_eof()
+    assert await client.closed()
+    await client.close()
+
+
+@pytest.mark.parametrize("kind", ["tcp", "ws-binary"])
+async def test_a_login_finishing_after_the_client_left_binds_nothing(gate_app: App, kind: str) -> None:
+    client = await open_client(gate_app, kind)
+    await send(client, {"id": 1, "fn": "testkit.bind_after", "args": {"seconds": 0.1, "player": 42}})
+    await client.close()
+    dispatcher = gate_app.dispatcher
+    assert dispatcher is not None
+    assert await dispatcher.drain(5.0)
+    assert list(gate_app.resources.sessions.of(42)) == []
