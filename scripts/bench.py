@@ -63,6 +63,8 @@ TCP_VS_WS = 1.5
 P99_MS = 5.0
 P99_AT = 50
 
+STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
+
 
 class BenchError(Exception):
     """A server misbehaved (did not start, closed a connection, sent a wrong reply)."""
@@ -299,6 +301,7 @@ class Result:
     latencies: list[float]
     server_cpu: float  # seconds of server CPU over the window
     client_cpu: float
+    steal: float  # share of the server's CPU that the hypervisor gave to other guests: noise, not load
 
     @property
     def rps(self) -> float:
@@ -313,7 +316,21 @@ class Result:
         return self.server_cpu / self.requests * 1e6 if self.requests else float("nan")
 
 
-async def run_scenario(target: Target, conns: int, warmup: float, duration: float, server: ServerProcess) -> Result:
+def cpu_ticks(cpu: int | None) -> tuple[int, int]:
+    """(steal, total) clock ticks of one CPU (all CPUs if None) since boot, from /proc/stat."""
+    name = b"cpu" if cpu is None else f"cpu{cpu}".encode()
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == name:
+                ticks = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+                return ticks[7], sum(ticks)
+    return 0, 0
+
+
+async def run_scenario(
+    target: Target, conns: int, warmup: float, duration: float, server: ServerProcess, cpu: int | None
+) -> Result:
     loop = asyncio.get_running_loop()
     run = Run(loop)
     request = target.request()
@@ -330,11 +347,11 @@ async def run_scenario(target: Target, conns: int, warmup: float, duration: floa
         await asyncio.sleep(warmup)
         if run.error is not None:
             raise run.error
-        cpu0, gen0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        cpu0, gen0, t0, stolen0 = server.cpu_seconds(), time.process_time(), time.perf_counter(), cpu_ticks(cpu)
         run.measuring = True
         await asyncio.sleep(duration)
         run.measuring = False
-        cpu1, gen1, t1 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        cpu1, gen1, t1, stolen1 = server.cpu_seconds(), time.process_time(), time.perf_counter(), cpu_ticks(cpu)
         run.outstanding = sum(1 for c in clients if c.transport is not None and not c.transport.is_closing())
         run.sending = False
         if run.error is not None:
@@ -351,7 +368,8 @@ async def run_scenario(target: Target, conns: int, warmup: float, duration: floa
     requests = len(run.latencies)
     if not requests:
         raise BenchError(f"{target.kind}: no reply within {duration:g}s")
-    return Result(target.kind, conns, requests, t1 - t0, run.latencies, cpu1 - cpu0, gen1 - gen0)
+    steal = (stolen1[0] - stolen0[0]) / max(1, stolen1[1] - stolen0[1])
+    return Result(target.kind, conns, requests, t1 - t0, run.latencies, cpu1 - cpu0, gen1 - gen0, steal)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -504,8 +522,8 @@ def fmt_row(cells: Sequence[str], widths: Sequence[int]) -> str:
 
 
 def print_table(results: Sequence[Result]) -> None:
-    header = ("server", "C", "req/s", "p50 ms", "p99 ms", "srv us/req", "srv cpu", "gen cpu")
-    widths = (9, 4, 8, 7, 7, 10, 7, 7)
+    header = ("server", "C", "req/s", "p50 ms", "p99 ms", "srv us/req", "srv cpu", "gen cpu", "steal")
+    widths = (9, 4, 8, 7, 7, 10, 7, 7, 5)
     print(fmt_row(header, widths))
     print(fmt_row(["-" * w for w in widths], widths))
     for r in results:
@@ -518,6 +536,7 @@ def print_table(results: Sequence[Result]) -> None:
             f"{r.us_per_request:.1f}",
             f"{r.server_cpu / r.seconds:.0%}",
             f"{r.client_cpu / r.seconds:.0%}",
+            f"{r.steal:.0%}",
         )
         print(fmt_row(cells, widths))
 
@@ -655,7 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     proc = procs[kind.partition("-")[0]]
                     port = proc.ports[kind.partition("-")[2]]
                     target = Target(kind, port, "/gate" if kind == "gate-ws" else "/")
-                    result = uvloop.run(run_scenario(target, conns, args.warmup, args.duration, proc))
+                    scenario = run_scenario(target, conns, args.warmup, args.duration, proc, server_cpu)
+                    result = uvloop.run(scenario)
                     proc.check_alive()
                     results.append(result)
                     print(
@@ -676,8 +696,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "\nnote: the server was under 90% CPU in "
             + ", ".join(f"{r.kind} C={r.conns}" for r in saturated)
-            + ": the load generator (one process, one CPU) or the round trip was the limit there;"
-            " compare us/req, which does not depend on it."
+            + ": the load generator (one process, one CPU), the round trip or another process on the server's"
+            " CPU was the limit there; compare us/req, which depends less on it."
+        )
+    stolen = [r for r in results if r.steal >= STEAL_NOTE]
+    if stolen:
+        print(
+            f"\nnote: the hypervisor took {max(r.steal for r in stolen):.0%} of the server's CPU in "
+            + ", ".join(f"{r.kind} C={r.conns}" for r in stolen)
+            + ": the host is busy and every figure of this run is noisier; repeat it and take the median."
         )
     return 0
 
