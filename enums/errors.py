@@ -38,3 +38,12 @@ class ModuleErrorCode(StrEnum):
     NOT_FRIENDS = "not_friends"
     FRIEND_REQUEST_NOT_FOUND = "friend_request_not_found"
     TOO_MANY_FRIENDS = "too_many_friends"
+    LEADERBOARD_UNKNOWN_BOARD = "leaderboard_unknown_board"
+    LEADERBOARD_NO_SCORE = "leaderboard_no_score"
+
+
+class AuthErrorCode(StrEnum):
+    """Error codes of accounts and login (``auth.*`` functions and ``/auth/*`` routes; docs/auth.md)."""
+
+    USERNAME_TAKEN = "username_taken"
+    WRONG_CREDENTIALS = "wrong_credentials"

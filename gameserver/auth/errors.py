@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from enums import AuthErrorCode
 from gameserver.errors import GameError, RateLimited, Unauthorized
 
 
 class UsernameTaken(GameError):
-    code = "username_taken"
+    code = AuthErrorCode.USERNAME_TAKEN
     message = "that username is taken"
     status = 409
 
 
 class WrongCredentials(GameError):
-    code = "wrong_credentials"
+    code = AuthErrorCode.WRONG_CREDENTIALS
     message = "wrong username or password"
     status = 401
 

@@ -1,11 +1,12 @@
+from enums import ModuleErrorCode
 from gameserver.errors import GameError
 
 
 class UnknownBoard(GameError):
-    code = "leaderboard_unknown_board"
+    code = ModuleErrorCode.LEADERBOARD_UNKNOWN_BOARD
     message = "no such leaderboard"
 
 
 class NoScore(GameError):
-    code = "leaderboard_no_score"
+    code = ModuleErrorCode.LEADERBOARD_NO_SCORE
     message = "no score on this leaderboard yet"
