@@ -29,13 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,18 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import benchlib
 import msgpack
+from benchlib import HOST, BenchError, ServerProcess, percentile, verdict
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 KINDS = ("echo-ws", "gate-ws", "gate-tcp", "echo-tcp")
 ARGS = {"text": "hello, world", "seq": 12345}
 REQUEST = {"id": 1, "fn": "sys.echo", "args": ARGS}
-MASK = os.urandom(4)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-CONNECT_BATCH = 100  # under the servers' listen backlog (100): no SYN retries while opening 500 sockets
-START_TIMEOUT = 30.0
-DRAIN_TIMEOUT = 5.0
 
 # The issue's targets (issue 2).
 WS_VS_ECHO = 1.2
@@ -66,30 +58,8 @@ P99_AT = 50
 STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
 
 
-class BenchError(Exception):
-    """A server misbehaved (did not start, closed a connection, sent a wrong reply)."""
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Wire encodings (done once per run, not per request)
-
-
-def mask(data: bytes, key: bytes) -> bytes:
-    size = len(data)
-    stream = (key * (size // 4 + 1))[:size]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-
-
-def ws_client_frame(payload: bytes) -> bytes:
-    """One masked binary frame, FIN set (RFC 6455, 5.2)."""
-    size = len(payload)
-    if size < 126:
-        header = bytes([0x82, 0x80 | size])
-    elif size < 1 << 16:
-        header = bytes([0x82, 0x80 | 126]) + size.to_bytes(2, "big")
-    else:
-        header = bytes([0x82, 0x80 | 127]) + size.to_bytes(8, "big")
-    return header + MASK + mask(payload, MASK)
 
 
 def ws_server_frame(buffer: bytes) -> tuple[bytes, int] | None:
@@ -123,14 +93,6 @@ def tcp_frame(buffer: bytes) -> tuple[bytes, int] | None:
     return buffer[4 : 4 + size], 4 + size
 
 
-def ws_handshake(port: int, path: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
 @dataclass(frozen=True)
 class Target:
     """How to talk to one server: what to send, how to parse and check the first reply."""
@@ -145,7 +107,7 @@ class Target:
 
     def request(self) -> bytes:
         payload = msgpack.packb(REQUEST)
-        return ws_client_frame(payload) if self.websocket else len(payload).to_bytes(4, "big") + payload
+        return benchlib.ws_client_frame(payload) if self.websocket else len(payload).to_bytes(4, "big") + payload
 
     def parse(self, buffer: bytes) -> tuple[bytes, int] | None:
         return ws_server_frame(buffer) if self.websocket else tcp_frame(buffer)
@@ -164,21 +126,17 @@ class Target:
 # The load generator
 
 
-class Run:
+class Run(benchlib.LoadRun):
     """State shared by the connections of one scenario."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
         self.loop = loop
         self.sending = True
         self.measuring = False
         self.latencies: list[float] = []
         self.outstanding = 0
         self.drained: asyncio.Future[None] = loop.create_future()
-        self.error: BaseException | None = None
-
-    def fail(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = exc
 
     def stopped(self) -> None:
         self.outstanding -= 1
@@ -186,28 +144,23 @@ class Run:
             self.drained.set_result(None)
 
 
-class LoadConnection(asyncio.Protocol):
+class LoadConnection(benchlib.LoadClient):
     """One client connection in a closed loop: exactly one request in flight."""
 
+    run: Run
+
     def __init__(self, run: Run, target: Target, request: bytes) -> None:
-        self.run = run
+        super().__init__(run)
         self.target = target
         self.request = request
-        self.transport: asyncio.Transport | None = None
-        self.pending = b""
         self.expected = b""  # the whole reply frame, learned from the first (verified) reply
         self.steady = False
         self.handshaking = target.websocket
         self.sent = 0.0
-        self.ready: asyncio.Future[None] = run.loop.create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def connected(self) -> None:
         if self.handshaking:
-            self.transport.write(ws_handshake(self.target.port, self.target.path))  # type: ignore[union-attr]
+            self.transport.write(benchlib.ws_handshake(self.target.port, self.target.path))  # type: ignore[union-attr]
         else:
             self.ready.set_result(None)
 
@@ -245,12 +198,10 @@ class LoadConnection(asyncio.Protocol):
     def _slow(self, data: bytes) -> None:
         try:
             if self.handshaking:
-                head, sep, rest = data.partition(b"\r\n\r\n")
-                if not sep:
+                rest = benchlib.ws_accepted(data, f"{self.target.kind}: handshake refused")
+                if rest is None:
                     self.pending = data
                     return
-                if not head.startswith(b"HTTP/1.1 101 "):
-                    raise BenchError(f"{self.target.kind}: handshake refused: {head[:80]!r}")
                 self.handshaking = False
                 self.pending = b""
                 self.ready.set_result(None)
@@ -275,13 +226,6 @@ class LoadConnection(asyncio.Protocol):
 
     def _wrong(self, data: bytes) -> None:
         self._abort(BenchError(f"{self.target.kind}: unexpected reply {data[:80]!r}, expected {self.expected!r}"))
-
-    def _abort(self, exc: BaseException) -> None:
-        self.run.fail(exc)
-        if not self.ready.done():
-            self.ready.set_exception(exc)
-        if self.transport is not None:
-            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
@@ -308,8 +252,7 @@ class Result:
         return self.requests / self.seconds
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+        return percentile(self.latencies, q) * 1000
 
     @property
     def us_per_request(self) -> float:
@@ -336,11 +279,13 @@ async def run_scenario(
     request = target.request()
     clients: list[LoadConnection] = []
     try:
-        for first in range(0, conns, CONNECT_BATCH):
-            batch = [LoadConnection(run, target, request) for _ in range(first, min(conns, first + CONNECT_BATCH))]
+        for first in range(0, conns, benchlib.CONNECT_BATCH):
+            batch = [
+                LoadConnection(run, target, request) for _ in range(first, min(conns, first + benchlib.CONNECT_BATCH))
+            ]
             await asyncio.gather(*(loop.create_connection(lambda c=c: c, HOST, target.port) for c in batch))
             clients.extend(batch)
-            async with asyncio.timeout(START_TIMEOUT):
+            async with asyncio.timeout(benchlib.START_TIMEOUT):
                 await asyncio.gather(*(c.ready for c in batch))
         for client in clients:
             client.start()
@@ -357,14 +302,11 @@ async def run_scenario(
         if run.error is not None:
             raise run.error
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(DRAIN_TIMEOUT):
+            async with asyncio.timeout(benchlib.DRAIN_TIMEOUT):
                 await run.drained
     finally:
         run.sending = False
-        for client in clients:
-            if client.transport is not None:
-                client.transport.close()
-        await asyncio.sleep(0.05)  # let the servers see the closes before the next scenario
+        await benchlib.close_all(clients)  # and let the servers see the closes before the next scenario
     requests = len(run.latencies)
     if not requests:
         raise BenchError(f"{target.kind}: no reply within {duration:g}s")
@@ -376,70 +318,6 @@ async def run_scenario(
 # Server processes
 
 
-def _pin_child(cpu: int | None) -> None:
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    with contextlib.suppress(Exception):  # die with the benchmark even if it is killed (Linux only)
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class ServerProcess:
-    """A server subprocess pinned to one CPU; reports its ports on a line of its stderr."""
-
-    def __init__(self, name: str, argv: Sequence[str], workdir: Path, cpu: int | None, pattern: str) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the benchmark only; it stops the server itself
-            preexec_fn=lambda: _pin_child(cpu),
-        )
-        self.ports = self._wait_ports(pattern)
-
-    def _wait_ports(self, pattern: str) -> dict[str, int]:
-        deadline = time.monotonic() + START_TIMEOUT
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
-            match = regex.search(text)
-            if match:
-                return {key: int(value) for key, value in match.groupdict().items()}
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{text[-2000:]}")
-            time.sleep(0.05)
-        raise BenchError(f"{self.name} did not report its ports within {START_TIMEOUT:g}s")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the whole process (every thread), from /proc/<pid>/stat."""
-        with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} died with {self.proc.returncode}:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
 def start_gate(workdir: Path, cpu: int | None, rate: float) -> ServerProcess:
     data_dir = workdir / "var"
     argv = [
@@ -448,7 +326,7 @@ def start_gate(workdir: Path, cpu: int | None, rate: float) -> ServerProcess:
         "gameserver",
         "run",
         "--config",
-        str(ROOT / "config.toml"),
+        str(benchlib.ROOT / "config.toml"),
         "--roles",
         "gate,worker",
         "--gate-port",
@@ -541,10 +419,6 @@ def print_table(results: Sequence[Result]) -> None:
         print(fmt_row(cells, widths))
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def print_targets(results: Sequence[Result]) -> None:
     by = {(r.kind, r.conns): r for r in results}
     levels = sorted({r.conns for r in results})
@@ -628,10 +502,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 @contextlib.contextmanager
 def servers(args: argparse.Namespace, workdir: Path, cpu: int | None) -> Iterator[dict[str, ServerProcess]]:
     started: dict[str, ServerProcess] = {}
@@ -653,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     import uvloop
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop the servers on SIGTERM as on Ctrl-C
+    benchlib.interrupt_on_sigterm()  # stop the servers on SIGTERM as on Ctrl-C
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and {args.server_cpu, args.client_cpu} <= set(cpus) and args.server_cpu != args.client_cpu
     if not args.no_pin and not pin:

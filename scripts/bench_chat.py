@@ -32,13 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import os
-import re
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,31 +44,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import benchlib
+from benchlib import HOST, BenchError, ServerProcess, percentile, verdict
 
-from gameserver.auth.nonces import issue_nonce  # noqa: E402
-from gameserver.keys import Keys  # noqa: E402
+sys.path.insert(0, str(benchlib.ROOT))
 
-HOST = "127.0.0.1"
+from gameserver.auth.nonces import issue_nonce
+from gameserver.keys import Keys
+
 SCENARIOS = ("local-tcp", "local-ws", "redis-tcp", "redis-ws")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-CONNECT_BATCH = 100  # under the listen backlog (100): no SYN retries while opening 1000 sockets
-START_TIMEOUT = 30.0
-DRAIN_TIMEOUT = 5.0
 WORLD = 1
 ROLES = "chat,worker"  # a chat-only process also works, but today's modules need the worker's resources to load
-MASK = os.urandom(4)
 
 # The issue's targets (issue 4).
 US_PER_DELIVERY = {"tcp": 3.0, "ws": 6.0}
 MIN_DELIVERIES = 100_000
 P99_MS = 50.0
 REDIS_FACTOR = 2.0
-
-
-class BenchError(Exception):
-    """A server misbehaved: did not start, refused a login, closed a connection."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -83,30 +71,6 @@ def line(command: str, payload: str = "") -> bytes:
     return (command.ljust(10) + payload).encode()
 
 
-def mask(data: bytes, key: bytes) -> bytes:
-    size = len(data)
-    stream = (key * (size // 4 + 1))[:size]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-
-
-def ws_client_frame(payload: bytes) -> bytes:
-    """One masked text frame, FIN set (RFC 6455, 5.2)."""
-    size = len(payload)
-    if size < 126:
-        header = bytes([0x81, 0x80 | size])
-    else:
-        header = bytes([0x81, 0x80 | 126]) + size.to_bytes(2, "big")
-    return header + MASK + mask(payload, MASK)
-
-
-def ws_handshake(port: int) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    return (
-        f"GET /chat HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
-
-
 TEXT_FIELD = b'"text":"'
 
 
@@ -114,59 +78,51 @@ TEXT_FIELD = b'"text":"'
 # The load generator
 
 
-class Run:
+class Run(benchlib.LoadRun):
     def __init__(self) -> None:
+        super().__init__()
         self.measuring = False
         self.deliveries = 0  # lines received while measuring
         self.latencies: list[int] = []  # ns
-        self.error: BaseException | None = None
         self.stopping = False
 
-    def fail(self, exc: BaseException) -> None:
-        if self.error is None:
-            self.error = exc
 
-
-class ChatLoad(asyncio.Protocol):
+class ChatLoad(benchlib.LoadClient):
     """One chat client: log in, then count (and, if a probe, time) every PUBLIC line."""
 
+    run: Run
+
     def __init__(self, run: Run, websocket: bool, port: int, nonce: str, probe: bool) -> None:
-        self.run = run
+        super().__init__(run)
         self.websocket = websocket
         self.port = port
         self.nonce = nonce
         self.probe = probe
-        self.transport: asyncio.Transport | None = None
-        self.pending = b""
         self.handshaking = websocket
         self.logged_in = False
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def connected(self) -> None:
         if self.websocket:
-            transport.write(ws_handshake(self.port))  # type: ignore[attr-defined]
+            self.transport.write(benchlib.ws_handshake(self.port, "/chat"))  # type: ignore[union-attr]
         else:
             self.send(line("LOGIN", self.nonce))
 
     def send(self, body: bytes) -> None:
         assert self.transport is not None
-        self.transport.write(ws_client_frame(body) if self.websocket else body + b"\r\n")
+        self.transport.write(benchlib.ws_client_frame(body, benchlib.OP_TEXT) if self.websocket else body + b"\r\n")
 
     def data_received(self, data: bytes) -> None:
         if self.pending:
             data = self.pending + data
             self.pending = b""
         if self.handshaking:
-            head, sep, rest = data.partition(b"\r\n\r\n")
-            if not sep:
-                self.pending = data
+            try:
+                rest = benchlib.ws_accepted(data, "WebSocket handshake refused")
+            except BenchError as exc:
+                self._abort(exc)
                 return
-            if not head.startswith(b"HTTP/1.1 101 "):
-                self._abort(BenchError(f"WebSocket handshake refused: {head[:80]!r}"))
+            if rest is None:
+                self.pending = data
                 return
             self.handshaking = False
             self.send(line("LOGIN", self.nonce))
@@ -221,13 +177,6 @@ class ChatLoad(asyncio.Protocol):
         self.pending = data[pos:]
         return lines
 
-    def _abort(self, exc: BaseException) -> None:
-        self.run.fail(exc)
-        if not self.ready.done():
-            self.ready.set_exception(exc)
-        if self.transport is not None:
-            self.transport.abort()
-
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
             self.ready.set_exception(BenchError(f"closed before the login was answered ({exc})"))
@@ -239,78 +188,15 @@ class ChatLoad(asyncio.Protocol):
 # Server processes
 
 
-def _pin_child(cpu: int | None) -> None:
-    if cpu is not None:
-        os.sched_setaffinity(0, {cpu})
-    with contextlib.suppress(Exception):  # die with the benchmark even if it is killed (Linux only)
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class ServerProcess:
+def start_chat(name: str, workdir: Path, cpu: int | None, settings: dict[str, str]) -> ServerProcess:
     """``python -m gameserver run --roles chat`` pinned to one CPU; its ports come from its start-up line."""
-
-    def __init__(self, name: str, workdir: Path, cpu: int | None, settings: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        data_dir = workdir / name
-        argv = [sys.executable, "-m", "gameserver", "run", "--roles", ROLES, "--host", HOST]
-        argv += ["--gate-port", "0", "--ws-port", "0", "--http-port", "0", "--data-dir", str(data_dir)]
-        argv += ["--log-level", "warning"]
-        for key, value in settings.items():
-            argv += ["--set", f"{key}={value}"]
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the benchmark only; it stops the server itself
-            preexec_fn=lambda: _pin_child(cpu),
-        )
-        self.ports = self._wait_ports()
-
-    def _wait_ports(self) -> dict[str, int]:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
-            tcp, ws = re.search(r"chat-tcp=(\d+)", text), re.search(r"\bws=(\d+)", text)
-            if tcp and ws:
-                return {"tcp": int(tcp.group(1)), "ws": int(ws.group(1))}
-            if self.proc.poll() is not None:
-                raise BenchError(f"{self.name} exited with {self.proc.returncode}:\n{text[-2000:]}")
-            time.sleep(0.05)
-        raise BenchError(f"{self.name} did not report its ports within {START_TIMEOUT:g}s")
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the whole process (every thread), from /proc/<pid>/stat."""
-        user, system = self.cpu_split()
-        return user + system
-
-    def cpu_split(self) -> tuple[float, float]:
-        """(user, system) CPU seconds: fields 14 and 15 of proc(5)."""
-        with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} died with {self.proc.returncode}:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+    data_dir = workdir / name
+    argv = [sys.executable, "-m", "gameserver", "run", "--roles", ROLES, "--host", HOST]
+    argv += ["--gate-port", "0", "--ws-port", "0", "--http-port", "0", "--data-dir", str(data_dir)]
+    argv += ["--log-level", "warning"]
+    for key, value in settings.items():
+        argv += ["--set", f"{key}={value}"]
+    return ServerProcess(name, argv, workdir, cpu, r"chat-tcp=(?P<tcp>\d+)", r"\bws=(?P<ws>\d+)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -345,8 +231,7 @@ class Result:
         return self.deliveries / expected if expected else float("nan")
 
     def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6 if ordered else float("nan")
+        return percentile(self.latencies, q) / 1e6
 
     @property
     def us_per_delivery(self) -> float:
@@ -379,7 +264,7 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
     loop = asyncio.get_running_loop()
     try:
         for name in ("edge-a", "edge-b") if bus == "redis" else ("edge",):
-            servers.append(ServerProcess(name, workdir, args.server_cpu, {**settings, "server.node_id": name}))
+            servers.append(start_chat(name, workdir, args.server_cpu, {**settings, "server.node_id": name}))
         total = args.clients + 1  # the sender is a member of the world too
 
         async def open_client(index: int) -> ChatLoad:
@@ -391,9 +276,11 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
             await loop.create_connection(lambda: client, HOST, port)
             return client
 
-        for first in range(0, total, CONNECT_BATCH):
-            batch = await asyncio.gather(*(open_client(i) for i in range(first, min(total, first + CONNECT_BATCH))))
-            async with asyncio.timeout(START_TIMEOUT):
+        for first in range(0, total, benchlib.CONNECT_BATCH):
+            batch = await asyncio.gather(
+                *(open_client(i) for i in range(first, min(total, first + benchlib.CONNECT_BATCH)))
+            )
+            async with asyncio.timeout(benchlib.START_TIMEOUT):
                 await asyncio.gather(*(client.ready for client in batch))
             clients.extend(batch)
         sender = clients[0]  # on the first server
@@ -423,7 +310,7 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
             if run.error is not None:
                 raise run.error
         # Let the last messages arrive (up to DRAIN_TIMEOUT), then close the window.
-        deadline = loop.time() + DRAIN_TIMEOUT
+        deadline = loop.time() + benchlib.DRAIN_TIMEOUT
         while run.deliveries < sent * total and loop.time() < deadline:
             await asyncio.sleep(0.01)
         run.measuring = False
@@ -441,10 +328,7 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
         )
     finally:
         run.stopping = True
-        for client in clients:
-            if client.transport is not None:
-                client.transport.close()
-        await asyncio.sleep(0.05)
+        await benchlib.close_all(clients)
         for server in servers:
             server.stop()
         with contextlib.suppress(Exception):
@@ -463,10 +347,6 @@ def median_result(results: list[Result]) -> Result:
     chosen = ordered[len(ordered) // 2]
     chosen.runs = results
     return chosen
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 def report(results: dict[str, Result]) -> list[str]:
@@ -557,6 +437,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Result]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    benchlib.interrupt_on_sigterm()  # stop the servers on SIGTERM as on Ctrl-C
     try:
         import uvloop
     except ImportError:  # pragma: no cover
