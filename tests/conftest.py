@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from gameserver.app import App
 from gameserver.config import Config, load
@@ -95,3 +99,35 @@ def redis_url() -> str:
     port = urlsplit(REDIS_URL).port or 6379
     require_service("Redis", port, f"scripts/services (or redis-server --daemonize yes --port {port} --save '')")
     return REDIS_URL
+
+
+SQL_BACKENDS = [pytest.param("sqlite"), pytest.param("mariadb", marks=pytest.mark.integration)]
+"""SQLite, and the real MariaDB (``integration``: skips outside CI when it is down)."""
+
+
+@pytest.fixture
+async def mariadb_database(mariadb_url: str) -> AsyncIterator[str]:
+    """The URL of a throw-away database on the shared MariaDB, dropped at teardown.
+
+    Its default charset is latin1 on purpose (the default of many MySQL installs): the tables gameserver
+    creates must store emoji whatever the database's default.
+    """
+    name = f"gstest_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(mariadb_url, poolclass=NullPool)
+    async with admin.begin() as conn:
+        await conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
+    try:
+        yield sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.begin() as conn:
+            await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        await admin.dispose()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL per SQL backend: a file in the test's tmp dir, or a throw-away MariaDB database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
+    url: str = request.getfixturevalue("mariadb_database")
+    return url

@@ -15,45 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from gameserver.config import DbConfig, RedisConfig
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
 
-SQL_BACKENDS = [pytest.param("sqlite"), pytest.param("mariadb", marks=pytest.mark.integration)]
 KV_BACKENDS = [pytest.param("embedded"), pytest.param("redis", marks=pytest.mark.integration)]
 BACKENDS = [pytest.param("embedded"), pytest.param("real", marks=pytest.mark.integration)]
-
-
-@pytest.fixture
-async def mysql_database(mariadb_url: str) -> AsyncIterator[str]:
-    """The URL of a throw-away database on the shared MariaDB, dropped at teardown.
-
-    Its default charset is latin1 on purpose (the default of many MySQL installs): tables created by
-    ``Sql.create_tables`` must store emoji whatever the database's default.
-    """
-    name = f"gstest_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(mariadb_url, poolclass=NullPool)
-    async with admin.begin() as conn:
-        await conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET latin1")
-    try:
-        yield sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.begin() as conn:
-            await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        await admin.dispose()
-
-
-@pytest.fixture(params=SQL_BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
-    url: str = request.getfixturevalue("mysql_database")
-    return url
 
 
 def db_config(url: str, **settings: Any) -> DbConfig:
@@ -138,6 +107,6 @@ def backends(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     if request.param == "embedded":
         return {}
     return {
-        "db": {"url": request.getfixturevalue("mysql_database")},
+        "db": {"url": request.getfixturevalue("mariadb_database")},
         "redis": {"url": request.getfixturevalue("redis_url"), "prefix": request.getfixturevalue("redis_prefix")},
     }

@@ -17,10 +17,7 @@ from typing import Any
 
 import fakeredis
 import pytest
-import sqlalchemy as sa
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 import modules.account
 import modules.family
@@ -33,31 +30,6 @@ from gameserver.keys import Keys
 from gameserver.mail import MailStore
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
-
-SQL_BACKENDS = [pytest.param("sqlite"), pytest.param("mariadb", marks=pytest.mark.integration)]
-
-
-@pytest.fixture
-async def mariadb_database(mariadb_url: str) -> AsyncIterator[str]:
-    """The URL of a database of this test's own on the shared MariaDB, dropped at teardown."""
-    name = f"gsmod_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(mariadb_url, poolclass=NullPool)
-    async with admin.begin() as conn:
-        await conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.begin() as conn:
-            await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        await admin.dispose()
-
-
-@pytest.fixture(params=SQL_BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
-    url: str = request.getfixturevalue("mariadb_database")
-    return url
 
 
 def open_db(url: str, tmp_path: Path) -> Sql:
