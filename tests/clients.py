@@ -16,6 +16,15 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a stream, ignoring a peer that already reset it."""
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except ConnectionError:
+        pass
+
+
 class TcpClient:
     """Raw TCP gate client: 4-byte big-endian length + msgpack map."""
 
@@ -59,11 +68,7 @@ class TcpClient:
                     return True
 
     async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
+        await close_writer(self.writer)
 
 
 class WsClient:
@@ -179,11 +184,7 @@ class RawWebSocket:
         return rcvd.code if rcvd is not None else None
 
     async def close(self) -> None:
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
+        await close_writer(self.writer)
 
 
 class ChatClient:
@@ -275,8 +276,4 @@ class ChatClient:
             await self.ws.close()
             return
         assert self.writer is not None
-        self.writer.close()
-        try:
-            await self.writer.wait_closed()
-        except ConnectionError:
-            pass
+        await close_writer(self.writer)

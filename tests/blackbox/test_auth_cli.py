@@ -6,7 +6,6 @@ import asyncio
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.blackbox.support import clean_env, run_command
 from tests.clients import TcpClient
 
 pytestmark = pytest.mark.blackbox
@@ -23,30 +23,14 @@ CHEAP_HASHING = ["--set", "auth.hash_memory_kib=8", "--set", "auth.hash_time_cos
 
 
 def command(data_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gameserver",
-        "run",
-        "--roles",
-        "gate,auth,worker",
-        "--gate-port",
-        "0",
-        "--ws-port",
-        "0",
-        "--http-port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        *CHEAP_HASHING,
-        *extra,
-    ]
+    return run_command(data_dir, *CHEAP_HASHING, *extra)
 
 
 def test_a_short_secret_stops_start_up_with_exit_2(tmp_path: Path) -> None:
     result = subprocess.run(
         command(tmp_path / "var", "--set", "auth.secret=short"),
         cwd=tmp_path,
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=30,
@@ -59,7 +43,9 @@ def test_a_short_secret_stops_start_up_with_exit_2(tmp_path: Path) -> None:
 @asynccontextmanager
 async def server(cwd: Path, data_dir: Path) -> AsyncIterator[dict[str, int]]:
     """Run the server until the block ends (SIGTERM, exit 0); yields its ports from the ready line."""
-    process = await asyncio.create_subprocess_exec(*command(data_dir), cwd=cwd, stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        *command(data_dir), cwd=cwd, env=clean_env(), stderr=asyncio.subprocess.PIPE
+    )
     assert process.stderr is not None
     lines: list[str] = []
     try:

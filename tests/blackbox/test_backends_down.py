@@ -4,10 +4,8 @@ unreachable backends start a node that reports 503; a database that refuses stop
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.blackbox.support import GAMESERVER, clean_env
 from tests.integration.private_services import free_port
 
 pytestmark = pytest.mark.blackbox
@@ -25,14 +24,13 @@ START_TIMEOUT = 30.0
 
 def run(tmp: Path, *settings: str) -> tuple[subprocess.Popen[bytes], int]:
     http = free_port()
-    command = [sys.executable, "-m", "gameserver", "run", "--data-dir", str(tmp / "var"), "--http-port", str(http)]
+    command = [*GAMESERVER, "run", "--data-dir", str(tmp / "var"), "--http-port", str(http)]
     for port_setting in ("gate.tcp_port", "gate.ws_port", "chat.tcp_port"):
         command += ["--set", f"{port_setting}=0"]
     for setting in settings:
         command += ["--set", setting]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMESERVER_")}
     with open(tmp / "server.log", "wb") as out:
-        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
     return process, http
 
 

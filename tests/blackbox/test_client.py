@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gameserver.app import App
+from tests.blackbox.support import clean_env
 
 pytestmark = pytest.mark.blackbox
 
@@ -47,7 +48,7 @@ def client_command(app: App) -> list[str]:
 
 
 def client_env(home: Path) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("GAMESERVER_")}, "HOME": str(home)}
+    return {**clean_env(), "HOME": str(home)}
 
 
 async def test_a_script_on_stdin(served: tuple[App, str], tmp_path: Path) -> None:

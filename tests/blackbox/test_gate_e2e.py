@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ import msgpack
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tests.blackbox.support import clean_env, run_command
 from tests.clients import RawWebSocket, TcpClient, WsClient
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
@@ -56,30 +55,19 @@ def start_server(tmp: Path, *settings: str) -> Server:
     """Start `gameserver run` on free ports and return once /healthz answers 200."""
     tcp, ws, http = free_ports(3)
     log = tmp / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "gameserver",
-        "run",
-        "--roles",
-        "gate,auth,worker",
-        "--gate-port",
-        str(tcp),
-        "--ws-port",
-        str(ws),
-        "--http-port",
-        str(http),
-        "--data-dir",
-        str(tmp / "var"),
+    command = run_command(
+        tmp / "var",
         "--set",
         f"modules.paths={FIXTURE_MODULES}",
         "--set",
         f"server.shutdown_grace={GRACE}",
         *settings,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GAMESERVER_")}
+        gate=tcp,
+        ws=ws,
+        http=http,
+    )
     with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, env=clean_env())
     server = Server(process, tcp, ws, http, log)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
