@@ -159,7 +159,7 @@ class Dispatcher:
         fmt: Format,
         start: float,
     ) -> None:
-        CORRELATION_ID.set(self.correlation_id(session, request.id))  # this task's log lines carry it
+        CORRELATION_ID.set((self.node, session.id, request.id))  # this task's log lines carry it
         task = asyncio.current_task(self._loop)  # with the loop given: no getpid() system call
         assert task is not None
         try:

@@ -27,8 +27,9 @@ _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _SYSLOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # syslog stamps the time and host itself
 SYSLOG_PORT = 514
 
-CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
-"""The correlation id of the gate request being handled (``node-session-id``); the dispatcher sets it."""
+CORRELATION_ID: ContextVar[str | tuple[str, int, int | None] | None] = ContextVar("correlation_id", default=None)
+"""The correlation id of the gate request being handled (``node-session-id``). The dispatcher sets its parts as
+a tuple, so a request that logs nothing never formats it; the log filter joins them."""
 
 FIELDS = ("cid", "fn", "uid", "ms", "outcome")
 """Structured fields a record may carry (``extra={...}``); JSON lines show them as keys."""
@@ -39,7 +40,8 @@ class CorrelationFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "cid", None) is None:
-            record.cid = CORRELATION_ID.get()
+            cid = CORRELATION_ID.get()
+            record.cid = "-".join(map(str, cid)) if type(cid) is tuple else cid
         return True
 
 
