@@ -464,6 +464,7 @@ def print_targets(results: Sequence[Result]) -> None:
             continue
         detail = ", ".join(f"C={c}: {v:.2f}x" for c, v in got)
         print(f"  {label:<40} {verdict(all(v >= need for _, v in got))}  ({detail})")
+    print_tcp_budget(by, saturated)
     for kind in ("gate-ws", "gate-tcp"):
         label = f"{kind} p99 <= {P99_MS:g} ms at C={P99_AT}"
         if (kind, P99_AT) not in by:
@@ -471,6 +472,24 @@ def print_targets(results: Sequence[Result]) -> None:
             continue
         p99 = by[kind, P99_AT].percentile(0.99)
         print(f"  {label:<40} {verdict(p99 <= P99_MS)}  ({p99:.3f} ms)")
+
+
+def print_tcp_budget(by: dict[tuple[str, int], Result], levels: Sequence[int]) -> None:
+    """What the TCP/WS target asks of the TCP gate, in server CPU per request, beside what it spends.
+
+    Both gates share decode, dispatch, the handler's task and encode; only the framing differs. With the
+    server saturated, throughput ~ 1 / CPU per request, so 1.5x the WebSocket gate's throughput means at most
+    its CPU per request / 1.5, of which the bare TCP echo (kernel, loopback, event loop) takes its floor.
+    """
+    for c in levels:
+        if not all((kind, c) in by for kind in ("gate-ws", "gate-tcp", "echo-tcp")):
+            continue
+        ws, tcp, floor = (by[kind, c].us_per_request for kind in ("gate-ws", "gate-tcp", "echo-tcp"))
+        allowed = ws / TCP_VS_WS
+        print(
+            f"    C={c}: 1.5x needs gate-tcp <= {allowed:.1f} us/req; the echo-tcp floor is {floor:.1f}, leaving"
+            f" {allowed - floor:.1f} us of gate work; gate-tcp spends {tcp - floor:.1f}, gate-ws {ws - floor:.1f}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
