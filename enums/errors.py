@@ -26,6 +26,7 @@ class ModuleErrorCode(StrEnum):
     MAIL_NOT_FOUND = "mail_not_found"
     NOTHING_TO_CLAIM = "nothing_to_claim"
     ALREADY_CLAIMED = "already_claimed"
+    MAILBOX_FULL = "mailbox_full"
     NOT_ENOUGH_ITEMS = "not_enough_items"
     FAMILY_NOT_FOUND = "family_not_found"
     FAMILY_NAME_TAKEN = "family_name_taken"

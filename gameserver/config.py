@@ -188,6 +188,7 @@ class MailConfig:
     max_items: int = setting(20, min=1, max=1000)
     send_rate: int = setting(10, min=1)
     send_window: float = setting(60.0, min=1)
+    max_messages: int = setting(500, min=1)
 
 
 @dataclass(frozen=True, slots=True)

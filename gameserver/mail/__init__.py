@@ -7,9 +7,20 @@ I/O runs in threads), :mod:`~gameserver.mail.post` delivers and pushes ``mail.ne
 :mod:`~gameserver.mail.admin` sets up the resource and the ``POST /mail/send`` route.
 """
 
-from gameserver.mail.errors import MailNotFound, PlayerNotFound
+from gameserver.mail.errors import MailboxFull, MailNotFound, PlayerNotFound
 from gameserver.mail.message import SYSTEM, Item, Mail
 from gameserver.mail.post import NEW_MAIL, post, post_many
 from gameserver.mail.store import MailStore
 
-__all__ = ["NEW_MAIL", "SYSTEM", "Item", "Mail", "MailNotFound", "MailStore", "PlayerNotFound", "post", "post_many"]
+__all__ = [
+    "NEW_MAIL",
+    "SYSTEM",
+    "Item",
+    "Mail",
+    "MailNotFound",
+    "MailStore",
+    "MailboxFull",
+    "PlayerNotFound",
+    "post",
+    "post_many",
+]

@@ -16,3 +16,9 @@ class PlayerNotFound(GameError):
     code = ModuleErrorCode.PLAYER_NOT_FOUND
     message = "no such player"
     status = 404
+
+
+class MailboxFull(GameError):
+    code = ModuleErrorCode.MAILBOX_FULL
+    message = "the recipient's mailbox is full"
+    status = 409

@@ -19,7 +19,7 @@ async def setup(app: App) -> None:
     if "worker" not in app.roles:
         return
     resources = app.resources
-    store = MailStore(app.config.mail_path)
+    store = MailStore(app.config.mail_path, max_messages=app.config.mail.max_messages)
     store.root.mkdir(parents=True, exist_ok=True)
     resources.extra["mail"] = store
 

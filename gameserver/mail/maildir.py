@@ -8,23 +8,35 @@ in ``tmp/`` by a crashed writer are removed after :data:`TMP_MAX_AGE`, as the Ma
 
 Names that reach a path are checked first: world and uid are ints (world from 0, as ``auth.world``; uid
 from 1), a key is ``[A-Za-z0-9][A-Za-z0-9._-]*`` (no ``/``, no ``..``); anything else is :class:`BadRequest`.
+
+The number of mails is kept in :data:`COUNT_FILE` beside ``tmp``/``new``/``cur`` (Maildir readers look only
+in those three, as with Maildir++'s ``maildirsize``), so that a capped delivery needs no directory scan.
+Everything that changes the number (delivery, removal) holds the box's lock: ``flock`` on that file for other
+processes, and a thread lock for this process's threads (on NFS, Linux turns ``flock`` into POSIX locks,
+which belong to the process, not to the open file). The count is written before a delivery's rename and
+after a removal's unlink, so a crash in between leaves it too high, never too low; a count that says
+"full" is checked by a scan before anything is refused, and a count that is missing or unreadable is
+rebuilt by one. :meth:`Maildir.listing` (which scans anyway) writes back what it found.
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gameserver.errors import BadRequest
+from gameserver.mail.errors import MailboxFull
 
 SUBDIRS = ("tmp", "new", "cur")
 INFO = ":2,"  # Maildir "info" separator: flags follow it
@@ -32,9 +44,12 @@ SEEN = "S"
 TMP_MAX_AGE = 36 * 3600.0  # seconds (the Maildir convention for abandoned tmp files)
 MAX_ID = 2**63 - 1
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+COUNT_FILE = "mailcount"  # the number of mails in new/ and cur/, ASCII digits; also the box's lock file
+LOCK_STRIPES = 64  # thread locks shared by all boxes of the process, picked by the box's path
 
 _counter = itertools.count()
 _host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_thread_locks = tuple(threading.Lock() for _ in range(LOCK_STRIPES))
 
 
 def check_id(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -84,6 +99,20 @@ def _parse_name(name: str) -> tuple[str, str] | None:
     return key, flags
 
 
+def _read_count(fd: int) -> int | None:
+    """The count in the locked count file; None if it is empty or not a count (a crash mid-write)."""
+    text = os.pread(fd, 32, 0)
+    if not text.endswith(b"\n") or not text[:-1].isdigit():
+        return None
+    return int(text)
+
+
+def _write_count(fd: int, count: int) -> None:
+    text = f"{count}\n".encode()
+    os.pwrite(fd, text, 0)
+    os.ftruncate(fd, len(text))
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -102,8 +131,12 @@ class Maildir:
         for sub in SUBDIRS:
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
-    def deliver(self, data: bytes) -> str:
-        """Write one mail and return its key; the mail is visible whole or not at all."""
+    def deliver(self, data: bytes, *, limit: int | None = None) -> str:
+        """Write one mail and return its key; the mail is visible whole or not at all.
+
+        Raises:
+            MailboxFull: ``limit`` is given and the box holds that many mails already; nothing is left behind.
+        """
         self.create()
         key = new_key()
         tmp = self.path / "tmp" / key
@@ -113,13 +146,60 @@ class Maildir:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.rename(tmp, self.path / "new" / key)
+            with self._locked() as lock:  # the slow part (writing, fsync) is done: hold the lock briefly
+                count = _read_count(lock)
+                if limit is not None and (count is None or count >= limit):
+                    count = self._count()  # trust a "full" only once a scan confirms it
+                    if count >= limit:
+                        _write_count(lock, count)
+                        raise MailboxFull()
+                if count is None:
+                    count = self._count()
+                _write_count(lock, count + 1)  # before the rename: a crash leaves the count high, not low
+                os.rename(tmp, self.path / "new" / key)
         except BaseException:
             with suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
         _fsync_dir(self.path / "new")
         return key
+
+    def count(self) -> int:
+        """How many mails the box holds, from :data:`COUNT_FILE` (rebuilt by a scan if missing or unreadable)."""
+        if not self.path.is_dir():
+            return 0
+        with self._locked() as lock:
+            count = _read_count(lock)
+            if count is None:
+                count = self._count()
+                _write_count(lock, count)
+            return count
+
+    def listing(self) -> list[Entry]:
+        """Every mail in ``new/`` and ``cur/``, listed under the lock; the count is corrected to match."""
+        if not self.path.is_dir():
+            return []
+        with self._locked() as lock:
+            entries = list(self.entries())
+            count = len({entry.key for entry in entries})
+            if _read_count(lock) != count:
+                _write_count(lock, count)
+        return entries
+
+    def _count(self) -> int:
+        # By key: a mail moved from new/ to cur/ between the two listings would otherwise count twice.
+        return len({entry.key for entry in self.entries()})
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        """The box's lock; yields the count file's descriptor."""
+        with _thread_locks[hash(self.path) % LOCK_STRIPES]:
+            fd = os.open(self.path / COUNT_FILE, os.O_RDWR | os.O_CREAT, 0o640)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield fd
+            finally:
+                os.close(fd)  # releases the flock
 
     def entries(self) -> Iterator[Entry]:
         """Every mail in ``new/`` and ``cur/`` (``tmp/`` holds deliveries not finished: never listed)."""
@@ -162,7 +242,11 @@ class Maildir:
         return Entry(entry.key, "cur", flags, target)
 
     def remove(self, entry: Entry) -> None:
-        os.unlink(entry.path)
+        with self._locked() as lock:
+            count = _read_count(lock)
+            os.unlink(entry.path)
+            # After the unlink: a crash leaves the count high, not low. Unknown: rebuilt by a scan now.
+            _write_count(lock, count - 1 if count else self._count())
 
     def clean_tmp(self, now: float | None = None) -> int:
         """Remove files a crashed writer left in ``tmp/`` more than :data:`TMP_MAX_AGE` ago; returns how many."""

@@ -2,7 +2,13 @@
 
 Handlers await its methods; the blocking file work runs in a thread (``asyncio.to_thread``), so a slow
 disk (seed 003 puts the mail on a NAS) never stalls the event loop. Several processes may share the root:
-everything they need to agree on is in the file system (unique keys, atomic renames).
+everything they need to agree on is in the file system (unique keys, atomic renames, the count under a lock).
+
+A box holds at most ``max_messages`` (``mail.max_messages``) mails *from players*: past it, a player's mail
+(``mail.send``, a friend request) is refused with ``mailbox_full``, while mail from the game itself (sender
+:data:`~gameserver.mail.message.SYSTEM`: ``POST /mail/send``, gifts, notices) is always delivered and counts
+like any other. Nothing is evicted: a gift read but not claimed yet, or a mail the player keeps, is theirs to
+delete; what operators send is bounded by what operators do, not by other players (docs/modules.md, "Mail").
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from pathlib import Path
 from gameserver.errors import BadRequest
 from gameserver.mail.errors import MailNotFound
 from gameserver.mail.maildir import Entry, Maildir, check_id, check_key, key_time_ns
-from gameserver.mail.message import Mail, compose, parse
+from gameserver.mail.message import SYSTEM, Mail, compose, parse
 
 log = logging.getLogger("gameserver.mail")
 
@@ -33,10 +39,12 @@ class MailStore:
 
     Args:
         root: the folder holding one folder per world; created if missing.
+        max_messages: the most mails a box may hold when a player's mail arrives; None for no cap.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, max_messages: int | None = None) -> None:
         self.root = root
+        self.max_messages = max_messages
 
     def maildir(self, world: int, uid: int) -> Maildir:
         """The Maildir of ``uid`` in ``world``: ints from 1 (uid) and 0 (world), else :class:`BadRequest`."""
@@ -44,10 +52,14 @@ class MailStore:
         return Maildir(path)
 
     async def deliver(self, world: int, uid: int, mail: Mail) -> Mail:
-        """Store ``mail`` in ``uid``'s box; returns it with its ``mail_id`` and ``sent_at``."""
+        """Store ``mail`` in ``uid``'s box; returns it with its ``mail_id`` and ``sent_at``.
+
+        Raises:
+            MailboxFull: the mail is from a player and the box holds ``max_messages`` mails.
+        """
         mail = mail.stamped()
         box = self.maildir(world, uid)
-        key = await asyncio.to_thread(box.deliver, compose(mail))
+        key = await asyncio.to_thread(box.deliver, compose(mail), limit=self._limit(mail))
         return replace(mail, mail_id=key, unread=True)
 
     async def deliver_many(self, targets: Sequence[tuple[int, int]], mail: Mail) -> list[tuple[int, Mail]]:
@@ -55,11 +67,15 @@ class MailStore:
         mail = mail.stamped()
         boxes = [(uid, self.maildir(world, uid)) for world, uid in targets]
         data = compose(mail)
+        limit = self._limit(mail)
 
         def work() -> list[tuple[int, Mail]]:
-            return [(uid, replace(mail, mail_id=box.deliver(data), unread=True)) for uid, box in boxes]
+            return [(uid, replace(mail, mail_id=box.deliver(data, limit=limit), unread=True)) for uid, box in boxes]
 
         return await asyncio.to_thread(work)
+
+    def _limit(self, mail: Mail) -> int | None:
+        return None if mail.sender == SYSTEM else self.max_messages
 
     async def page(self, world: int, uid: int, offset: int, limit: int) -> Page:
         """Mails newest first, ``limit`` of them from ``offset``, with the box's total and unread count."""
@@ -67,7 +83,7 @@ class MailStore:
 
         def work() -> Page:
             box.clean_tmp()
-            entries = sorted(box.entries(), key=lambda e: (key_time_ns(e.key), e.key), reverse=True)
+            entries = sorted(box.listing(), key=lambda e: (key_time_ns(e.key), e.key), reverse=True)
             unread = sum(1 for e in entries if not e.seen)
             mails = []
             for entry in entries[offset : offset + limit]:

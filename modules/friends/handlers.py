@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
 from gameserver.errors import BadRequest, GameError
-from gameserver.mail import Mail, MailStore, post
+from gameserver.mail import Mail, MailboxFull, MailStore, post
 from gameserver.mail.post import Push
 from gameserver.storage.sql import Sql
 from modules.common import names, player
@@ -52,7 +52,8 @@ async def request(
 ) -> dict[str, Any]:
     """Asks ``to`` to be friends; they get a mail (kind FRIEND_REQUEST, data {"from"}) and answer with
     friends.accept or friends.decline. If ``to`` had asked the caller already, this accepts instead.
-    Returns {"to", "accepted", "mail_id"}. Raises player_not_found, already_friends, too_many_friends."""
+    Returns {"to", "accepted", "mail_id"}. Raises player_not_found, already_friends, too_many_friends,
+    mailbox_full (``to``'s mailbox is full: no request is left behind)."""
     if to == uid:
         raise BadRequest("cannot befriend yourself")
     me = await player(db, uid)
@@ -78,7 +79,12 @@ async def request(
         f"{me.display_name} would like to be your friend.",
         data={"from": uid},
     )
-    sent = await post(mail, push, them.world, to, note)
+    try:
+        sent = await post(mail, push, them.world, to, note)
+    except MailboxFull:
+        async with db.transaction() as tx:  # the request and its mail go together, so the caller may ask again
+            await drop_request(tx, uid, to)
+        raise
     return {"to": to, "accepted": False, "mail_id": sent.mail_id}
 
 

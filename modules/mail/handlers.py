@@ -85,7 +85,7 @@ async def send(
     push: Push,
     **_: Any,
 ) -> dict[str, str]:
-    """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited."""
+    """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full."""
     settings = config.mail
     subject, body = check_text(subject, body, max_subject=settings.max_subject, max_body=settings.max_body)
     if to == uid:

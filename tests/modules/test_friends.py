@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from enums import MailKind
 from gameserver.config import Config
 from gameserver.errors import BadRequest
-from gameserver.mail import PlayerNotFound
+from gameserver.mail import MailboxFull, MailStore, PlayerNotFound
 from modules.friends.handlers import (
     AlreadyFriends,
     FriendRequestNotFound,
@@ -22,7 +23,7 @@ from modules.friends.handlers import (
     remove,
     request,
 )
-from modules.mail.handlers import list_mails, read
+from modules.mail.handlers import delete, list_mails, read
 from tests.modules.conftest import Pushes
 
 Ctx = Callable[..., dict[str, Any]]
@@ -53,6 +54,25 @@ async def test_request_is_a_mail_then_accept(ctx: Ctx, player: Player, pushes: P
         await request(bob, **ctx(alice))
     with pytest.raises(FriendRequestNotFound):
         await accept(alice, **ctx(bob))
+
+
+async def test_request_to_a_full_mailbox_is_refused_and_leaves_nothing(
+    ctx: Ctx, player: Player, pushes: Pushes, tmp_path: Path
+) -> None:
+    alice, bob, carol = await player("Alice"), await player("Bob"), await player("Carol")
+    capped = MailStore(tmp_path / "capped", max_messages=1)
+    await request(bob, **ctx(carol, mail=capped))
+    with pytest.raises(MailboxFull) as info:
+        await request(bob, **ctx(alice, mail=capped))
+    assert info.value.code == "mailbox_full"
+    assert await list_friends(**ctx(bob)) == {"friends": [], "requests": [{"uid": carol, "name": "Carol"}]}
+    assert [data["from"] for _, data in pushes.of(bob)] == [carol]
+
+    [waiting] = (await list_mails(**ctx(bob, mail=capped)))["mails"]
+    await delete(waiting["mail_id"], **ctx(bob, mail=capped))  # room again: alice may ask once more
+    asked = await request(bob, **ctx(alice, mail=capped))
+    assert asked["mail_id"] and not asked["accepted"]
+    assert await accept(alice, **ctx(bob)) == {"uid": alice, "name": "Alice"}
 
 
 async def test_asking_back_accepts(ctx: Ctx, player: Player, pushes: Pushes) -> None:

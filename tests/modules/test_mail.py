@@ -14,7 +14,7 @@ from enums import ItemKind, MailKind
 from gameserver.config import Config
 from gameserver.errors import BadRequest, RateLimited
 from gameserver.keys import Keys
-from gameserver.mail import SYSTEM, Item, Mail, MailNotFound, MailStore, PlayerNotFound
+from gameserver.mail import SYSTEM, Item, Mail, MailboxFull, MailNotFound, MailStore, PlayerNotFound
 from gameserver.storage.sql import Sql
 from modules.inventory.items import counts
 from modules.mail.handlers import AlreadyClaimed, NothingToClaim, claim, count_send, delete, list_mails, read, send
@@ -104,6 +104,30 @@ async def test_send_rate_limit(ctx: Ctx, player: Player, config: Config) -> None
         await send(bob, "hi", "", **ctx(alice, config=limited))
     assert info.value.code == "rate_limited"
     await send(alice, "other sender", "", **ctx(bob, config=limited))
+
+
+async def test_send_to_a_full_mailbox(ctx: Ctx, player: Player, pushes: Pushes, tmp_path: Path) -> None:
+    alice, bob, carol = await player("Alice"), await player("Bob"), await player("Carol")
+    capped = MailStore(tmp_path / "capped", max_messages=2)
+    await send(bob, "one", "", **ctx(alice, mail=capped))
+    await send(bob, "two", "", **ctx(carol, mail=capped))
+    with pytest.raises(MailboxFull) as info:
+        await send(bob, "three", "", **ctx(alice, mail=capped))
+    assert (info.value.code, info.value.message) == ("mailbox_full", "the recipient's mailbox is full")
+    assert len(pushes.of(bob)) == 2  # no mail.new for a mail not delivered
+    await gift(capped, 1, bob)  # the game's gifts still arrive
+    assert (await list_mails(**ctx(bob, mail=capped)))["total"] == 3
+    await send(alice, "the other way", "", **ctx(bob, mail=capped))  # only the recipient's box counts
+
+
+async def test_deleting_makes_room(ctx: Ctx, player: Player, tmp_path: Path) -> None:
+    alice, bob = await player("Alice"), await player("Bob")
+    capped = MailStore(tmp_path / "capped", max_messages=1)
+    first = await send(bob, "one", "", **ctx(alice, mail=capped))
+    with pytest.raises(MailboxFull):
+        await send(bob, "two", "", **ctx(alice, mail=capped))
+    await delete(first["mail_id"], **ctx(bob, mail=capped))
+    await send(bob, "two", "", **ctx(alice, mail=capped))
 
 
 @pytest.mark.integration

@@ -1,20 +1,22 @@
-"""gameserver/mail/maildir.py and store.py: Maildir delivery, new -> cur, paths that cannot escape."""
+"""gameserver/mail/maildir.py and store.py: Maildir delivery, new -> cur, paths that cannot escape, the cap."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from enums import MailKind
 from gameserver.errors import BadRequest
-from gameserver.mail import Mail, MailNotFound, MailStore
-from gameserver.mail.maildir import TMP_MAX_AGE, Maildir, check_id, check_key
+from gameserver.mail import SYSTEM, Mail, MailboxFull, MailNotFound, MailStore
+from gameserver.mail.maildir import COUNT_FILE, TMP_MAX_AGE, Entry, Maildir, check_id, check_key
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -181,3 +183,152 @@ async def test_unreadable_files_are_skipped(tmp_path: Path) -> None:
     assert [m.mail_id for m in page.mails] == [good.mail_id]
     with pytest.raises(MailNotFound):
         await store.get(1, 1, "1.junk")
+
+
+# The cap (mail.max_messages): player mail refused past it, system mail always delivered --------------------
+
+
+def system_mail(subject: str = "notice") -> Mail:
+    return Mail(MailKind.SYSTEM, SYSTEM, "System", subject)
+
+
+def count_file(box: Path) -> str:
+    return (box / COUNT_FILE).read_text()
+
+
+async def test_player_mail_past_the_cap_is_refused_and_system_mail_still_arrives(tmp_path: Path) -> None:
+    store = MailStore(tmp_path, max_messages=3)
+    box = tmp_path / "1" / "1"
+    sent = [await store.deliver(1, 1, mail(f"m{n}")) for n in range(3)]
+    with pytest.raises(MailboxFull) as info:
+        await store.deliver(1, 1, mail("one too many"))
+    assert info.value.code == "mailbox_full"
+    assert files(box) == {"tmp": [], "new": sorted(m.mail_id for m in sent), "cur": []}  # nothing left behind
+
+    gift = await store.deliver(1, 1, system_mail())  # the game's own mail is not capped
+    await store.deliver_many([(1, 1), (1, 2)], system_mail("to the world"))
+    assert (await store.page(1, 1, 0, 10)).total == 5 and count_file(box) == "5\n"
+
+    for one in (sent[0], sent[1], gift):  # read or not, any mail deleted makes room
+        await store.delete(1, 1, one.mail_id)
+    assert count_file(box) == "2\n"
+    await store.deliver(1, 1, mail("fits again"))
+    with pytest.raises(MailboxFull):
+        await store.deliver(1, 1, mail("full again"))
+    assert Maildir(box).count() == 3
+
+
+async def test_the_count_survives_a_restart_and_spares_the_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(2):
+        await MailStore(tmp_path, max_messages=3).deliver(1, 1, mail())
+    assert count_file(tmp_path / "1" / "1") == "2\n"
+
+    def no_scan(self: Maildir) -> Iterator[Entry]:
+        raise AssertionError("a delivery below the cap lists the box")
+
+    monkeypatch.setattr(Maildir, "entries", no_scan)
+    restarted = MailStore(tmp_path, max_messages=3)  # a new process: it knows only the files
+    await restarted.deliver(1, 1, mail())
+    assert count_file(tmp_path / "1" / "1") == "3\n"
+
+
+async def test_a_count_gone_wrong_is_rebuilt_from_the_files(tmp_path: Path) -> None:
+    store = MailStore(tmp_path, max_messages=3)
+    box = tmp_path / "1" / "1"
+    first = await store.deliver(1, 1, mail())
+    (box / COUNT_FILE).write_text("99\n")  # too high (mails removed by hand, a crash before a rename)
+    await store.deliver(1, 1, mail())  # "full" is checked by a scan before anyone is refused
+    assert count_file(box) == "2\n"
+
+    for garbage in ("", "12\n0\n", "-1\n", "x\n"):  # cut short or garbled by a crash mid-write
+        (box / COUNT_FILE).write_text(garbage)
+        assert Maildir(box).count() == 2
+
+    (box / "new" / f"{first.mail_id}.copy").write_bytes((box / "new" / first.mail_id).read_bytes())
+    assert count_file(box) == "2\n"  # too low now: a file added behind the server's back
+    page = await store.page(1, 1, 0, 10)  # the owner's mail.list scans anyway and puts it right
+    assert page.total == 3 and count_file(box) == "3\n"
+    with pytest.raises(MailboxFull):
+        await store.deliver(1, 1, mail())
+
+    (box / COUNT_FILE).unlink()  # boxes from before the count: counted on first use
+    assert Maildir(box).count() == 3
+
+
+RACER = textwrap.dedent(
+    """
+    import sys, threading
+    from pathlib import Path
+    from enums import MailKind
+    from gameserver.mail import MailboxFull
+    from gameserver.mail.maildir import Maildir
+    from gameserver.mail.message import Mail, compose
+
+    path, limit, threads, each = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    data = compose(Mail(MailKind.PLAYER, 2, "racer", "race", "x", sent_at=1))
+    accepted, refused, lock = [], [], threading.Lock()
+    go = threading.Event()
+
+    def send():
+        go.wait()
+        for _ in range(each):
+            try:
+                key = Maildir(path).deliver(data, limit=limit)
+            except MailboxFull:
+                with lock:
+                    refused.append(1)
+            else:
+                with lock:
+                    accepted.append(key)
+
+    workers = [threading.Thread(target=send) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    go.set()
+    for worker in workers:
+        worker.join()
+    print(len(accepted), len(refused), flush=True)
+    """
+)
+
+
+async def test_senders_in_many_processes_and_threads_racing_at_the_cap_fill_it_exactly(tmp_path: Path) -> None:
+    cap, before, processes, threads, each, in_loop = 60, 10, 4, 8, 4, 16
+    store = MailStore(tmp_path, max_messages=cap)
+    for _ in range(before):
+        await store.deliver(1, 1, mail())
+    box = tmp_path / "1" / "1"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(box), str(cap), str(threads), str(each)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdin is not None and racer.stdout is not None
+            assert racer.stdout.readline().strip() == "ready"
+        for racer in racers:
+            assert racer.stdin is not None
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        ours = await asyncio.gather(*(store.deliver(1, 1, mail()) for _ in range(in_loop)), return_exceptions=True)
+        results = [racer.communicate(timeout=60)[0].split() for racer in racers]
+    finally:
+        for racer in racers:
+            if racer.poll() is None:
+                racer.kill()
+                racer.wait()
+    accepted = sum(int(a) for a, _ in results) + sum(1 for r in ours if isinstance(r, Mail))
+    refused = sum(int(r) for _, r in results) + sum(1 for r in ours if isinstance(r, MailboxFull))
+    assert (accepted, refused) == (cap - before, processes * threads * each + in_loop - (cap - before))
+    assert len(os.listdir(box / "new")) == cap and os.listdir(box / "tmp") == []
+    assert count_file(box) == f"{cap}\n"
