@@ -125,6 +125,24 @@ async def test_admin_gift_is_claimed_once(app: App, session: aiohttp.ClientSessi
     await client.close()
 
 
+async def test_a_full_mailbox_refuses_players_not_the_admin_route(
+    app_factory: Callable[..., Any], session: aiohttp.ClientSession
+) -> None:
+    app = await app_factory(mail={"admin_key": ADMIN_KEY, "max_messages": 1})
+    client = await TcpClient.open(app.ports["gate-tcp"])
+    alice, alice_token = await register(client, "alice")
+    bob, _ = await register(client, "bob")
+    mail = {"to": bob, "subject": "hi", "body": ""}
+    first, second = [await client.call("mail.send", mail, token=alice_token) for _ in range(2)]
+    assert first["ok"], first
+    assert second["error"] == {"code": "mailbox_full", "message": "the recipient's mailbox is full"}
+    asked = await client.call("friends.request", {"to": bob}, token=alice_token)
+    assert asked["error"]["code"] == "mailbox_full"
+    status, body = await admin_send(session, app, {"to": bob, "subject": "Compensation", "body": "sorry"})
+    assert status == 200 and body["sent"] == 1
+    await client.close()
+
+
 async def test_admin_mail_to_a_world(app: App, session: aiohttp.ClientSession) -> None:
     client = await TcpClient.open(app.ports["gate-tcp"])
     tokens = [(await register(client, f"player{n}"))[1] for n in range(3)]
