@@ -68,6 +68,10 @@ class PubSub(Protocol):
     def unsubscribe(self, channel: str, receiver: Receiver) -> None: ...
 
 
+def _count_publish_failed(count: int) -> None:
+    CHAT.publish_failed += count
+
+
 def ws_text_frame(body: bytes) -> bytes:
     """An unmasked text frame (RFC 6455, 5.2): the same bytes for every WebSocket recipient."""
     return Frame(Opcode.TEXT, body).serialize(mask=False)
@@ -212,6 +216,8 @@ class Chat:
         self.bus = bus
         self.node = node
         self.remote = bus if isinstance(bus, RedisFanout) else None
+        if self.remote is not None:
+            self.remote.count_losses(keys.chat_channels(), _count_publish_failed)
         self.loop = asyncio.get_running_loop()
         self.channels: dict[str, Channel] = {}
         self.users: dict[int, set[ChatClient]] = {}  # logged in here, by uid

@@ -10,13 +10,21 @@ several are waiting), so a process's messages reach Redis, and every subscriber,
 Pub/sub is fire-and-forget: a message published while a subscriber's connection is down is lost for it.
 After a reconnect the subscriptions are restored (redis-py replays them; :meth:`RedisFanout._reconcile`
 repairs any that a failed command left out).
+
+A payload this process publishes is lost too when Redis cannot take it (the publish fails, or the outbox is
+full because Redis has been down or slow). Every such loss goes through :meth:`RedisFanout._lost`: it is
+counted (``failed``, and by whoever asked with :meth:`RedisFanout.count_losses`: the chat edge exports its
+share as ``gameserver_chat_publish_failed_total``) and logged at most once per :data:`LOSS_LOG_INTERVAL`, with a
+last line once publishing works again, so an outage gives a few lines, not one per message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,6 +36,7 @@ log = logging.getLogger("gameserver.fanout")
 
 RETRY_DELAY = 0.5  # seconds between attempts while Redis is unreachable
 MAX_OUTBOX = 10_000  # payloads waiting for Redis; beyond it (Redis slow or down) new ones are dropped
+LOSS_LOG_INTERVAL = 10.0  # seconds: at most one warning about lost payloads per interval
 SUBSCRIBE = "SUBSCRIBE"
 UNSUBSCRIBE = "UNSUBSCRIBE"
 
@@ -52,7 +61,10 @@ class RedisFanout:
         self._command_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.published = 0
-        self.failed = 0  # payloads lost because Redis could not be reached
+        self.failed = 0  # payloads lost: Redis could not be reached, or the outbox was full
+        self._loss_counters: list[tuple[str, Callable[[int], None]]] = []
+        self._unlogged = 0  # losses since the last warning
+        self._logged_at = -LOSS_LOG_INTERVAL  # time.monotonic() of the last warning
 
     async def start(self) -> None:
         try:
@@ -67,7 +79,7 @@ class RedisFanout:
 
     def publish(self, channel: str, payload: bytes) -> None:
         if len(self._outbox) >= MAX_OUTBOX:
-            self.failed += 1
+            self._lost([channel], "the outbox is full")
             return
         self._outbox.append((channel, payload))
         self._publish_wake.set()
@@ -87,6 +99,11 @@ class RedisFanout:
         if not receivers:
             del self.receivers[channel]
             self._command(UNSUBSCRIBE, channel)
+
+    def count_losses(self, prefix: str, count: Callable[[int], None]) -> None:
+        """Call ``count(n)`` whenever ``n`` payloads published on channels whose name starts with ``prefix``
+        are lost (see the module's docstring); ``failed`` counts every channel."""
+        self._loss_counters.append((prefix, count))
 
     async def subscribed(self, channels: list[str], timeout: float) -> bool:
         """Wait until Redis has confirmed the subscriptions asked for so far on ``channels``.
@@ -142,8 +159,33 @@ class RedisFanout:
                             await pipe.execute()
                     self.published += len(batch)
                 except Exception as exc:
-                    self.failed += len(batch)
-                    log.warning("fan-out: %d messages lost, Redis publish failed: %s", len(batch), exc)
+                    self._lost([channel for channel, _ in batch], f"Redis publish failed: {exc}")
+                else:
+                    if self._unlogged:
+                        log.info(
+                            "fan-out: publishing again; %d more messages lost since the last warning", self._unlogged
+                        )
+                        self._unlogged = 0
+
+    def _lost(self, channels: list[str], why: str) -> None:
+        """Count payloads that will never reach Redis; warn now unless a warning went out in the interval."""
+        self.failed += len(channels)
+        for prefix, count in self._loss_counters:
+            mine = sum(1 for channel in channels if channel.startswith(prefix))
+            if mine:
+                count(mine)
+        self._unlogged += len(channels)
+        now = time.monotonic()
+        if now - self._logged_at >= LOSS_LOG_INTERVAL:
+            log.warning(
+                "fan-out: %d messages lost (%s); %d lost in all; next report in %gs at the earliest",
+                self._unlogged,
+                why,
+                self.failed,
+                LOSS_LOG_INTERVAL,
+            )
+            self._unlogged = 0
+            self._logged_at = now
 
     async def _commander(self) -> None:
         while True:

@@ -29,6 +29,10 @@ class Keys:
         """Chat channel of one family of ``world`` (seed 003: chat.$WORLD.family.$FN)."""
         return f"{self.prefix}chat.{world}.family.{family}"
 
+    def chat_channels(self) -> str:
+        """The start of every chat channel's name (public, family, control), e.g. to count what the chat loses."""
+        return f"{self.prefix}chat."
+
     def chat_user(self, uid: int) -> str:
         """Control channel of one player's chat connections on every edge process (family moves): docs/chat.md."""
         return f"{self.prefix}chat.user.{uid}"

@@ -81,7 +81,7 @@ REGISTRY.register(_FunctionCollector())
 class ChatStats:
     """The chat edge's counters: plain ints on the fan-out path, turned into metrics when scraped."""
 
-    __slots__ = ("messages", "deliveries", "dropped", "rate_limited", "disconnects", "connections")
+    __slots__ = ("messages", "deliveries", "dropped", "rate_limited", "disconnects", "connections", "publish_failed")
 
     def __init__(self) -> None:
         self.messages = 0  # published by this process
@@ -90,6 +90,7 @@ class ChatStats:
         self.rate_limited = 0
         self.disconnects: dict[str, int] = {}  # closed by the server, by reason
         self.connections = {"tcp": 0, "ws": 0}  # logged in now
+        self.publish_failed = 0  # published here but never reached Redis (gameserver/fanout.py)
 
     def disconnected(self, reason: str) -> None:
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1
@@ -114,6 +115,12 @@ class _ChatCollector(Collector):
         )
         yield CounterMetricFamily(
             "gameserver_chat_rate_limited", "Chat messages answered ERROR rate_limited", value=stats.rate_limited
+        )
+        yield CounterMetricFamily(
+            "gameserver_chat_publish_failed",
+            "Chat messages (and family-move notices) published by this process that never reached Redis: "
+            "lost for every recipient",
+            value=stats.publish_failed,
         )
         disconnects = CounterMetricFamily(
             "gameserver_chat_disconnects",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis.asyncio
 
@@ -18,6 +20,7 @@ from gameserver.auth.nonces import issue_nonce
 from gameserver.chat import Chat
 from gameserver.fanout import RedisFanout
 from tests.clients import ChatClient
+from tests.integration.private_services import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +194,66 @@ async def test_a_dropped_subscriber_connection_is_restored(edges: Edges, redis_u
         await admin.aclose()
     await on_a.send("PUBLIC", "after the reconnect")
     assert (await on_b.recv_message())[1]["text"] == "after the reconnect"
+
+
+PUBLISH_FAILED = "gameserver_chat_publish_failed_total"
+
+
+async def publish_failed_total(http: aiohttp.ClientSession, app: App) -> float:
+    """The app's ``gameserver_chat_publish_failed_total``, scraped from ``GET /metrics``."""
+    async with http.get(f"http://127.0.0.1:{app.ports['http']}/metrics") as response:
+        metrics = await response.text()
+    [value] = [line.split()[1] for line in metrics.splitlines() if line.startswith(PUBLISH_FAILED + " ")]
+    return float(value)
+
+
+async def test_lines_published_while_redis_is_down_are_counted_and_logged_sparingly(
+    app_factory: Callable[..., Awaitable[App]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our own redis-server (never the shared one), killed under a chat edge: every line published while it is
+    down is lost, counted in gameserver_chat_publish_failed_total, and reported in one warning, not one per
+    line; once it is back the edge publishes again and says how many went unreported."""
+    server = PrivateRedis(tmp_path / "redis")
+    await server.start()
+    admin = redis.asyncio.Redis.from_url(server.url())
+    lost = 25
+    try:
+        app = await app_factory(
+            server={"node_id": "edge", "data_dir": str(tmp_path / "edge")},
+            redis={"url": server.url(), "prefix": "test:chat:down:", "connect_timeout": 2.0},
+            chat={"tcp_port": 0, "rate": 1e6, "burst": 10**6},
+        )
+        client = await login(app, "tcp")
+        await client.send("PUBLIC", "before")
+        assert (await client.recv_message())[1]["text"] == "before"
+        async with aiohttp.ClientSession() as http:
+            before = await publish_failed_total(http, app)
+
+            caplog.set_level(logging.INFO, logger="gameserver.fanout")
+            server.kill()
+            for n in range(lost):
+                await client.send("PUBLIC", f"lost {n}")
+            await assert_nothing_before_pong(client)  # every line was read and published (and lost)
+            async with asyncio.timeout(10):
+                while await publish_failed_total(http, app) < before + lost:
+                    await asyncio.sleep(0.01)
+            assert await publish_failed_total(http, app) == before + lost
+
+        warnings = [r for r in caplog.records if r.msg.startswith("fan-out: %d messages lost")]
+        assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING  # not one line per lost message
+        reported = warnings[0].args[0]  # type: ignore[index]
+        assert 1 <= reported <= lost
+
+        await server.start()  # same port: the edge reconnects and restores its subscriptions
+        channel = app.resources.keys.chat_public(1)
+        async with asyncio.timeout(10):
+            while await admin.pubsub_numsub(channel) != [(channel.encode(), 1)]:
+                await asyncio.sleep(0.01)
+        await client.send("PUBLIC", "after")
+        assert (await client.recv_message())[1]["text"] == "after"  # none of the lost lines ever arrives
+        [again] = [r for r in caplog.records if r.msg.startswith("fan-out: publishing again")]
+        assert again.args == (lost - reported,)
+        await client.close()
+    finally:
+        await admin.aclose()
+        server.kill()
