@@ -4,9 +4,10 @@ Checks run in PROTOCOL.md's order, the first failure answering: envelope (``bad_
 function's existence (``unknown_function``), login (``unauthorized``), the arguments (``bad_request``).
 Around them the connection's rate (``rate_limited``) and the worker's bound on requests in flight
 (``overloaded``). The handler then runs as a task under its deadline (``timeout``). Only this module turns
-exceptions into replies: a :class:`GameError` becomes its code; a backend that is down becomes
-``unavailable``; anything else becomes ``internal`` / ``programming error`` with the traceback logged
-under a correlation id that the client never sees.
+exceptions into replies: a :class:`GameError` becomes its code; a backend that is down, or a transaction
+that kept losing lock conflicts (a deadlock past ``db.retries``), becomes ``unavailable``; anything else
+becomes ``internal`` / ``programming error`` with the traceback logged under a correlation id that the
+client never sees.
 
 Deadlines are enforced by one sweep over the requests in flight (every ``sweep_period`` seconds) instead of
 a timer per request: the hot path stores a float, and a deadline fires at most one period late.
@@ -35,12 +36,13 @@ from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
 from gameserver.registry import Entry
 from gameserver.session import Session
-from gameserver.storage.errors import is_unavailable
+from gameserver.storage.errors import is_transient, is_unavailable
 
 log = logging.getLogger("gameserver.dispatch")
 access_log = logging.getLogger("gameserver.access")
 
 INTERNAL_MESSAGE = "programming error"
+BUSY_MESSAGE = "the database is busy, try again"
 SWEEP_PERIOD = 0.05
 
 Authenticate = Callable[[str], int]
@@ -181,7 +183,10 @@ class Dispatcher:
             self._answer_error(session, fmt, request.id, _ShuttingDown(), entry.stats, uid, start)
             raise
         except Exception as exc:
-            if is_unavailable(exc):
+            if is_transient(exc):  # nothing was written; PROTOCOL.md's `unavailable`: the client may try again
+                log.warning("%s: database busy (lock conflict): %s: %s", entry.name, type(exc).__name__, exc)
+                self._answer_error(session, fmt, request.id, Unavailable(BUSY_MESSAGE), entry.stats, uid, start)
+            elif is_unavailable(exc):
                 log.warning("%s: backend unavailable: %s: %s", entry.name, type(exc).__name__, exc)
                 self._answer_error(session, fmt, request.id, Unavailable(), entry.stats, uid, start)
             else:

@@ -152,6 +152,11 @@ VIOLATIONS = Counter(
     ["listener", "code"],
     registry=REGISTRY,
 )
+DB_RETRIES = Counter(
+    "gameserver_db_retries",
+    "Transactions run again by db.run() after losing a lock conflict (deadlock, lock wait timeout, SQLite busy)",
+    registry=REGISTRY,
+)
 STARTED = time.time()
 UPTIME = Gauge("gameserver_uptime_seconds", "Seconds since this process started", registry=REGISTRY)
 UPTIME.set_function(lambda: time.time() - STARTED)

@@ -10,12 +10,15 @@ missing ones at start-up, or on first use if the database is down at start-up. S
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -23,9 +26,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
+from gameserver import metrics
 from gameserver.config import DbConfig
 from gameserver.errors import ConfigError, Unavailable
-from gameserver.storage.errors import is_unavailable
+from gameserver.storage.errors import error_code, is_transient, is_unavailable
 
 log = logging.getLogger("gameserver.sql")
 
@@ -46,22 +50,32 @@ _CREATE_ATTEMPTS = 3
 
 _WRITE = "gameserver_write"  # execution option: this connection is for a write transaction
 
+# Set while a db.run() body runs: a transaction opened inside it would commit apart from the retried body (and on
+# SQLite wait for the body's own write lock).
+_IN_BODY: ContextVar[bool] = ContextVar("gameserver_sql_in_body", default=False)
+_JITTER = (0.5, 1.5)  # each retry waits its delay times a random factor in this range: the losers spread out
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 class Sql:
     """The ``db`` resource handed to handlers.
 
-    ``async with db.transaction() as tx:`` runs its statements all or nothing: an exception inside the
-    block (a ``GameError`` included) rolls everything back. On SQLite the write lock is taken at BEGIN,
-    so concurrent writers queue (up to ``db.query_timeout``) instead of failing with "database is locked";
-    on MariaDB, lock the rows you read before writing them (``select(...).with_for_update()``) or write
-    relative updates (``score = score + 1``).
+    ``await db.run(body, *args)`` calls ``body(tx, *args)`` in a transaction, all or nothing, and runs it
+    again when it loses a lock conflict (a deadlock on MariaDB); ``async with db.transaction() as tx:`` is the
+    same transaction without the retries. An exception inside either (a ``GameError`` included) rolls
+    everything back. On SQLite the write lock is taken at BEGIN, so concurrent writers queue (up to
+    ``db.query_timeout``) instead of failing with "database is locked"; on MariaDB, lock the rows you read
+    before writing them (``select(...).with_for_update()``) or write relative updates (``score = score + 1``).
 
     A database that is down raises errors that the dispatcher answers ``unavailable``
     (:func:`gameserver.storage.errors.is_unavailable`); the pool reconnects once it is back.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, config: DbConfig | None = None) -> None:
         self.engine = engine
+        self.config = config or DbConfig()
         self.dialect = engine.dialect.name
         self._writer = engine.execution_options(**{_WRITE: True})
         self._pending: sa.MetaData | None = None  # tables still to create once the database answers
@@ -97,21 +111,69 @@ class Sql:
             )
         else:
             raise ConfigError(f"db.url: expected sqlite+aiosqlite:// or mysql+asyncmy://, got {url.drivername}://")
-        return cls(engine)
+        return cls(engine, config)
+
+    async def run(
+        self, body: Callable[Concatenate[AsyncConnection, P], Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Call ``body(tx, *args, **kwargs)`` in a write transaction and return what it returns; if the database
+        gives up on the transaction over another's locks (:func:`~gameserver.storage.errors.is_transient`: a
+        deadlock, a lock wait timeout, SQLite busy), roll back and call it again, up to ``db.retries`` times,
+        waiting ``db.retry_delay`` (doubled each time, jittered) in between.
+
+        ``body`` may run more than once, each time on a fresh transaction: everything it does must go through
+        ``tx``. Pushes, mail, Redis, HTTP calls and changes to outside state belong after ``run`` returns,
+        when the transaction is committed; return what they need.
+
+        Raises:
+            Whatever ``body`` raises (a ``GameError`` is not retried). After the last attempt, the lock
+            conflict's ``DBAPIError``, which the dispatcher answers ``unavailable``.
+            RuntimeError: called inside another ``run`` body (use that body's ``tx``).
+            TypeError: ``body`` is not a function returning an awaitable (``db.run(fn, x)``, not ``db.run(fn(x))``).
+        """
+        if not callable(body):
+            if inspect.iscoroutine(body):
+                body.close()  # no "never awaited" warning on top of this error
+            raise TypeError(f"db.run() takes the function and its arguments, db.run(fn, *args), not {body!r}")
+        retries = self.config.retries
+        for attempt in range(retries + 1):
+            try:
+                async with self.transaction() as tx:
+                    entered = _IN_BODY.set(True)
+                    try:
+                        result = body(tx, *args, **kwargs)
+                        if not inspect.isawaitable(result):
+                            raise TypeError(f"db.run(): {body!r} returned {type(result).__name__}, not an awaitable")
+                        return await result
+                    finally:
+                        _IN_BODY.reset(entered)
+            except sa.exc.DBAPIError as exc:
+                if attempt == retries or not is_transient(exc):
+                    raise
+                delay = self.config.retry_delay * 2**attempt * random.uniform(*_JITTER)
+                log.debug("transaction retried in %.3fs (%d of %d): %s", delay, attempt + 1, retries, _short(exc))
+                metrics.DB_RETRIES.inc()
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a write transaction: committed when the block ends, rolled back if it raises."""
+        """A connection in a write transaction: committed when the block ends, rolled back if it raises.
+        Not retried: a deadlock raises (answered ``unavailable``); :meth:`run` retries.
+
+        Raises:
+            RuntimeError: inside a :meth:`run` body (use that body's ``tx``).
+        """
+        if _IN_BODY.get():
+            raise RuntimeError("a transaction inside a db.run() body: use the body's tx")
         if self._pending is not None:
             await self._create_pending()
         async with self._writer.begin() as conn:
             yield conn
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
-        """Run one statement in its own transaction; returns the rows it touched."""
-        async with self.transaction() as conn:
-            result = await conn.execute(statement, params)
-            return int(result.rowcount)
+        """Run one statement in its own transaction (retried as :meth:`run` does); returns the rows it touched."""
+        return await self.run(_execute, statement, params)
 
     async def fetch_one(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Row[Any] | None:
         """The first row, or None."""
@@ -152,7 +214,7 @@ class Sql:
                 return
             except sa.exc.DBAPIError as exc:
                 # Another process created the same table between our check and our CREATE: check again.
-                if _error_code(exc) not in _ALREADY_EXISTS or attempt == _CREATE_ATTEMPTS:
+                if error_code(exc) not in _ALREADY_EXISTS or attempt == _CREATE_ATTEMPTS:
                     raise
 
     async def start(self, tables: sa.MetaData = metadata) -> None:
@@ -218,14 +280,13 @@ def _mysql_connector(url: sa.URL, connect_args: dict[str, Any], timeout: float) 
     return connect
 
 
+async def _execute(tx: AsyncConnection, statement: Executable, params: Mapping[str, Any] | None) -> int:
+    return int((await tx.execute(statement, params)).rowcount)
+
+
 def _pool_args(config: DbConfig, timeout: float) -> dict[str, Any]:
     # pool_timeout: how long a request waits for a free connection before failing as unavailable.
     return {"pool_size": config.pool_size, "max_overflow": config.pool_size, "pool_timeout": timeout}
-
-
-def _error_code(exc: sa.exc.DBAPIError) -> Any:
-    orig = exc.orig
-    return orig.args[0] if orig is not None and orig.args else None
 
 
 def _short(exc: BaseException) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.errors import ConfigError, GameError
-from gameserver.storage.errors import is_unavailable
+from gameserver.storage.errors import error_code, is_transient, is_unavailable
 from gameserver.storage.sql import ID, Sql
 from tests.integration.conftest import db_config
 
@@ -194,3 +196,168 @@ async def test_a_writer_that_waits_too_long_is_unavailable(tables: Sql, db_url: 
     finally:
         await impatient.close()
     assert await tables.fetch_value(sa.select(counters.c.n)) == 1
+
+
+# db.run(): a transaction body that is run again when it loses a lock conflict.
+
+
+async def test_run_commits_and_returns_what_the_body_returns(tables: Sql) -> None:
+    async def add(tx: AsyncConnection, name: str, *, coins: int) -> int:
+        result = await tx.execute(players.insert().values(name=name, coins=coins))
+        return int(result.inserted_primary_key[0])
+
+    assert await tables.run(add, "ann", coins=3) == 1
+    assert await tables.fetch_value(sa.select(players.c.coins)) == 3
+
+
+async def test_run_rolls_back_and_does_not_retry_what_is_not_a_lock_conflict(tables: Sql) -> None:
+    await tables.execute(players.insert().values(name="ann"))
+    calls = 0
+
+    async def refuse(tx: AsyncConnection) -> None:
+        nonlocal calls
+        calls += 1
+        await tx.execute(players.insert().values(name="bob"))
+        raise Refused()
+
+    async def duplicate(tx: AsyncConnection) -> None:
+        nonlocal calls
+        calls += 1
+        await tx.execute(players.insert().values(name="cid"))
+        await tx.execute(players.insert().values(name="ann"))
+
+    with pytest.raises(Refused):
+        await tables.run(refuse)
+    with pytest.raises(sa.exc.IntegrityError):
+        await tables.run(duplicate)
+    assert calls == 2
+    assert await names(tables) == ["ann"]
+
+
+async def test_run_refuses_what_it_cannot_retry(tables: Sql) -> None:
+    """The mistakes a module author can make with db.run() fail on the first call, not under contention."""
+
+    async def body(tx: AsyncConnection) -> None:
+        await tx.execute(counters.insert().values(name="c", n=1))
+
+    with pytest.raises(TypeError, match=r"db.run\(fn, \*args\)"):
+        await tables.run(body(None))  # type: ignore[arg-type]  # a coroutine: it could run only once
+    with pytest.raises(TypeError, match="not an awaitable"):
+        await tables.run(lambda tx: None)  # type: ignore[arg-type, return-value]
+
+    async def nested_run(tx: AsyncConnection) -> None:
+        await tables.run(body)  # would commit apart from the outer body, once per retry
+
+    async def nested_transaction(tx: AsyncConnection) -> None:
+        async with tables.transaction():
+            pass
+
+    for nested in (nested_run, nested_transaction):
+        with pytest.raises(RuntimeError, match="use the body's tx"):
+            await tables.run(nested)
+    await tables.run(lambda tx: body(tx))  # a plain function returning a fresh coroutine per call is fine
+    assert await tables.fetch_value(sa.select(counters.c.n)) == 1
+
+
+async def crossed_updates(db: Sql, *, plain: bool = False) -> tuple[list[BaseException | None], int]:
+    """Two transactions that update rows a and b in opposite order, each waiting (on its first attempt) until
+    the other holds its first row: a real deadlock on MariaDB, which fails one of them. Returns each one's
+    exception (None: committed) and how many times the bodies ran."""
+    await db.execute(counters.insert(), [{"name": "a", "n": 0}, {"name": "b", "n": 0}])  # type: ignore[arg-type]
+    holds = {"a": asyncio.Event(), "b": asyncio.Event()}
+    runs = 0
+
+    async def body(tx: AsyncConnection, first: str, second: str) -> None:
+        nonlocal runs
+        runs += 1
+        await tx.execute(counters.update().where(counters.c.name == first).values(n=counters.c.n + 1))
+        holds[first].set()
+        await holds[second].wait()  # set already on a retry: the winner has committed or soon will
+        await tx.execute(counters.update().where(counters.c.name == second).values(n=counters.c.n + 1))
+
+    async def caller(first: str, second: str) -> None:
+        if plain:
+            async with db.transaction() as tx:
+                await body(tx, first, second)
+        else:
+            await db.run(body, first, second)
+
+    results = await asyncio.gather(caller("a", "b"), caller("b", "a"), return_exceptions=True)
+    return list(results), runs
+
+
+@pytest.mark.integration
+async def test_a_real_deadlock_is_retried_and_both_callers_succeed(mariadb_database: str, tmp_path: Path) -> None:
+    db = Sql.open(db_config(mariadb_database, retries=3), tmp_path)
+    try:
+        await db.create_tables(meta)
+        errors, runs = await crossed_updates(db)
+        assert errors == [None, None]
+        assert runs == 3  # the deadlock's victim ran its body twice
+        rows = await db.fetch_all(sa.select(counters.c.name, counters.c.n).order_by(counters.c.name))
+        assert [tuple(row) for row in rows] == [("a", 2), ("b", 2)]
+    finally:
+        await db.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("plain", [False, True], ids=["retries=0", "transaction"])
+async def test_without_retries_a_deadlock_fails_one_caller(mariadb_database: str, tmp_path: Path, plain: bool) -> None:
+    db = Sql.open(db_config(mariadb_database, retries=0), tmp_path)
+    try:
+        await db.create_tables(meta)
+        errors, runs = await crossed_updates(db, plain=plain)
+        assert runs == 2
+        failed = [e for e in errors if e is not None]
+        assert len(failed) == 1, errors
+        (exc,) = failed
+        assert isinstance(exc, sa.exc.OperationalError) and error_code(exc) == 1213  # ER_LOCK_DEADLOCK
+        assert is_transient(exc) and is_unavailable(exc)  # answered `unavailable`, not `internal`
+        rows = await db.fetch_all(sa.select(counters.c.n).order_by(counters.c.name))
+        assert [row.n for row in rows] == [1, 1]  # the victim's first update was rolled back
+    finally:
+        await db.close()
+
+
+async def test_a_lock_wait_that_times_out_is_retried(
+    tables: Sql, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite's "database is locked" after the busy timeout, MariaDB's lock wait timeout (1205, here at once
+    with NOWAIT): the transaction runs again, and succeeds once the holder has committed."""
+    db = tables
+    await db.execute(counters.insert().values(name="c", n=0))
+    sqlite = db.dialect == "sqlite"
+    patient = Sql.open(db_config(db_url, query_timeout=0.2 if sqlite else 5.0, retries=3), tmp_path)
+    retried = asyncio.Event()
+    runs = 0
+
+    class OnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("transaction retried"):
+                retried.set()
+
+    async def increment(tx: AsyncConnection) -> None:
+        nonlocal runs
+        runs += 1
+        locked = sa.select(counters.c.n).where(counters.c.name == "c").with_for_update(nowait=runs == 1)
+        n = (await tx.execute(locked)).scalar_one()  # SQLite: the write lock was taken at BEGIN IMMEDIATE
+        await tx.execute(counters.update().where(counters.c.name == "c").values(n=n + 1))
+
+    async def holder() -> None:
+        async with db.transaction() as tx:
+            await tx.execute(counters.update().values(n=10))
+            waiter = asyncio.create_task(patient.run(increment))
+            await retried.wait()  # the waiter lost its first attempt: commit, so that the next one gets the lock
+        await waiter
+
+    handler = OnRetry()
+    sql_log = logging.getLogger("gameserver.sql")
+    sql_log.addHandler(handler)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="gameserver.sql"):
+            await holder()
+    finally:
+        sql_log.removeHandler(handler)
+        await patient.close()
+    assert await db.fetch_value(sa.select(counters.c.n)) == 11
+    assert runs == (1 if sqlite else 2)  # SQLite's first attempt failed at BEGIN, before the body

@@ -15,7 +15,7 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from gameserver.dispatch import INTERNAL_MESSAGE, Dispatcher
+from gameserver.dispatch import BUSY_MESSAGE, INTERNAL_MESSAGE, Dispatcher
 from gameserver.errors import GameError, Unauthorized
 from gameserver.protocol.codec import Format, encode_json, encode_msgpack
 from gameserver.ratelimit import TokenBucket
@@ -105,6 +105,12 @@ async def mysql_down() -> None:
     raise sqlalchemy.exc.OperationalError("SELECT 1", {}, orig)
 
 
+async def mysql_deadlock() -> None:
+    """What db.run() raises when a transaction lost a deadlock on its last attempt."""
+    orig = Exception(1213, "Deadlock found when trying to get lock; try restarting transaction")
+    raise sqlalchemy.exc.OperationalError("UPDATE inventory", {}, orig)
+
+
 async def mysql_syntax() -> None:
     orig = Exception(1064, "You have an error in your SQL syntax")
     raise sqlalchemy.exc.ProgrammingError("SELEC 1", {}, orig)
@@ -132,6 +138,7 @@ HANDLERS: dict[str, Handler] = {
     "t.redis_down": Handler(redis_down, login=False),
     "t.redis_slow": Handler(redis_slow, login=False),
     "t.mysql_down": Handler(mysql_down, login=False),
+    "t.mysql_deadlock": Handler(mysql_deadlock, login=False),
     "t.mysql_syntax": Handler(mysql_syntax, login=False),
     "t.stray_cancel": Handler(stray_cancel, login=False),
     "t.echo": Handler(echo, login=False, any_args=True),
@@ -386,6 +393,17 @@ async def test_backend_down_answers_unavailable(
     with caplog.at_level(logging.WARNING, logger="gameserver.dispatch"):
         assert await call(dispatcher, {"id": 1, "fn": fn}) == error(1, "unavailable", "a backend is unavailable")
     assert "backend unavailable" in caplog.text
+
+
+async def test_a_lost_lock_conflict_answers_unavailable_with_a_warning(
+    dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not a bug: nothing was written and the client may try again (PROTOCOL.md, `unavailable`)."""
+    with caplog.at_level(logging.WARNING, logger="gameserver.dispatch"):
+        assert await call(dispatcher, {"id": 1, "fn": "t.mysql_deadlock"}) == error(1, "unavailable", BUSY_MESSAGE)
+    (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "t.mysql_deadlock: database busy (lock conflict)" in record.getMessage() and "1213" in record.getMessage()
 
 
 async def test_other_database_errors_are_bugs(dispatcher: Dispatcher) -> None:
