@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import FamilyRole, ModuleErrorCode
 from gameserver.config import Config
@@ -96,7 +97,8 @@ async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = No
     Raises family_name_taken, already_in_family."""
     name = check_name(name, config)
     me = await player(db, uid)
-    async with db.transaction() as tx:
+
+    async def found(tx: AsyncConnection) -> int:  # each db.run body may run again after a deadlock: tx only
         if await membership(tx, uid) is not None:
             raise AlreadyInFamily()
         try:
@@ -107,6 +109,9 @@ async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = No
             await add_member(tx, uid, family_id, FamilyRole.OWNER)
         except IntegrityError:
             raise AlreadyInFamily() from None
+        return family_id
+
+    family_id = await db.run(found)
     await move_chat(chat, uid, me.world, family_id)
     return {"family_id": family_id, "name": name, "world": me.world}
 
@@ -115,7 +120,8 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
     """Joins a family of the caller's world as a member; returns {"family_id", "name", "role"}.
     Raises family_not_found, wrong_world, already_in_family, family_full."""
     me = await player(db, uid)
-    async with db.transaction() as tx:
+
+    async def enter(tx: AsyncConnection) -> Family:
         family = await family_by_id(tx, family_id, lock=True)  # joins to one family queue here
         if family is None:
             raise FamilyNotFound()
@@ -129,6 +135,9 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
             await add_member(tx, uid, family_id, FamilyRole.MEMBER)
         except IntegrityError:
             raise AlreadyInFamily() from None
+        return family
+
+    family = await db.run(enter)
     await move_chat(chat, uid, me.world, family_id)
     return {"family_id": family_id, "name": family.name, "role": int(FamilyRole.MEMBER)}
 
@@ -136,7 +145,8 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
 async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> dict[str, Any]:
     """Leaves the caller's family; returns {"family_id", "disbanded"} (the last member's leaving disbands
     it). Raises not_in_family; forbidden for an owner with members left (hand over or disband first)."""
-    async with db.transaction() as tx:
+
+    async def go(tx: AsyncConnection) -> tuple[Family, bool]:
         family, me = await _locked_membership(tx, uid)
         disbanded = me.role == FamilyRole.OWNER
         if disbanded:
@@ -145,6 +155,9 @@ async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> dict[str, A
             await delete_family(tx, family.family_id)
         else:
             await remove_member(tx, uid)
+        return family, disbanded
+
+    family, disbanded = await db.run(go)
     await move_chat(chat, uid, family.world, None)
     return {"family_id": family.family_id, "disbanded": disbanded}
 
@@ -152,11 +165,14 @@ async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> dict[str, A
 async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> dict[str, Any]:
     """Dissolves the caller's family (owner only); returns {"family_id", "members"} (uids that were in it).
     The others get the push family.disbanded. Raises not_in_family, not_family_owner."""
-    async with db.transaction() as tx:
+
+    async def dissolve(tx: AsyncConnection) -> tuple[Family, list[int]]:
         family, me = await _locked_membership(tx, uid)
         if me.role != FamilyRole.OWNER:
             raise NotFamilyOwner()
-        uids = await delete_family(tx, family.family_id)
+        return family, await delete_family(tx, family.family_id)
+
+    family, uids = await db.run(dissolve)  # then the pushes and chat moves: never inside a retried body
     for member in uids:
         await move_chat(chat, member, family.world, None)
         if member != uid:
@@ -195,7 +211,8 @@ async def set_member_role(member: int, role: int, *, uid: int, db: Sql, **_: Any
         raise BadRequest(f"role must be a FamilyRole: {', '.join(f'{r.value} {r.name}' for r in FamilyRole)}") from None
     if member == uid:
         raise BadRequest("cannot change your own role")
-    async with db.transaction() as tx:
+
+    async def change(tx: AsyncConnection) -> None:
         family, me = await _locked_membership(tx, uid)
         if me.role != FamilyRole.OWNER:
             raise NotFamilyOwner()
@@ -203,24 +220,30 @@ async def set_member_role(member: int, role: int, *, uid: int, db: Sql, **_: Any
         await set_role(tx, target.uid, new_role)
         if new_role == FamilyRole.OWNER:
             await set_role(tx, uid, FamilyRole.ELDER)
+
+    await db.run(change)
     return {"uid": member, "role": int(new_role)}
 
 
 async def kick(member: int, *, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> dict[str, Any]:
     """An elder or the owner removes a member of lower rank; returns {"uid"}. The member gets the push
     family.kicked. Raises not_in_family, forbidden."""
-    async with db.transaction() as tx:
+
+    async def remove(tx: AsyncConnection) -> Family:
         family, me = await _locked_membership(tx, uid)
         target = await _member_of(tx, member, family)
         if me.role < FamilyRole.ELDER or target.role >= me.role:
             raise Forbidden("only the owner or an elder removes members of a lower rank")
         await remove_member(tx, member)
+        return family
+
+    family = await db.run(remove)
     await move_chat(chat, member, family.world, None)
     push(member, KICKED, {"family_id": family.family_id, "name": family.name})
     return {"uid": member}
 
 
-async def _locked_membership(tx: Any, uid: int) -> tuple[Family, Member]:
+async def _locked_membership(tx: AsyncConnection, uid: int) -> tuple[Family, Member]:
     """The caller's family, locked for the rest of the transaction, and the caller's membership in it."""
     mine = await membership(tx, uid)
     if mine is None:
@@ -232,7 +255,7 @@ async def _locked_membership(tx: Any, uid: int) -> tuple[Family, Member]:
     return family, mine
 
 
-async def _member_of(tx: Any, uid: int, family: Family) -> Member:
+async def _member_of(tx: AsyncConnection, uid: int, family: Family) -> Member:
     found = await membership(tx, uid)
     if found is None or found.family_id != family.family_id:
         raise BadRequest(f"player {uid} is not in your family")

@@ -58,14 +58,16 @@ async def request(
         raise BadRequest("cannot befriend yourself")
     me = await player(db, uid)
     them = await player(db, to)
-    async with db.transaction() as tx:
+
+    async def ask(tx: AsyncConnection) -> tuple[bool, bool]:  # may run again after a deadlock: tx only
         if await are_friends(tx, uid, to):
             raise AlreadyFriends()
         if await drop_request(tx, to, uid):  # they asked first: this is a yes
             await _befriend(tx, uid, to, config.friends.max_friends)
-            accepted, asked = True, False
-        else:
-            accepted, asked = False, await add_request(tx, uid, to)
+            return True, False
+        return False, await add_request(tx, uid, to)
+
+    accepted, asked = await db.run(ask)  # then the push or the mail, once
     if accepted:
         push(to, ACCEPTED, {"uid": uid, "name": me.display_name})
         return {"to": to, "accepted": True, "mail_id": None}
@@ -92,27 +94,28 @@ async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, 
     """Accepts ``sender``'s request; returns {"uid", "name"} of the new friend, who gets the push
     friends.accepted. Raises friend_request_not_found, too_many_friends."""
     me = await player(db, uid)
-    async with db.transaction() as tx:
+
+    async def befriend_sender(tx: AsyncConnection) -> None:
         if not await drop_request(tx, sender, uid):
             raise FriendRequestNotFound()
         await _befriend(tx, uid, sender, config.friends.max_friends)
+
+    await db.run(befriend_sender)
     push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
     return {"uid": sender, "name": (await names(db, [sender])).get(sender, "")}
 
 
 async def decline(sender: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
     """Declines ``sender``'s request; returns {"uid"}. Raises friend_request_not_found."""
-    async with db.transaction() as tx:
-        if not await drop_request(tx, sender, uid):
-            raise FriendRequestNotFound()
+    if not await db.run(drop_request, sender, uid):
+        raise FriendRequestNotFound()
     return {"uid": sender}
 
 
 async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
     """Ends a friendship, for both; returns {"uid"}. Raises not_friends."""
-    async with db.transaction() as tx:
-        if not await unfriend(tx, uid, friend):
-            raise NotFriends()
+    if not await db.run(unfriend, uid, friend):
+        raise NotFriends()
     return {"uid": friend}
 
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from enums import ItemKind
 from gameserver.errors import BadRequest
 from gameserver.storage.sql import Sql
@@ -32,7 +34,9 @@ async def discard(item: int, count: int, *, uid: int, db: Sql, **_: Any) -> dict
     kind = _kind(item)
     if not 0 < count <= MAX_COUNT:
         raise BadRequest(f"count must be from 1 to {MAX_COUNT}")
-    async with db.transaction() as tx:
+
+    async def spend(tx: AsyncConnection) -> int:  # run again after a deadlock: touches nothing but tx
         await remove_items(tx, uid, [(kind, count)])
-        left = (await counts(tx, uid)).get(kind, 0)
-    return {"item": int(kind), "count": left}
+        return (await counts(tx, uid)).get(kind, 0)
+
+    return {"item": int(kind), "count": await db.run(spend)}

@@ -1,8 +1,9 @@
 """Inventory helpers for other modules (mail gifts, shops, quests): they take a transaction and plain values.
 
-Every change runs inside the caller's ``db.transaction()``, so it commits or rolls back with the rest of the
-caller's work (a claimed gift's mark and its items, a purchase's price and goods). Rows are touched in item
-order, so two transactions never wait on each other's rows in a cycle (no deadlock on MariaDB).
+Every change runs inside the caller's transaction (a ``db.run()`` body), so it commits or rolls back with the
+rest of the caller's work (a claimed gift's mark and its items, a purchase's price and goods). Rows are touched
+in item order, so two transactions never wait on each other's inventory rows in a cycle; a caller that locks
+other rows too may still deadlock on MariaDB, which ``db.run()`` retries.
 
 Removal is one conditional ``UPDATE ... SET count = count - n WHERE count >= n``: two concurrent removals
 cannot both spend the same items, on SQLite (one writer at a time) and MariaDB (the row lock) alike.

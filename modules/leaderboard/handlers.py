@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.config import Config, LeaderboardConfig
 from gameserver.errors import BadRequest
@@ -24,11 +25,15 @@ async def submit(
     _check_board(config.leaderboard, board)
     if not 0 <= score <= MAX_SCORE:
         raise BadRequest(f"score must be 0-{MAX_SCORE}")
-    async with db.transaction() as tx:  # all or nothing
+
+    async def record(tx: AsyncConnection) -> int | None:  # all or nothing; run again after a deadlock: tx only
         best = await best_score(tx, board, uid)
-        improved = best is None or score > best
-        if improved:
+        if best is None or score > best:
             await save_best(tx, board, uid, score, time.time_ns() // 1_000_000, first=best is None)
+        return best
+
+    best = await db.run(record)
+    improved = best is None or score > best
     if improved:
         await redis.delete(keys.leaderboard_top(board))  # after the commit: readers refill it from the db
     return {"best": score if improved else best, "improved": improved}

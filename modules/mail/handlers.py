@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
@@ -22,8 +22,6 @@ from modules.inventory.items import add_items
 from modules.mail.tables import mail_claims
 
 MAX_PAGE_SIZE = 100
-MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK: InnoDB chose this transaction to roll back; retrying is safe
-CLAIM_ATTEMPTS = 3
 
 
 class AlreadyClaimed(GameError):
@@ -114,29 +112,20 @@ async def claim(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -
     found = await mail.get(me.world, uid, mail_id, mark_seen=True)
     if not found.items:
         raise NothingToClaim()
-    for attempt in range(CLAIM_ATTEMPTS):
+
+    async def mark_and_move(tx: AsyncConnection) -> None:  # run again after a deadlock: touches nothing but tx
         try:
-            async with db.transaction() as tx:
-                try:
-                    await tx.execute(
-                        mail_claims.insert().values(
-                            uid=uid, mail_id=found.mail_id, claimed_at=datetime.now(UTC).replace(tzinfo=None)
-                        )
-                    )
-                except IntegrityError:
-                    raise AlreadyClaimed() from None
-                await add_items(tx, uid, ((item.item, item.count) for item in found.items))
-            break
-        except OperationalError as exc:
-            if _error_code(exc) != MYSQL_DEADLOCK or attempt + 1 == CLAIM_ATTEMPTS:
-                raise
-            await asyncio.sleep(0)
+            await tx.execute(
+                mail_claims.insert().values(
+                    uid=uid, mail_id=found.mail_id, claimed_at=datetime.now(UTC).replace(tzinfo=None)
+                )
+            )
+        except IntegrityError:
+            raise AlreadyClaimed() from None
+        await add_items(tx, uid, ((item.item, item.count) for item in found.items))
+
+    await db.run(mark_and_move)
     return {"mail_id": found.mail_id, "items": [item.as_dict() for item in found.items]}
-
-
-def _error_code(exc: OperationalError) -> Any:
-    args = getattr(exc.orig, "args", ())
-    return args[0] if args else None
 
 
 async def _claimed(db: Sql, uid: int, mail_ids: Iterable[str]) -> set[str]:

@@ -3,8 +3,14 @@ injected when the process runs chat, exact replies."""
 
 from __future__ import annotations
 
-import pytest
+import logging
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
+
+from gameserver import metrics
 from gameserver.app import App
 from tests.clients import TcpClient
 
@@ -65,3 +71,28 @@ async def test_profile_family_friends_inventory(app: App, caplog: pytest.LogCapt
     assert empty["error"]["code"] == "not_enough_items"  # type: ignore[index]
     await client.close()
     assert not [r for r in caplog.records if r.name == "modules.family"]  # chat.set_family did not fail
+
+
+async def test_a_transaction_that_keeps_losing_its_lock_answers_unavailable(
+    app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """db.run() gives up after ``db.retries``: the client gets ``unavailable`` (nothing was written, it may try
+    again), the log one warning and no traceback. The lock conflict is real: another writer holds SQLite's write
+    lock past the busy timeout on every attempt."""
+    app: App = await app_factory(db={"query_timeout": 0.2, "retries": 1, "retry_delay": 0.0})
+    client = await TcpClient.open(app.ports["gate-tcp"])
+    _, token = await register(client, "alice")
+    discard = {"item": 1, "count": 1}
+    retries_before = metrics.REGISTRY.get_sample_value("gameserver_db_retries_total")
+    with caplog.at_level(logging.WARNING):
+        async with app.resources.db.transaction() as tx:
+            await tx.execute(sa.text("SELECT 1"))  # BEGIN IMMEDIATE took the write lock
+            busy = await client.call("inventory.discard", discard, token=token)
+        assert busy["error"] == {"code": "unavailable", "message": "the database is busy, try again"}
+        assert metrics.REGISTRY.get_sample_value("gameserver_db_retries_total") == retries_before + 1  # db.retries
+        again = await client.call("inventory.discard", discard, token=token)  # the lock is free: runs
+        assert again["error"]["code"] == "not_enough_items"
+    await client.close()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gameserver.dispatch"]
+    assert len(warnings) == 1 and warnings[0].startswith("inventory.discard: database busy (lock conflict)")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
