@@ -31,6 +31,7 @@ from gameserver.chat import setup as setup_chat
 from gameserver.config import Config
 from gameserver.dispatch import Authenticate, Dispatcher
 from gameserver.errors import ConfigError
+from gameserver.forwarded import parse_networks
 from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import APP_KEY, build_http_app
 from gameserver.listener import Listener
@@ -68,6 +69,7 @@ class App:
         self.roles = tuple(config.server.roles)
         self.node = config.server.node_id or f"{socket.gethostname()}-{os.getpid()}"
         self.ports: dict[str, int] = {}
+        self.trusted_proxies = parse_networks(config.http.trusted_proxies)
         self.listeners: dict[str, Listener] = {}
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
@@ -142,6 +144,7 @@ class App:
             "sessions": self.resources.sessions,
             "submit": self.resources.bus.submit,
             "ws_routes": self.ws_routes,
+            "trusted_proxies": self.trusted_proxies,
         }
 
     async def _start_listeners(self) -> None:
@@ -156,7 +159,9 @@ class App:
         if self.ws_routes:
             await self.listen("ws", WebSocketConnection, config.gate.ws_port)
         if config.http.enabled:
-            http_app = build_http_app(self.health, self.http_routes, max_body=config.http.max_body)
+            http_app = build_http_app(
+                self.health, self.http_routes, max_body=config.http.max_body, trusted_proxies=self.trusted_proxies
+            )
             http_app[APP_KEY] = self
             runner = web.AppRunner(http_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
             await runner.setup()

@@ -9,6 +9,7 @@ key in full (``gate.tcp_port``). Code receives one finished, read-only :class:`C
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -98,6 +99,16 @@ class HttpConfig:
     enabled: bool = setting(True)
     max_body: int = setting(64 * 1024, min=1024)
     timeout: float = setting(30.0, min=0.1)
+    trusted_proxies: tuple[str, ...] = setting(())
+
+    def __post_init__(self) -> None:
+        for value in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(value.strip())
+            except ValueError:
+                raise ConfigError(
+                    f"http.trusted_proxies: {value!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)

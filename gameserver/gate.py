@@ -86,6 +86,7 @@ class WsGateSession(Session):
         super().__init__(listener.context["sessions"], _bucket(listener))
         self.conn = conn
         self.peer = conn.peer
+        self.remote = conn.remote
         self.submit: Submit = listener.context["submit"]
 
     def receive(self, message: bytes | str) -> None:

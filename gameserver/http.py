@@ -3,7 +3,9 @@
 Every error is JSON ``{"error": {"code", "message"}}`` with the fitting status (PROTOCOL.md, "HTTP"). A
 :class:`GameError` may set ``status`` and ``headers`` (e.g. ``Retry-After``) for its HTTP answer. Bodies
 are capped at ``http.max_body``; a handler's crash answers 500 ``internal`` / ``programming error`` and
-logs the traceback.
+logs the traceback. Behind a reverse proxy listed in ``http.trusted_proxies``, ``request.remote`` is the
+client's address from ``X-Forwarded-For`` (``gameserver/forwarded.py``), so per-address limits see players,
+not the proxy.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver import metrics
 from gameserver.dispatch import INTERNAL_MESSAGE
 from gameserver.errors import BadRequest, GameError
+from gameserver.forwarded import HEADER, Network, client_address
 from gameserver.storage.errors import is_unavailable
 
 if TYPE_CHECKING:
@@ -73,7 +77,21 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
         return json_error(500, "internal", INTERNAL_MESSAGE)
 
 
-def build_http_app(health: Health, routes: Sequence[web.RouteDef], *, max_body: int) -> web.Application:
+def forwarded_for(proxies: Sequence[Network]) -> Middleware:
+    """A middleware that hands the handlers a request whose ``remote`` is the client behind ``proxies``."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.remote or ""
+        client = client_address(peer, request.headers.getall(HEADER, ()), proxies)
+        return await handler(request if client == peer else request.clone(remote=client))
+
+    return middleware
+
+
+def build_http_app(
+    health: Health, routes: Sequence[web.RouteDef], *, max_body: int, trusted_proxies: Sequence[Network] = ()
+) -> web.Application:
     """The routing table: health and metrics, then whatever the started roles contribute."""
 
     async def healthz(request: web.Request) -> web.Response:
@@ -86,7 +104,10 @@ def build_http_app(health: Health, routes: Sequence[web.RouteDef], *, max_body: 
         body = generate_latest(metrics.REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application(middlewares=[errors_as_json], client_max_size=max_body)
+    middlewares: list[Middleware] = [errors_as_json]
+    if trusted_proxies:
+        middlewares.append(forwarded_for(trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app.add_routes([web.get("/healthz", healthz), web.get("/metrics", prometheus), *routes])
     return app
 

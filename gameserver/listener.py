@@ -27,7 +27,8 @@ class Connection(asyncio.Protocol):
         self.listener = listener
         self.loop = listener.loop
         self.transport: asyncio.Transport | None = None
-        self.peer = ""
+        self.peer = ""  # "host:port" of the TCP peer, for logs
+        self.remote = ""  # the client's host (per-address limits): the peer's, or behind a trusted proxy its client
         self.opened_at = self.last_seen = self.loop.time()
         self.ready = False  # handshake done: the handshake timeout no longer applies
         self.closed = False
@@ -40,6 +41,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.remote = str(peer[0]) if isinstance(peer, tuple) else self.peer
         if not self.listener.admit(self):
             log.warning("%s: refusing %s: %d connections open", self.listener.name, self.peer, self.listener.limit)
             self.closed = True

@@ -44,7 +44,9 @@ class Session:
     """
 
     kind = "session"
-    peer = ""  # the client's address, "host:port" (drivers set it): per-address limits such as failed logins
+    peer = ""  # the TCP peer, "host:port" (drivers set it), for logs
+    remote = ""  # the client's host (drivers set it; behind a trusted proxy, the one it forwarded): per-address
+    # limits such as failed logins and registrations
 
     def __init__(self, sessions: Sessions, bucket: TokenBucket) -> None:
         self.id = next(_ids)

@@ -6,7 +6,8 @@ then our :class:`~gameserver.protocol.websocket.WebSocketCodec` for the frames (
 ping/pong, the closing handshake, close codes 1002/1007/1009). websockets' own frame layer builds a
 ``Frame``, runs a parser generator and collects a list of writes per message; the codec parses a whole
 frame in place, which more than halves the transport's cost per message (``docs/benchmarks.md``). After
-the handshake, each whole message goes to the route's endpoint.
+the handshake, each whole message goes to the route's endpoint. Behind a proxy in ``http.trusted_proxies``,
+the handshake's ``X-Forwarded-For`` gives the connection's ``remote`` (``gameserver/forwarded.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from gameserver.errors import CloseCode, ProtocolViolation
+from gameserver.forwarded import HEADER, client_address
 from gameserver.listener import Connection, Listener
 from gameserver.protocol.websocket import WebSocketCodec, encode_binary, encode_text
 
@@ -115,6 +117,8 @@ class WebSocketConnection(Connection):
         ws.send_response(response)
         if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS and route is not None:
             self.path = path
+            proxies = self.listener.context.get("trusted_proxies", ())
+            self.remote = client_address(self.remote, request.headers.get_all(HEADER), proxies)
             self.codec = WebSocketCodec(route.max_size)
             self.ready = True
             self.endpoint = route.factory(self)

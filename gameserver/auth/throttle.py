@@ -74,9 +74,3 @@ class LoginThrottle:
 
     async def succeeded(self, username: str, address: str) -> None:
         await self._release(keys=self._keys(username, address))
-
-
-def host_of(peer: str) -> str:
-    """The host of a ``host:port`` peer address (``::1:5555`` -> ``::1``); failures count per host."""
-    host, sep, _ = peer.rpartition(":")
-    return host if sep else peer

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from gameserver.auth.service import AuthService
-from gameserver.auth.throttle import host_of
 from gameserver.errors import UnknownFunction
 from gameserver.session import Session
 
@@ -34,7 +33,7 @@ async def login(
     username: str, password: str, *, session: Session, auth: AuthService | None = None, **_: Any
 ) -> dict[str, Any]:
     """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited."""
-    result = await _service(auth).login(username, password, host_of(session.peer))
+    result = await _service(auth).login(username, password, session.remote)
     session.bind(result["uid"])
     await session.bound()  # answered once pushes from any process reach this connection
     return result

@@ -1,0 +1,97 @@
+"""Per-address limits through real sockets: the client address behind a trusted proxy (``http.trusted_proxies``)
+on HTTP and the WebSocket gate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gameserver.app import App
+from tests.clients import TcpClient, WsClient
+
+PASSWORD = "correct horse battery"
+LOCAL = ["127.0.0.1"]  # the test clients connect from here: the "proxy"
+
+
+@pytest.fixture
+async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def post(
+    session: aiohttp.ClientSession, app: App, path: str, body: dict[str, Any], forwarded: str | None = None
+) -> tuple[int, Any, Any]:
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    async with session.post(f"http://127.0.0.1:{app.ports['http']}{path}", json=body, headers=headers) as response:
+        return response.status, await response.json(), response.headers
+
+
+async def ws_as(app: App, forwarded: str) -> WsClient:
+    return await WsClient.open(app.ports["ws"], additional_headers={"X-Forwarded-For": forwarded})
+
+
+async def fail_login(client: WsClient) -> str:
+    reply = await client.call("auth.login", {"username": "nobody", "password": PASSWORD})
+    return str(reply["error"]["code"])
+
+
+# Failed logins: counted per forwarded client
+
+
+async def test_http_counts_failures_per_forwarded_client(
+    app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
+) -> None:
+    app = await app_factory(http={"trusted_proxies": LOCAL}, auth={"max_failures_addr": 2})
+    wrong = {"username": "nobody", "password": PASSWORD}
+    for _ in range(2):
+        assert (await post(client_session, app, "/auth/login", wrong, "198.51.100.1"))[0] == 401
+    status, body, headers = await post(client_session, app, "/auth/login", wrong, "198.51.100.1")
+    assert (status, body["error"]["code"]) == (429, "rate_limited") and int(headers["Retry-After"]) > 0
+    # another player behind the same proxy is not throttled with the first
+    assert (await post(client_session, app, "/auth/login", wrong, "198.51.100.2"))[0] == 401
+    # a client that writes its own header in front: the proxy appended the real address on the right
+    assert (await post(client_session, app, "/auth/login", wrong, "198.51.100.2, 198.51.100.1"))[0] == 429
+    # a malformed header counts against the proxy itself, never against a value the client chose
+    for _ in range(2):
+        assert (await post(client_session, app, "/auth/login", wrong, "garbage"))[0] == 401
+    assert (await post(client_session, app, "/auth/login", wrong))[0] == 429  # 127.0.0.1: at its limit
+
+
+async def test_http_ignores_the_header_from_untrusted_peers(
+    app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
+) -> None:
+    app = await app_factory(auth={"max_failures_addr": 2})  # trusted_proxies = []: nobody
+    wrong = {"username": "nobody", "password": PASSWORD}
+    for forwarded in ("198.51.100.1", "198.51.100.2"):
+        assert (await post(client_session, app, "/auth/login", wrong, forwarded))[0] == 401
+    assert (await post(client_session, app, "/auth/login", wrong, "198.51.100.3"))[0] == 429
+
+
+async def test_websocket_gate_counts_failures_per_forwarded_client(app_factory: Callable[..., Any]) -> None:
+    app = await app_factory(http={"trusted_proxies": LOCAL}, auth={"max_failures_addr": 2})
+    first = await ws_as(app, "203.0.113.7")
+    assert [await fail_login(first) for _ in range(3)] == ["wrong_credentials", "wrong_credentials", "rate_limited"]
+    second = await ws_as(app, "203.0.113.8")
+    assert await fail_login(second) == "wrong_credentials"
+    # raw TCP carries no header: the gate's TCP clients count as their TCP peer
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    assert (await tcp.call("auth.login", {"username": "x", "password": PASSWORD}))["error"]["code"] == (
+        "wrong_credentials"
+    )
+    for client in (first, second):
+        await client.close()
+    await tcp.close()
+
+
+async def test_websocket_ignores_the_header_from_untrusted_peers(app_factory: Callable[..., Any]) -> None:
+    app = await app_factory(auth={"max_failures_addr": 2})
+    codes = []
+    for forwarded in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        client = await ws_as(app, forwarded)
+        codes.append(await fail_login(client))
+        await client.close()
+    assert codes == ["wrong_credentials", "wrong_credentials", "rate_limited"]
