@@ -48,3 +48,4 @@ class AuthErrorCode(StrEnum):
 
     USERNAME_TAKEN = "username_taken"
     WRONG_CREDENTIALS = "wrong_credentials"
+    ACCOUNT_NOT_FOUND = "account_not_found"

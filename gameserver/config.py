@@ -181,6 +181,10 @@ class AuthConfig:
     max_failures_user: int = setting(10, min=1)
     max_failures_addr: int = setting(100, min=1)
     failure_window: float = setting(900.0, min=1)
+    register_limit: int = setting(20, min=1)
+    register_window: float = setting(3600.0, min=1)
+    session_max_age: float = setting(30 * 86400.0, min=60)
+    admin_key: str = setting("", secret=True)
 
     def __post_init__(self) -> None:
         if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gameserver import metrics
 from gameserver.errors import (
@@ -38,6 +38,9 @@ from gameserver.registry import Entry
 from gameserver.session import Session
 from gameserver.storage.errors import is_transient, is_unavailable
 
+if TYPE_CHECKING:
+    from gameserver.auth.tokens import Claims
+
 log = logging.getLogger("gameserver.dispatch")
 access_log = logging.getLogger("gameserver.access")
 
@@ -45,11 +48,12 @@ INTERNAL_MESSAGE = "programming error"
 BUSY_MESSAGE = "the database is busy, try again"
 SWEEP_PERIOD = 0.05
 
-Authenticate = Callable[[str], int]
-"""Turns a token into a uid or raises :class:`Unauthorized`; the auth role provides it."""
+Authenticate = Callable[[str], "Claims"]
+"""Turns a token into its claims (``uid``, ...) or raises :class:`Unauthorized`; the auth feature provides it.
+Synchronous and without I/O: it runs for every request that carries a token."""
 
 
-def _no_auth(token: str) -> int:
+def _no_auth(token: str) -> Claims:
     raise Unauthorized("no auth role is configured to check tokens")
 
 
@@ -115,9 +119,11 @@ class Dispatcher:
             if len(self._deadlines) >= self.max_inflight:
                 raise Overloaded()
             uid = session.uid
+            claims = session.claims
             if request.token is not None:
                 try:
-                    uid = self.authenticate(request.token)
+                    claims = self.authenticate(request.token)
+                    uid = claims.uid
                 except Unauthorized:
                     if entry.login:
                         raise
@@ -138,6 +144,8 @@ class Dispatcher:
             kwargs["uid"] = uid
         if injection.session:
             kwargs["session"] = session
+        if injection.claims:
+            kwargs["claims"] = claims
         if injection.args:
             kwargs["args"] = request.args
         loop = self._loop
@@ -302,25 +310,26 @@ class Dispatcher:
 class _Injection:
     """The keyword arguments of one handler besides its client args, prepared on its first call: the shared
     resources (and its logger) that it names, or all of them for a ``**kwargs`` handler, and which of the
-    per-request values (``uid``, ``session``, ``args``) it takes. A request then copies a small dict instead
-    of building the whole bag and picking from it."""
+    per-request values (``uid``, ``session``, ``args``, ``claims``) it takes. A request then copies a small dict
+    instead of building the whole bag and picking from it."""
 
-    __slots__ = ("entry", "shared", "uid", "session", "args")
+    __slots__ = ("entry", "shared", "uid", "session", "args", "claims")
 
     def __init__(self, entry: Entry, resources: Mapping[str, Any]) -> None:
         self.entry = entry
         shared = {**resources, "log": entry.log}
         if entry.inject is None:
             self.shared = shared
-            self.uid = self.session = self.args = True
+            self.uid = self.session = self.args = self.claims = True
         else:
             self.shared = {name: shared[name] for name in entry.inject if name not in _PER_REQUEST}
             self.uid = "uid" in entry.inject
             self.session = "session" in entry.inject
             self.args = "args" in entry.inject
+            self.claims = "claims" in entry.inject
 
 
-_PER_REQUEST = frozenset({"uid", "session", "args"})
+_PER_REQUEST = frozenset({"uid", "session", "args", "claims"})
 
 
 class _Internal(GameError):

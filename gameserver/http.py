@@ -10,6 +10,7 @@ not the proxy.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver import metrics
 from gameserver.dispatch import INTERNAL_MESSAGE
-from gameserver.errors import BadRequest, GameError
+from gameserver.errors import BadRequest, Forbidden, GameError, Unauthorized
 from gameserver.forwarded import HEADER, Network, client_address
 from gameserver.storage.errors import is_unavailable
 
@@ -121,3 +122,22 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     return body
+
+
+def check_admin_key(request: web.Request, expected: str, setting: str) -> None:
+    """Let an operator's request through: ``Authorization: Bearer <key>`` or ``X-Admin-Key: <key>``.
+
+    Raises:
+        Forbidden: no key is configured (``setting`` names where to set it): the route is off.
+        Unauthorized: the request carries no key, or another one (compared in constant time).
+    """
+    if not expected:
+        raise Forbidden(
+            f"{setting} is not set: set it in config.toml or GAMESERVER_{setting.upper().replace('.', '__')}"
+        )
+    given = request.headers.get("X-Admin-Key", "")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if not given and scheme.lower() == "bearer":
+        given = token.strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized(f"a valid admin key is required (Authorization: Bearer <{setting}>)")

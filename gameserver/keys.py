@@ -50,6 +50,15 @@ class Keys:
         """Failed logins from one client address (host, no port) in the current window."""
         return f"{self.prefix}auth.fail.addr.{address}"
 
+    def registrations_addr(self, address: str) -> str:
+        """Registrations from one client address (host) in the current ``auth.register_window``."""
+        return f"{self.prefix}auth.register.addr.{address}"
+
+    def revocations(self) -> str:
+        """Channel: a player's tokens were revoked (``{"uid", "before"}``), heard by every process
+        (gameserver/auth/revocations.py)."""
+        return f"{self.prefix}auth.revoked"
+
     def mail_sent(self, uid: int) -> str:
         """Player mails ``uid`` sent in the current ``mail.send_window``; expires with the window."""
         return f"{self.prefix}mail.sent.{uid}"

@@ -2,7 +2,8 @@
 
 Handlers receive them as keyword arguments (seed 003's ``**kwargs``): ``config``, ``db``, ``redis``,
 ``http`` (an aiohttp client session), ``keys``, ``bus``, ``push`` and ``resources`` itself; per request the
-dispatcher adds ``uid``, ``session``, ``log`` and ``args`` (the client's args as sent).
+dispatcher adds ``uid``, ``session``, ``log``, ``args`` (the client's args as sent) and ``claims`` (the
+caller's token claims: of the request's ``token``, else of the connection's binding; None without either).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gameserver.session import Sessions
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
 
-PER_REQUEST = ("uid", "session", "log", "args")
+PER_REQUEST = ("uid", "session", "log", "args", "claims")
 
 
 @dataclass

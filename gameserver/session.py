@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import push_message
 from gameserver.ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from gameserver.auth.tokens import Claims
 
 _ids = itertools.count(1)
 
@@ -51,6 +54,7 @@ class Session:
     def __init__(self, sessions: Sessions, bucket: TokenBucket) -> None:
         self.id = next(_ids)
         self.uid: int | None = None
+        self.claims: Claims | None = None  # of the token or login that bound it: refresh, revocation
         self.push_format = Format.MSGPACK
         self.sessions = sessions
         self.bucket = bucket
@@ -73,11 +77,16 @@ class Session:
     def push(self, event: str, data: Any) -> None:
         self.send(push_message(event, data), self.push_format)
 
-    def bind(self, uid: int) -> None:
-        """Attach this connection to a player: later requests without a token act as ``uid``."""
+    def bind(self, uid: int, claims: Claims | None = None) -> None:
+        """Attach this connection to a player: later requests without a token act as ``uid``.
+
+        Args:
+            claims: of the token (or the login) that proves it; a revocation closes a connection bound without.
+        """
         if self.uid is not None and self.uid != uid:
             self.sessions.discard(self)
         self.uid = uid
+        self.claims = claims
         if self.is_open():  # a login that finishes after its client left must not leave a dead session bound
             self.sessions.add(self)
 
@@ -97,6 +106,7 @@ class Session:
     def unbind(self) -> None:
         self.sessions.discard(self)
         self.uid = None
+        self.claims = None
 
 
 class Sessions:

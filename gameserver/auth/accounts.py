@@ -3,8 +3,9 @@
 One row per player: ``uid`` (the id everything else keys on), ``username`` (the login id, unique, stored
 lower-case), ``password_hash`` (argon2id), ``display_name`` (what other players see: chat ``name``),
 ``world`` (the configured ``auth.world`` at registration), ``family`` (a family id, NULL until the family
-module sets it) and ``created_at`` (UTC). Helpers take a connection from ``db.transaction()`` (or
-``db.engine.connect()`` to read) and plain values::
+module sets it), ``created_at`` (UTC) and ``tokens_valid_after`` (ms since the epoch: tokens issued at or
+before it are revoked; NULL until the first logout or revocation). Helpers take a connection from
+``db.transaction()`` (or ``db.engine.connect()`` to read) and plain values::
 
     async with db.transaction() as tx:
         account = await account_by_uid(tx, uid)
@@ -19,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.auth.errors import UsernameTaken
@@ -37,6 +38,7 @@ accounts = sa.Table(
     sa.Column("world", sa.Integer, nullable=False),
     sa.Column("family", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("tokens_valid_after", sa.BigInteger, nullable=True),  # added after the first release: see below
     sa.UniqueConstraint("username", name="uq_accounts_username"),
     sa.Index("ix_accounts_family", "family"),
     sa.Index("ix_accounts_world", "world"),
@@ -52,6 +54,7 @@ class Account:
     world: int
     family: int | None
     created_at: datetime
+    tokens_valid_after: int | None = None
 
     def identity(self) -> dict[str, Any]:
         """Who the player is to the chat edge and other players: ``{uid, name, world, family}``."""
@@ -132,3 +135,55 @@ async def set_display_name(conn: AsyncConnection, uid: int, display_name: str) -
 
 async def set_password_hash(conn: AsyncConnection, uid: int, password_hash: str) -> bool:
     return await _update(conn, uid, password_hash=password_hash)
+
+
+async def revoke_tokens(conn: AsyncConnection, uid: int, before: int) -> int | None:
+    """Revoke the player's tokens issued at or before ``before`` (ms since the epoch); an earlier revocation
+    time is never restored. Returns the account's revocation time now, or None if there is no such account."""
+    column = accounts.c.tokens_valid_after
+    later = sa.case((sa.or_(column.is_(None), column < before), before), else_=column)
+    await conn.execute(accounts.update().where(accounts.c.uid == uid).values(tokens_valid_after=later))
+    return await revoked_before(conn, uid)
+
+
+async def revoked_before(conn: AsyncConnection, uid: int) -> int | None:
+    """The account's revocation time (ms), None if it has none or does not exist."""
+    value = (await conn.execute(select_revoked_before(uid))).scalar()
+    return None if value is None else int(value)
+
+
+def select_revoked_before(uid: int) -> sa.Select[Any]:
+    """The query of :func:`revoked_before`, for ``db.fetch_value`` (a read without a write transaction)."""
+    return sa.select(accounts.c.tokens_valid_after).where(accounts.c.uid == uid)
+
+
+async def revocations_since(conn: AsyncConnection, since: int) -> dict[int, int]:
+    """``{uid: revocation time}`` of the accounts revoked after ``since`` (ms)."""
+    column = accounts.c.tokens_valid_after
+    result = await conn.execute(sa.select(accounts.c.uid, column).where(column > since))
+    return {int(row.uid): int(row.tokens_valid_after) for row in result}
+
+
+ADDED_COLUMNS = (accounts.c.tokens_valid_after,)
+"""Columns added to ``accounts`` after databases were created with it: ``create_all`` leaves an existing table as
+it is, so each start adds those missing (nullable, no default: an old row reads NULL)."""
+
+
+@sa.event.listens_for(metadata, "after_create")
+def _add_columns(target: sa.MetaData, connection: Connection, **_: Any) -> None:
+    # Runs after every create_all on the shared metadata (Sql.create_tables), in its transaction, on both dialects.
+    quote = connection.dialect.identifier_preparer.quote
+    for column in ADDED_COLUMNS:
+        if _has_column(connection, column):
+            continue
+        ddl = f"ALTER TABLE {quote(accounts.name)} ADD COLUMN {quote(column.name)} "
+        ddl += f"{column.type.compile(dialect=connection.dialect)} NULL"
+        try:
+            connection.execute(sa.text(ddl))
+        except DBAPIError:
+            if not _has_column(connection, column):  # not a concurrent start-up that added it first
+                raise
+
+
+def _has_column(connection: Connection, column: sa.Column[Any]) -> bool:
+    return column.name in {c["name"] for c in sa.inspect(connection).get_columns(accounts.name)}

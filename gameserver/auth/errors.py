@@ -18,15 +18,31 @@ class WrongCredentials(GameError):
     status = 401
 
 
-class LoginThrottled(RateLimited):
-    """Too many failed logins for this username or address; ``retry_after`` is in whole seconds."""
-
-    message = "too many failed logins; try again later"
+class Throttled(RateLimited):
+    """Over an auth limit counted in Redis; ``retry_after`` is in whole seconds (HTTP: 429 + ``Retry-After``)."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__()
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class LoginThrottled(Throttled):
+    """Too many failed logins for this username or address."""
+
+    message = "too many failed logins; try again later"
+
+
+class RegistrationThrottled(Throttled):
+    """Too many registrations from this address."""
+
+    message = "too many registrations from this address; try again later"
+
+
+class AccountNotFound(GameError):
+    code = AuthErrorCode.ACCOUNT_NOT_FOUND
+    message = "no such account"
+    status = 404
 
 
 class BearerRejected(Unauthorized):

@@ -1,8 +1,9 @@
 """The auth feature's set-up (``FEATURES`` in ``gameserver/app.py``).
 
-Every process checks tokens: it loads the secret and sets ``app.authenticate`` (the dispatcher's login check)
-and the ``tokens`` resource (``session.bind`` uses it). A process with the ``auth`` role also serves accounts:
-the ``auth`` resource behind the ``auth.*`` gate functions and the ``/auth/*`` HTTP routes.
+Every process checks tokens: it loads the secret and sets ``app.authenticate`` (the dispatcher's login check:
+signature, expiry, revocations known here), the ``tokens`` and ``revocations`` resources (``session.bind`` uses
+them), and starts hearing revocations once the tables exist. A process with the ``auth`` role also serves
+accounts: the ``auth`` resource behind the ``auth.*`` gate functions and the ``/auth/*`` HTTP routes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gameserver.auth.passwords import Passwords
+from gameserver.auth.revocations import Revocations
 from gameserver.auth.routes import auth_routes
 from gameserver.auth.secret import load_secret
 from gameserver.auth.service import AuthService
-from gameserver.auth.throttle import LoginThrottle
+from gameserver.auth.throttle import LoginThrottle, RegistrationThrottle
 from gameserver.auth.tokens import Tokens
 
 if TYPE_CHECKING:
@@ -24,9 +26,16 @@ async def setup(app: App) -> None:
     """Load the token secret (ConfigError if it is too short) and, with the ``auth`` role, serve accounts."""
     config = app.config.auth
     resources = app.resources
-    tokens = Tokens(load_secret(config, app.config.data_path), issuer=config.issuer, ttl=config.token_ttl)
-    app.authenticate = tokens.verify
+    secret = load_secret(config, app.config.data_path)
+    tokens = Tokens(secret, issuer=config.issuer, ttl=config.token_ttl, max_age=config.session_max_age)
+    revocations = Revocations(
+        tokens, db=resources.db, sessions=resources.sessions, bus=resources.bus, keys=resources.keys
+    )
+    app.authenticate = revocations.authenticate
     resources.extra["tokens"] = tokens
+    resources.extra["revocations"] = revocations
+    app.listen_hooks.append(revocations.start)  # after the tables are created, before clients connect
+    app.shutdown_hooks.append(revocations.stop)
     if "auth" not in app.roles:
         return
     throttle = LoginThrottle(
@@ -44,6 +53,10 @@ async def setup(app: App) -> None:
         tokens=tokens,
         passwords=Passwords.from_config(config),
         throttle=throttle,
+        registrations=RegistrationThrottle(
+            resources.redis, resources.keys, limit=config.register_limit, window=config.register_window
+        ),
+        revocations=revocations,
     )
     resources.extra["auth"] = service
     app.http_routes.extend(auth_routes(service))

@@ -6,6 +6,7 @@ Every answer is plain data; errors are :class:`GameError` subclasses that each d
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,9 @@ from gameserver.auth.accounts import Account, account_by_uid, account_by_usernam
 from gameserver.auth.errors import WrongCredentials
 from gameserver.auth.nonces import issue_nonce
 from gameserver.auth.passwords import Passwords
-from gameserver.auth.throttle import LoginThrottle
-from gameserver.auth.tokens import Tokens
+from gameserver.auth.revocations import Revocations
+from gameserver.auth.throttle import LoginThrottle, RegistrationThrottle
+from gameserver.auth.tokens import Claims, Tokens
 from gameserver.auth.validation import canonical_username, check_display_name, check_password, check_username
 from gameserver.config import AuthConfig
 from gameserver.errors import Unauthorized
@@ -35,18 +37,27 @@ class AuthService:
     tokens: Tokens
     passwords: Passwords
     throttle: LoginThrottle
+    registrations: RegistrationThrottle
+    revocations: Revocations
 
-    async def register(self, username: str, password: str, display_name: str | None = None) -> dict[str, Any]:
+    async def register(
+        self, username: str, password: str, display_name: str | None = None, *, address: str
+    ) -> dict[str, Any]:
         """Create an account in the default world; returns ``{uid, token}``.
+
+        Args:
+            address: the client's host, for the per-address registration limit.
 
         Raises:
             BadRequest: the username, password or display name is not acceptable.
+            RegistrationThrottled: this address registered ``auth.register_limit`` times in the window.
             UsernameTaken: the username is in use (in any letter case).
         """
         config = self.config
         name = check_username(username, min_len=config.username_min, max_len=config.username_max)
         check_password(password, min_len=config.password_min, max_len=config.password_max)
         shown = check_display_name(username if display_name is None else display_name)
+        await self.registrations.attempt(address)
         password_hash = await self.passwords.hash(password)
         async with self.db.transaction() as tx:
             uid = await create_account(
@@ -76,31 +87,47 @@ class AuthService:
             password_hash = await self.passwords.hash(password)
             async with self.db.transaction() as tx:
                 await set_password_hash(tx, account.uid, password_hash)
-        return {"uid": account.uid, "token": self.tokens.issue(account.uid)}
+        token = self.tokens.issue(account.uid, after=account.tokens_valid_after or 0)
+        return {"uid": account.uid, "token": token}
 
-    async def refresh(self, uid: int) -> dict[str, Any]:
-        """A fresh token for a logged-in player; returns ``{uid, token}``.
+    async def refresh(self, claims: Claims) -> dict[str, Any]:
+        """A fresh token for a logged-in player, of the same login (``auth_time``); returns ``{uid, token}``.
 
         Raises:
-            Unauthorized: the account no longer exists.
+            Unauthorized: the account no longer exists, the token is revoked, or the login is older than
+                ``auth.session_max_age``.
         """
-        await self._account(uid)
-        return {"uid": uid, "token": self.tokens.issue(uid)}
+        account = await self._account(claims)
+        if time.time() - claims.auth_time >= self.config.session_max_age:
+            raise Unauthorized("session older than auth.session_max_age: log in again")
+        after = account.tokens_valid_after or 0
+        return {"uid": account.uid, "token": self.tokens.issue(account.uid, auth_time=claims.auth_time, after=after)}
 
-    async def nonce(self, uid: int) -> dict[str, Any]:
+    async def nonce(self, claims: Claims) -> dict[str, Any]:
         """A single-use nonce carrying the player's identity for the chat edge; returns ``{nonce, expires_in}``.
 
         Raises:
-            Unauthorized: the account no longer exists.
+            Unauthorized: the account no longer exists, or the token is revoked.
         """
-        account = await self._account(uid)
+        account = await self._account(claims)
         ttl = self.config.nonce_ttl
         nonce = await issue_nonce(self.redis, self.keys, account.identity(), ttl)
         return {"nonce": nonce, "expires_in": int(ttl) if ttl.is_integer() else ttl}
 
-    async def _account(self, uid: int) -> Account:
+    async def logout(self, uid: int) -> dict[str, Any]:
+        """Revoke every token of ``uid`` issued up to now, on every process; returns ``{uid, revoked_before}``.
+
+        Raises:
+            AccountNotFound: there is no such account.
+        """
+        return {"uid": uid, "revoked_before": await self.revocations.revoke(uid)}
+
+    async def _account(self, claims: Claims) -> Account:
+        """The caller's account, checking that the token is not revoked (SQL: the truth, whatever this process
+        has heard)."""
         async with self.db.transaction() as tx:
-            account = await account_by_uid(tx, uid)
+            account = await account_by_uid(tx, claims.uid)
         if account is None:
             raise Unauthorized("no such account")
+        self.revocations.check(claims, account.tokens_valid_after)
         return account

@@ -5,11 +5,12 @@ need no ``token`` (as after ``session.bind``). They run in processes with the ``
 """
 
 from gameserver.registry import handler
-from modules.auth.handlers import login, nonce, refresh, register
+from modules.auth.handlers import login, logout, nonce, refresh, register
 
 HANDLERS = {
     "register": handler(register, login=False),
     "login": handler(login, login=False),
     "nonce": nonce,
     "refresh": refresh,
+    "logout": logout,
 }

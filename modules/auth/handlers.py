@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from gameserver.auth.service import AuthService
-from gameserver.errors import UnknownFunction
+from gameserver.auth.tokens import Claims
+from gameserver.errors import Unauthorized, UnknownFunction
 from gameserver.session import Session
 
 
@@ -11,6 +12,15 @@ def _service(auth: AuthService | None) -> AuthService:
     if auth is None:
         raise UnknownFunction("auth functions are served by processes with the auth role")
     return auth
+
+
+async def _bind(session: Session, auth: AuthService, result: dict[str, Any]) -> dict[str, Any]:
+    claims = auth.tokens.claims(result["token"])
+    if not auth.revocations.allows(claims):  # revoked (an operator's revoke) while the login ran
+        raise Unauthorized("token revoked")
+    session.bind(claims.uid, claims)
+    await session.bound()  # answered once pushes from any process reach this connection
+    return result
 
 
 async def register(
@@ -22,28 +32,37 @@ async def register(
     auth: AuthService | None = None,
     **_: Any,
 ) -> dict[str, Any]:
-    """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request."""
-    result = await _service(auth).register(username, password, display_name)
-    session.bind(result["uid"])
-    await session.bound()  # answered once pushes from any process reach this connection
-    return result
+    """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,
+    rate_limited."""
+    service = _service(auth)
+    return await _bind(
+        session, service, await service.register(username, password, display_name, address=session.remote)
+    )
 
 
 async def login(
     username: str, password: str, *, session: Session, auth: AuthService | None = None, **_: Any
 ) -> dict[str, Any]:
     """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited."""
-    result = await _service(auth).login(username, password, session.remote)
-    session.bind(result["uid"])
-    await session.bound()  # answered once pushes from any process reach this connection
-    return result
+    service = _service(auth)
+    return await _bind(session, service, await service.login(username, password, session.remote))
 
 
-async def nonce(*, uid: int, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+async def nonce(*, claims: Claims, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
     """A single-use chat login nonce carrying the caller's identity. Returns {nonce, expires_in}."""
-    return await _service(auth).nonce(uid)
+    return await _service(auth).nonce(claims)
 
 
-async def refresh(*, uid: int, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
-    """A fresh token for the caller (send it before the current one expires). Returns {uid, token}."""
-    return await _service(auth).refresh(uid)
+async def refresh(*, claims: Claims, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+    """A fresh token for the caller (send it before the current one expires). Returns {uid, token}; raises
+    unauthorized once the login is older than auth.session_max_age."""
+    return await _service(auth).refresh(claims)
+
+
+async def logout(*, uid: int, session: Session, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+    """Revoke every token of the caller issued up to now and close their other gate connections; this one stays
+    open, unbound. Returns {uid, revoked_before}."""
+    service = _service(auth)
+    if session.uid == uid:
+        session.unbind()  # before the revocation, which closes the connections bound to the player
+    return await service.logout(uid)

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameserver.auth.tokens import Tokens
+from gameserver.auth.revocations import Revocations
+from gameserver.errors import Unauthorized
 from gameserver.session import Session
 
 
-async def bind(token: str, *, session: Session, tokens: Tokens, **_: Any) -> dict[str, int]:
-    """Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad token."""
-    uid = tokens.verify(token)
-    session.bind(uid)
+async def bind(token: str, *, session: Session, revocations: Revocations, **_: Any) -> dict[str, int]:
+    """Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token."""
+    claims = revocations.authenticate(token)
+    await revocations.confirm(claims)
+    if not revocations.allows(claims):  # revoked while SQL was read
+        raise Unauthorized("token revoked")
+    session.bind(claims.uid, claims)
     await session.bound()  # answered once pushes from any process reach this connection
-    return {"uid": uid}
+    return {"uid": claims.uid}

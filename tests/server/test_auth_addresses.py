@@ -1,5 +1,5 @@
 """Per-address limits through real sockets: the client address behind a trusted proxy (``http.trusted_proxies``)
-on HTTP and the WebSocket gate."""
+on HTTP and the WebSocket gate, and the registration limit (``auth.register_limit``)."""
 
 from __future__ import annotations
 
@@ -95,3 +95,38 @@ async def test_websocket_ignores_the_header_from_untrusted_peers(app_factory: Ca
         codes.append(await fail_login(client))
         await client.close()
     assert codes == ["wrong_credentials", "wrong_credentials", "rate_limited"]
+
+
+# Registrations per address
+
+
+async def test_registrations_per_address(
+    app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
+) -> None:
+    app = await app_factory(http={"trusted_proxies": LOCAL}, auth={"register_limit": 2, "register_window": 60.0})
+
+    async def register(name: str, forwarded: str) -> tuple[int, Any, Any]:
+        return await post(client_session, app, "/auth/register", {"username": name, "password": PASSWORD}, forwarded)
+
+    assert (await register("reg1", "198.51.100.1"))[0] == 201
+    assert (await register("reg1", "198.51.100.1"))[0] == 409  # a taken name counts too: no free name probing
+    status, body, headers = await register("reg2", "198.51.100.1")
+    assert (status, body["error"]["code"]) == (429, "rate_limited")
+    assert 0 < int(headers["Retry-After"]) <= 60
+    assert body["error"]["message"] == "too many registrations from this address; try again later"
+    assert (await post(client_session, app, "/auth/register", {"username": "r", "password": ""}, "198.51.100.1"))[
+        0
+    ] == 400  # bad input is answered before the limit: it creates nothing
+    # the gate shares the count (the WebSocket handshake's forwarded address)
+    gate = await ws_as(app, "198.51.100.1")
+    reply = await gate.call("auth.register", {"username": "reg3", "password": PASSWORD})
+    assert reply["error"]["code"] == "rate_limited"
+    assert (await gate.call("session.bind", {"token": "x"}))["error"]["code"] == "unauthorized"  # nothing bound
+    other = await ws_as(app, "198.51.100.2")
+    assert (await other.call("auth.register", {"username": "reg3", "password": PASSWORD}))["ok"]
+    assert (await register("reg4", "198.51.100.2"))[0] == 201
+    assert (await register("reg5", "198.51.100.2"))[0] == 429
+    # logins are not registrations
+    assert (await post(client_session, app, "/auth/login", {"username": "reg1", "password": PASSWORD}))[0] == 200
+    for client in (gate, other):
+        await client.close()

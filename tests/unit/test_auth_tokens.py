@@ -10,7 +10,7 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from gameserver.auth.tokens import LEEWAY, Tokens
+from gameserver.auth.tokens import LEEWAY, Claims, Tokens
 from gameserver.errors import Unauthorized
 
 KEY = b"k" * 64  # long enough for the HS512 forgery below too
@@ -31,9 +31,46 @@ def refused(token: str) -> str:
 def test_round_trip() -> None:
     token = TOKENS.issue(42, now=1_700_000_000)
     claims = jwt.decode(token, options={"verify_signature": False})
-    assert claims == {"sub": "42", "iat": 1_700_000_000, "exp": 1_700_003_600, "iss": "gameserver"}
+    assert claims == {
+        "sub": "42",
+        "iat": 1_700_000_000,
+        "exp": 1_700_003_600,
+        "iss": "gameserver",
+        "auth_time": 1_700_000_000,
+    }
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert TOKENS.verify(TOKENS.issue(42)) == 42
+
+
+def test_claims_carry_milliseconds_and_the_login_time() -> None:
+    now = time.time()
+    fresh = TOKENS.claims(TOKENS.issue(7, now=now - 0.25))
+    assert fresh == Claims(7, round((now - 0.25) * 1000), int(now - 0.25))
+    refreshed = TOKENS.claims(TOKENS.issue(7, auth_time=fresh.auth_time, now=now))
+    assert (refreshed.uid, refreshed.auth_time) == (7, fresh.auth_time)
+    assert refreshed.issued_ms - fresh.issued_ms == 250  # a logout between them is told apart
+
+
+def test_issued_after_a_revocation() -> None:
+    now = time.time()
+    revoked_at = round(now * 1000) + 40  # another process's clock, 40 ms ahead of this one
+    assert TOKENS.claims(TOKENS.issue(7, after=revoked_at, now=now)).issued_ms == revoked_at + 1
+    assert TOKENS.claims(TOKENS.issue(7, after=revoked_at - 1000, now=now)).issued_ms == round(now * 1000)
+
+
+def test_expiry_stops_at_the_session_max_age() -> None:
+    tokens = Tokens(KEY, issuer="gameserver", ttl=3600, max_age=86400)
+    login = 1_700_000_000
+    late = jwt.decode(tokens.issue(1, auth_time=login, now=login + 86400 - 60), options={"verify_signature": False})
+    assert late["exp"] == login + 86400  # not a full ttl past the max age
+    early = jwt.decode(tokens.issue(1, auth_time=login, now=login + 60), options={"verify_signature": False})
+    assert early["exp"] == login + 60 + 3600
+
+
+def test_a_token_from_before_auth_time_counts_from_its_iat() -> None:
+    old = jwt.encode(claims(auth_time=None), KEY, algorithm="HS256")
+    decoded = TOKENS.claims(old)
+    assert decoded.auth_time * 1000 == decoded.issued_ms
 
 
 def test_expired() -> None:
@@ -44,7 +81,7 @@ def test_expired() -> None:
 def claims(**changes: object) -> dict[str, object]:
     """Valid claims as of now, with ``changes`` (None removes a claim)."""
     now = int(time.time())
-    base: dict[str, object] = {"sub": "5", "iat": now, "exp": now + 60, "iss": "gameserver"}
+    base: dict[str, object] = {"sub": "5", "iat": now, "exp": now + 60, "iss": "gameserver", "auth_time": now}
     return {k: v for k, v in {**base, **changes}.items() if v is not None}
 
 
@@ -63,6 +100,8 @@ def claims(**changes: object) -> dict[str, object]:
         pytest.param(lambda: jwt.encode(claims(sub="abc"), KEY, algorithm="HS256"), id="sub not a uid"),
         pytest.param(lambda: jwt.encode(claims(sub="-5"), KEY, algorithm="HS256"), id="negative sub"),
         pytest.param(lambda: jwt.encode(claims(sub="٣"), KEY, algorithm="HS256"), id="non-ascii digit"),
+        pytest.param(lambda: jwt.encode(claims(auth_time="yesterday"), KEY, algorithm="HS256"), id="auth_time text"),
+        pytest.param(lambda: jwt.encode(claims(auth_time=True), KEY, algorithm="HS256"), id="auth_time boolean"),
         pytest.param(
             lambda: jwt.encode(claims(iat=int(time.time()) + 3600), KEY, algorithm="HS256"), id="issued in future"
         ),

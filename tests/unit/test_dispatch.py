@@ -15,6 +15,7 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
+from gameserver.auth.tokens import Claims
 from gameserver.dispatch import BUSY_MESSAGE, INTERNAL_MESSAGE, Dispatcher
 from gameserver.errors import GameError, Unauthorized
 from gameserver.protocol.codec import Format, encode_json, encode_msgpack
@@ -23,7 +24,7 @@ from gameserver.registry import Handler, compile_entry
 from gameserver.session import Session, Sessions
 
 RESOURCES = {"config": "the-config", "db": "the-db", "redis": "the-redis", "push": "the-push"}
-INJECTABLE = set(RESOURCES) | {"uid", "session", "log", "args"}
+INJECTABLE = set(RESOURCES) | {"uid", "session", "log", "args", "claims"}
 SECRET = "s3cr3t-detail"
 TOKENS = {"good": 7}
 
@@ -58,10 +59,14 @@ class NameTaken(GameError):
     message = "that name is taken"
 
 
-def authenticate(token: str) -> int:
+def authenticate(token: str) -> Claims:
     if token not in TOKENS:
         raise Unauthorized("invalid token")
-    return TOKENS[token]
+    return Claims(TOKENS[token], issued_ms=1_700_000_000_000, auth_time=1_700_000_000)
+
+
+async def my_claims(*, claims: Claims | None) -> list[int] | None:
+    return None if claims is None else [claims.uid, claims.issued_ms]
 
 
 async def add(a: int, b: int = 0) -> int:
@@ -129,6 +134,7 @@ async def echo(*, args: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: dict[str, Handler] = {
     "t.add": Handler(add, login=False),
     "t.whoami": Handler(whoami),
+    "t.claims": Handler(my_claims, login=False),
     "t.crash": Handler(crash, login=False),
     "t.taken": Handler(taken, login=False),
     "t.hang": Handler(hang, login=False, timeout=0.01),
@@ -280,6 +286,15 @@ async def test_bound_session_needs_no_token(dispatcher: Dispatcher) -> None:
     session = RecordingSession()
     session.bind(9)
     assert (await call(dispatcher, {"id": 1, "fn": "t.whoami"}, session))["data"] == 9
+
+
+async def test_claims_of_the_token_else_of_the_binding(dispatcher: Dispatcher) -> None:
+    session = RecordingSession()
+    assert (await call(dispatcher, {"id": 1, "fn": "t.claims"}, session))["data"] is None
+    session.bind(9, Claims(9, issued_ms=5, auth_time=0))
+    assert (await call(dispatcher, {"id": 2, "fn": "t.claims"}, session))["data"] == [9, 5]
+    reply = await call(dispatcher, {"id": 3, "fn": "t.claims", "token": "good"}, session)
+    assert reply["data"] == [7, 1_700_000_000_000]  # the request's own token wins, as it does for uid
 
 
 async def test_bad_token_on_a_function_without_login_is_served(dispatcher: Dispatcher) -> None:
@@ -485,6 +500,7 @@ async def test_kwargs_gets_everything(make_dispatcher: MakeDispatcher) -> None:
         "uid": 3,
         "session": session,
         "args": {"a": 2},
+        "claims": None,
         "log": logging.getLogger(__name__),
     }
 

@@ -1,0 +1,251 @@
+"""Session max age, logout and revocation through real sockets, on SQLite and on the real MariaDB (``db_url``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+from websockets.exceptions import ConnectionClosed
+
+from gameserver.app import App
+from gameserver.auth.tokens import Tokens
+from tests.clients import TcpClient, WsClient
+
+PASSWORD = "correct horse battery"
+ADMIN_KEY = "k" * 40
+Factory = Callable[..., Any]
+
+
+@pytest.fixture
+async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def app(app_factory: Factory, db_url: str) -> App:
+    started: App = await app_factory(db={"url": db_url}, auth={"admin_key": ADMIN_KEY})
+    return started
+
+
+class Http:
+    def __init__(self, session: aiohttp.ClientSession, app: App) -> None:
+        self.session = session
+        self.base = f"http://127.0.0.1:{app.ports['http']}"
+
+    async def post(
+        self, path: str, body: Any = None, *, token: str | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        async with self.session.post(self.base + path, json=body, headers=sent) as response:
+            return response.status, await response.json()
+
+
+@pytest.fixture
+def http(app: App, client_session: aiohttp.ClientSession) -> Http:
+    return Http(client_session, app)
+
+
+async def register(http: Http, name: str) -> tuple[int, str]:
+    status, body = await http.post("/auth/register", {"username": name, "password": PASSWORD})
+    assert status == 201, body
+    return body["uid"], body["token"]
+
+
+async def login(http: Http, name: str) -> str:
+    status, body = await http.post("/auth/login", {"username": name, "password": PASSWORD})
+    assert status == 200, body
+    return str(body["token"])
+
+
+async def bound_tcp(app: App, token: str) -> TcpClient:
+    client = await TcpClient.open(app.ports["gate-tcp"])
+    assert (await client.call("session.bind", {"token": token}))["ok"]
+    return client
+
+
+async def bound_ws(app: App, token: str) -> WsClient:
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call("session.bind", {"token": token}))["ok"]
+    return client
+
+
+async def ws_close_code(client: WsClient) -> int | None:
+    async with asyncio.timeout(5):
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await client.ws.recv()
+    return client.ws.close_code
+
+
+async def refused_everywhere(app: App, http: Http, token: str) -> None:
+    """The token opens nothing any more: HTTP, a gate request's token, session.bind."""
+    for path in ("/auth/nonce", "/auth/refresh", "/auth/logout"):
+        status, body = await http.post(path, token=token)
+        assert (status, body["error"]["message"]) == (401, "token revoked"), path
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    assert (await tcp.call("mail.list", token=token))["error"] == {"code": "unauthorized", "message": "token revoked"}
+    assert (await tcp.call("session.bind", {"token": token}))["error"]["code"] == "unauthorized"
+    await tcp.close()
+
+
+# auth_time and session_max_age
+
+
+async def test_refresh_keeps_the_login_time(app: App, http: Http) -> None:
+    _, token = await register(http, "ann")
+    tokens: Tokens = app.resources.extra["tokens"]
+    status, body = await http.post("/auth/refresh", token=token)
+    assert status == 200
+    assert tokens.claims(body["token"]).auth_time == tokens.claims(token).auth_time
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    reply = await tcp.call("auth.refresh", token=body["token"])
+    assert tokens.claims(reply["data"]["token"]).auth_time == tokens.claims(token).auth_time
+    await tcp.close()
+
+
+async def test_refresh_refuses_past_the_session_max_age(app_factory: Factory, client_session: Any) -> None:
+    app = await app_factory(auth={"session_max_age": 60.0})
+    http = Http(client_session, app)
+    uid, _ = await register(http, "bea")
+    tokens: Tokens = app.resources.extra["tokens"]
+    # Logged in 65 s ago: the token expired 5 s ago, within the verification leeway, so only the age refuses it.
+    old = tokens.issue(uid, auth_time=int(time.time()) - 65)
+    assert (await http.post("/auth/nonce", token=old))[0] == 200
+    status, body = await http.post("/auth/refresh", token=old)
+    assert (status, body["error"]["message"]) == (401, "session older than auth.session_max_age: log in again")
+    young = tokens.issue(uid, auth_time=int(time.time()) - 30)
+    status, body = await http.post("/auth/refresh", token=young)
+    assert status == 200
+    assert tokens.claims(body["token"]).auth_time == tokens.claims(young).auth_time
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    reply = await tcp.call("auth.refresh", token=old)
+    assert reply["error"]["code"] == "unauthorized"
+    await tcp.close()
+
+
+# Logout
+
+
+async def test_http_logout_revokes_every_earlier_token(app: App, http: Http) -> None:
+    uid, first = await register(http, "cid")
+    second = await login(http, "cid")
+    tcp, ws = await bound_tcp(app, second), await bound_ws(app, first)
+    status, body = await http.post("/auth/logout", token=first)
+    assert status == 200 and body["uid"] == uid and body["revoked_before"] <= time.time() * 1000
+    assert await tcp.closed()
+    assert await ws_close_code(ws) == 1000  # a normal close: PROTOCOL.md has no revocation push
+    for token in (first, second):
+        await refused_everywhere(app, http, token)
+    fresh = await login(http, "cid")  # at once: the new token is issued after the revocation
+    assert (await http.post("/auth/nonce", token=fresh))[0] == 200
+    await (await bound_tcp(app, fresh)).close()
+
+
+async def test_gate_logout_keeps_its_own_connection_open(app: App, http: Http) -> None:
+    _, token = await register(http, "dan")
+    other = await bound_tcp(app, token)
+    caller = await WsClient.open(app.ports["ws"], binary=False)
+    assert (await caller.call("auth.login", {"username": "dan", "password": PASSWORD}))["ok"]
+    reply = await caller.call("auth.logout")
+    assert reply["ok"] and set(reply["data"]) == {"uid", "revoked_before"}
+    assert await other.closed()
+    assert (await caller.call("mail.list"))["error"]["code"] == "unauthorized"  # unbound, still open
+    assert (await caller.call("auth.login", {"username": "dan", "password": PASSWORD}))["ok"]
+    assert (await caller.call("mail.list"))["ok"]
+    await refused_everywhere(app, http, token)
+    await caller.close()
+
+
+async def test_logout_needs_a_login(app: App, http: Http) -> None:
+    assert (await http.post("/auth/logout"))[0] == 401
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    assert (await tcp.call("auth.logout"))["error"]["code"] == "unauthorized"
+    await tcp.close()
+
+
+# The operators' revoke
+
+
+async def test_admin_revoke(app: App, http: Http) -> None:
+    uid, token = await register(http, "eve")
+    ws = await bound_ws(app, token)
+    body = {"uid": uid}
+    assert (await http.post("/auth/revoke", body))[0] == 401
+    assert (await http.post("/auth/revoke", body, headers={"X-Admin-Key": "wrong"}))[0] == 401
+    assert (await http.post("/auth/revoke", body, token=token))[0] == 401  # a player's token is no admin key
+    status, answer = await http.post("/auth/revoke", {"uid": uid + 100}, token=ADMIN_KEY)
+    assert (status, answer["error"]["code"]) == (404, "account_not_found")
+    for bad in ({}, {"uid": "1"}, {"uid": True}, {"uid": 1, "more": 2}):
+        assert (await http.post("/auth/revoke", bad, token=ADMIN_KEY))[0] == 400
+    status, answer = await http.post("/auth/revoke", body, headers={"X-Admin-Key": ADMIN_KEY})
+    assert status == 200 and answer["uid"] == uid
+    assert await ws_close_code(ws) == 1000
+    await refused_everywhere(app, http, token)
+    # revoking again later moves the time on, never back
+    status, again = await http.post("/auth/revoke", body, token=ADMIN_KEY)
+    assert status == 200 and again["revoked_before"] >= answer["revoked_before"]
+
+
+async def test_admin_revoke_is_off_without_a_key(app_factory: Factory, client_session: Any) -> None:
+    app = await app_factory()
+    http = Http(client_session, app)
+    status, body = await http.post("/auth/revoke", {"uid": 1}, token="anything")
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+
+
+# Across restarts: the revocations are loaded from SQL
+
+
+async def test_revocations_survive_a_restart(app_factory: Factory, db_url: str, client_session: Any) -> None:
+    config = {"db": {"url": db_url}, "auth": {"secret": "s" * 48}}
+    first = await app_factory(**config)
+    http = Http(client_session, first)
+    _, token = await register(http, "fay")
+    _, keep = await register(http, "gus")
+    assert (await http.post("/auth/logout", token=token))[0] == 200
+    await first.stop()
+    second = await app_factory(**config)
+    assert second.resources.extra["revocations"].loaded.is_set()
+    tcp = await TcpClient.open(second.ports["gate-tcp"])
+    assert (await tcp.call("mail.list", token=token))["error"]["message"] == "token revoked"  # no SQL per request
+    assert (await tcp.call("mail.list", token=keep))["ok"]
+    await tcp.close()
+
+
+async def test_accounts_table_from_before_revocation_gets_its_column(
+    app_factory: Factory, db_url: str, tmp_path: Path, client_session: Any
+) -> None:
+    """A database created by an earlier version has no accounts.tokens_valid_after: start-up adds it."""
+    engine = create_async_engine(db_url, poolclass=NullPool)
+    old = sa.MetaData()
+    sa.Table(
+        "accounts",
+        old,
+        sa.Column("uid", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("username", sa.String(64), nullable=False),
+        sa.Column("password_hash", sa.String(255), nullable=False),
+        sa.Column("display_name", sa.String(64), nullable=False),
+        sa.Column("world", sa.Integer, nullable=False),
+        sa.Column("family", sa.BigInteger, nullable=True),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("username", name="uq_accounts_username"),
+    )
+    async with engine.begin() as conn:
+        await conn.run_sync(old.create_all)
+    await engine.dispose()
+    app = await app_factory(db={"url": db_url})
+    http = Http(client_session, app)
+    _, token = await register(http, "hal")
+    assert (await http.post("/auth/logout", token=token))[0] == 200
+    await refused_everywhere(app, http, token)
