@@ -48,15 +48,21 @@ async def login(
     return await _bind(session, service, await service.login(username, password, session.remote))
 
 
-async def nonce(*, claims: Claims, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+def _token(claims: Claims | None) -> Claims:
+    if claims is None:  # a connection bound by module code (session.bind(uid)) rather than by a login or token
+        raise Unauthorized("log in or send a token")
+    return claims
+
+
+async def nonce(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
     """A single-use chat login nonce carrying the caller's identity. Returns {nonce, expires_in}."""
-    return await _service(auth).nonce(claims)
+    return await _service(auth).nonce(_token(claims))
 
 
-async def refresh(*, claims: Claims, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+async def refresh(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
     """A fresh token for the caller (send it before the current one expires). Returns {uid, token}; raises
     unauthorized once the login is older than auth.session_max_age."""
-    return await _service(auth).refresh(claims)
+    return await _service(auth).refresh(_token(claims))
 
 
 async def logout(*, uid: int, session: Session, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from gameserver.app import App
 from gameserver.auth.tokens import Tokens
 from tests.clients import TcpClient, WsClient
+from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
 PASSWORD = "correct horse battery"
 ADMIN_KEY = "k" * 40
@@ -249,3 +250,12 @@ async def test_accounts_table_from_before_revocation_gets_its_column(
     _, token = await register(http, "hal")
     assert (await http.post("/auth/logout", token=token))[0] == 200
     await refused_everywhere(app, http, token)
+
+
+async def test_a_connection_bound_without_a_token_cannot_refresh(app_factory: Factory) -> None:
+    app = await app_factory(modules={"paths": [FIXTURE_MODULES]})
+    tcp = await TcpClient.open(app.ports["gate-tcp"])
+    assert (await tcp.call("testkit.bind_after", {"seconds": 0, "player": 42}))["ok"]  # module code, no claims
+    for fn in ("auth.refresh", "auth.nonce"):
+        assert (await tcp.call(fn))["error"] == {"code": "unauthorized", "message": "log in or send a token"}
+    await tcp.close()
