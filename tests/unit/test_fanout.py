@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import fakeredis
@@ -35,3 +36,20 @@ async def test_a_full_outbox_loses_payloads_counted_by_prefix_and_warned_once_pe
     bus.publish("p:push.7", b"lost")
     assert [r.args[0] for r in loss_warnings(caplog)] == [1, 60]  # type: ignore[index]
     await bus.redis.aclose()
+
+
+async def test_close_right_after_the_last_unsubscribe_returns() -> None:
+    # redis-py swallows a cancel that lands inside a pub/sub command (redis-py #2028 and kin): the commander,
+    # cancelled while unsubscribing, went back to waiting for work and close() waited for it forever.
+    bus = RedisFanout(fakeredis.FakeAsyncRedis())
+    await bus.start()
+
+    def receiver(channel: str, payload: bytes) -> None:
+        pass
+
+    bus.subscribe("p:chat.1.public", receiver)
+    assert await bus.subscribed(["p:chat.1.public"], timeout=2)
+    bus.unsubscribe("p:chat.1.public", receiver)
+    await asyncio.sleep(0)  # the commander is now inside UNSUBSCRIBE
+    async with asyncio.timeout(5):
+        await bus.close()
