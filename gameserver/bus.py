@@ -33,6 +33,11 @@ class Bus(Protocol):
 
     def unsubscribe(self, channel: str, receiver: Receiver) -> None: ...
 
+    async def subscribed(self, channels: list[str], timeout: float) -> bool:
+        """Wait until messages published on ``channels`` from any process reach this one; False after
+        ``timeout`` seconds."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -70,6 +75,9 @@ class LocalBus:
             receivers.discard(receiver)
             if not receivers:
                 del self.channels[channel]
+
+    async def subscribed(self, channels: list[str], timeout: float) -> bool:
+        return True  # one process: a subscription takes effect at once
 
     async def close(self) -> None:
         self.channels.clear()

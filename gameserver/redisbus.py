@@ -66,6 +66,9 @@ class RedisBus(LocalBus):
     def unsubscribe(self, channel: str, receiver: Receiver) -> None:
         self.fanout.unsubscribe(channel, receiver)
 
+    async def subscribed(self, channels: list[str], timeout: float) -> bool:
+        return await self.fanout.subscribed(channels, timeout)
+
     async def close(self) -> None:
         self.sessions.presence = None
         await self.fanout.close()

@@ -27,7 +27,6 @@ from gameserver.auth.tokens import LEEWAY, Claims, Tokens
 from gameserver.bus import Bus
 from gameserver.errors import CloseCode, Unauthorized
 from gameserver.keys import Keys
-from gameserver.redisbus import RedisBus
 from gameserver.session import Sessions
 from gameserver.storage.errors import is_unavailable
 from gameserver.storage.sql import Sql
@@ -164,14 +163,12 @@ class Revocations:
         """Hear revocations from the other processes, then load the recent ones from SQL (in the background while
         the database is unreachable)."""
         self.bus.subscribe(self.channel, self._received)
-        if isinstance(self.bus, RedisBus):
-            await self.bus.fanout.subscribed([self.channel], SUBSCRIBE_TIMEOUT)
+        await self.bus.subscribed([self.channel], SUBSCRIBE_TIMEOUT)
         if not await self._load():
             self._loader = asyncio.create_task(self._retry(), name="auth-revocations-load")
 
     async def stop(self) -> None:
-        # The subscription goes with the bus (it closes after the shutdown hooks). Unsubscribing here, just before
-        # RedisFanout.close(), leaves its reader stuck (the last channel unsubscribed right before a close).
+        self.bus.unsubscribe(self.channel, self._received)
         if self._loader is not None:
             self._loader.cancel()
 
