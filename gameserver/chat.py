@@ -32,6 +32,7 @@ from websockets.frames import Frame, Opcode
 
 from enums.errors import ErrorCode, ModuleErrorCode
 from gameserver.auth.nonces import redeem_nonce
+from gameserver.auth.revocations import Revocations
 from gameserver.bus import Receiver
 from gameserver.config import ChatConfig
 from gameserver.errors import CloseCode, ProtocolViolation
@@ -246,6 +247,12 @@ class Chat:
         if self.remote is not None:
             control = {"op": "family", "world": world, "family": family, "node": self.node}
             self.bus.publish(self.keys.chat_user(uid), _json.encode(control).encode())
+
+    def revoked(self, uid: int) -> None:
+        """``uid`` was revoked (logout, ban): close its chat connections here, after ``ERROR unauthorized``."""
+        for client in tuple(self.users.get(uid, ())):
+            client.reply(Command.ERROR, ErrorCode.UNAUTHORIZED.encode())
+            client.disconnect("revoked", "session revoked", graceful=True)
 
     def online(self, uid: int) -> bool:
         """Whether ``uid`` has a chat connection logged in to this process."""
@@ -661,6 +668,9 @@ async def setup(app: App) -> None:
     bus: PubSub = resources.bus.fanout if isinstance(resources.bus, RedisBus) else resources.bus
     chat = Chat(config, resources.keys, resources.redis, bus, app.node)
     resources.extra["chat"] = chat
+    revocations: Revocations | None = resources.extra.get("revocations")  # the auth feature, set up before us
+    if revocations is not None:
+        revocations.on_revoke(chat.revoked)
 
     async def close() -> None:
         chat.close()

@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from gameserver.auth.accounts import revocations_since, revoke_tokens, select_revoked_before
 from gameserver.auth.errors import AccountNotFound
@@ -62,6 +63,7 @@ class Revocations:
         self.revoked: dict[int, int] = {}  # uid -> tokens_valid_after, roughly oldest first (see _learn)
         self.loaded = asyncio.Event()
         self._loader: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[int], None]] = []
 
     @property
     def horizon_ms(self) -> int:
@@ -129,13 +131,23 @@ class Revocations:
 
     def apply(self, uid: int, before: int) -> None:
         """In this process: refuse ``uid``'s tokens issued at or before ``before``, and close the gate connections
-        bound with one (unbound first, so that nothing more is done as the player on them)."""
+        bound with one (unbound first, so that nothing more is done as the player on them). A revocation new
+        here is also told to the :meth:`on_revoke` listeners."""
+        new = before > self.revoked.get(uid, -1)
         self._learn(uid, before)
         for session in self.sessions.of(uid):
             claims = session.claims
             if claims is None or claims.issued_ms <= before:
                 session.unbind()
                 session.close(CloseCode.NORMAL, REVOKED_REASON)
+        if new:
+            for listener in self._listeners:
+                listener(uid)
+
+    def on_revoke(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(uid)`` when a revocation of ``uid`` reaches this process (the chat edge closes the
+        player's chat connections, which it logged in with nonces, not tokens)."""
+        self._listeners.append(listener)
 
     def _received(self, channel: str, payload: bytes) -> None:
         try:

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gameserver.app import App
 from gameserver.auth.tokens import Tokens
-from tests.clients import TcpClient, WsClient
+from tests.clients import ChatClient, TcpClient, WsClient
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
 PASSWORD = "correct horse battery"
@@ -151,6 +151,28 @@ async def test_http_logout_revokes_every_earlier_token(app: App, http: Http) -> 
     fresh = await login(http, "cid")  # at once: the new token is issued after the revocation
     assert (await http.post("/auth/nonce", token=fresh))[0] == 200
     await (await bound_tcp(app, fresh)).close()
+
+
+async def chat_login(app: App, http: Http, token: str, kind: str) -> ChatClient:
+    status, body = await http.post("/auth/nonce", token=token)
+    assert status == 200, body
+    client = await (ChatClient.tcp(app.ports["chat-tcp"]) if kind == "tcp" else ChatClient.websocket(app.ports["ws"]))
+    await client.login(body["nonce"])
+    return client
+
+
+async def test_logout_closes_the_players_chat_connections(app: App, http: Http) -> None:
+    _, token = await register(http, "eve")
+    _, other_token = await register(http, "fay")
+    tcp, ws = await chat_login(app, http, token, "tcp"), await chat_login(app, http, token, "ws")
+    bystander = await chat_login(app, http, other_token, "tcp")
+    assert (await http.post("/auth/logout", token=token))[0] == 200
+    for client in (tcp, ws):  # the chat edge never saw the token: it hears the revocation and says why it closes
+        assert await client.recv() == ("ERROR", "unauthorized")
+        assert await client.closed()
+    await bystander.send("PING")
+    assert await bystander.recv() == ("PONG", "")
+    await bystander.close()
 
 
 async def test_gate_logout_keeps_its_own_connection_open(app: App, http: Http) -> None:
