@@ -14,7 +14,6 @@ Answers 200 ``{"sent": 1, "mail_id": str}`` for one player, ``{"sent": n}`` for 
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from aiohttp import web
@@ -22,8 +21,8 @@ from aiohttp import web
 from enums import MailKind
 from gameserver.auth.accounts import account_by_uid, uids_in_world
 from gameserver.config import MailConfig
-from gameserver.errors import BadRequest, Forbidden, Unauthorized
-from gameserver.http import read_json
+from gameserver.errors import BadRequest
+from gameserver.http import check_admin_key, read_json
 from gameserver.mail.errors import PlayerNotFound
 from gameserver.mail.maildir import check_id
 from gameserver.mail.message import SYSTEM, Mail, check_items, check_text
@@ -37,23 +36,12 @@ SYSTEM_NAME = "System"
 
 def admin_routes(*, config: MailConfig, db: Sql, store: MailStore, push: Push) -> list[web.RouteDef]:
     async def send(request: web.Request) -> web.Response:
-        _check_key(request, config.admin_key)
+        check_admin_key(request, config.admin_key, "mail.admin_key")
         body = await read_json(request)
         result = await send_system_mail(body, config=config, db=db, store=store, push=push)
         return web.json_response(result)
 
     return [web.post("/mail/send", send)]
-
-
-def _check_key(request: web.Request, expected: str) -> None:
-    if not expected:
-        raise Forbidden("mail.admin_key is not set: set it in config.toml or GAMESERVER_MAIL__ADMIN_KEY")
-    given = request.headers.get("X-Admin-Key", "")
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if not given and scheme.lower() == "bearer":
-        given = token.strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("a valid admin key is required (Authorization: Bearer <mail.admin_key>)")
 
 
 async def send_system_mail(
