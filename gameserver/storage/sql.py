@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 import random
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -98,6 +99,9 @@ class Sql:
             connect_args: dict[str, Any] = {
                 "connect_timeout": config.connect_timeout,
                 "read_timeout": config.query_timeout,  # a query unanswered this long drops its connection
+                # A row lock waited for this long fails with 1205, which db.run() retries, instead of running into
+                # read_timeout, which drops the connection and cannot be retried (the commit may have happened).
+                "init_command": f"SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout(config.query_timeout)}",
             }
             if "charset" not in url.query:
                 connect_args["charset"] = "utf8mb4"
@@ -258,6 +262,11 @@ class Sql:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def lock_wait_timeout(query_timeout: float) -> int:
+    """MariaDB's ``innodb_lock_wait_timeout`` for ``db.query_timeout``: whole seconds (at least 1), half of it."""
+    return max(1, math.floor(query_timeout / 2))
 
 
 def _mysql_connector(url: sa.URL, connect_args: dict[str, Any], timeout: float) -> Callable[[], Awaitable[Any]]:

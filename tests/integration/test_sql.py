@@ -322,12 +322,13 @@ async def test_without_retries_a_deadlock_fails_one_caller(mariadb_database: str
 async def test_a_lock_wait_that_times_out_is_retried(
     tables: Sql, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """SQLite's "database is locked" after the busy timeout, MariaDB's lock wait timeout (1205, here at once
-    with NOWAIT): the transaction runs again, and succeeds once the holder has committed."""
+    """SQLite's "database is locked" after the busy timeout, MariaDB's lock wait timeout (1205, after
+    ``innodb_lock_wait_timeout``, which the connection sets to half of ``db.query_timeout``): the transaction
+    runs again, and succeeds once the holder has committed."""
     db = tables
     await db.execute(counters.insert().values(name="c", n=0))
     sqlite = db.dialect == "sqlite"
-    patient = Sql.open(db_config(db_url, query_timeout=0.2 if sqlite else 5.0, retries=3), tmp_path)
+    patient = Sql.open(db_config(db_url, query_timeout=0.2 if sqlite else 2.0, retries=3), tmp_path)
     retried = asyncio.Event()
     runs = 0
 
@@ -339,7 +340,7 @@ async def test_a_lock_wait_that_times_out_is_retried(
     async def increment(tx: AsyncConnection) -> None:
         nonlocal runs
         runs += 1
-        locked = sa.select(counters.c.n).where(counters.c.name == "c").with_for_update(nowait=runs == 1)
+        locked = sa.select(counters.c.n).where(counters.c.name == "c").with_for_update()
         n = (await tx.execute(locked)).scalar_one()  # SQLite: the write lock was taken at BEGIN IMMEDIATE
         await tx.execute(counters.update().where(counters.c.name == "c").values(n=n + 1))
 
@@ -361,3 +362,12 @@ async def test_a_lock_wait_that_times_out_is_retried(
         await patient.close()
     assert await db.fetch_value(sa.select(counters.c.n)) == 11
     assert runs == (1 if sqlite else 2)  # SQLite's first attempt failed at BEGIN, before the body
+
+
+async def test_mariadb_lock_waits_end_before_the_query_timeout(mariadb_url: str, tmp_path: Path) -> None:
+    """A lock wait must fail with 1205 (retried) before ``read_timeout`` drops the connection (not retried)."""
+    db = Sql.open(db_config(mariadb_url, query_timeout=10.0), tmp_path)
+    try:
+        assert await db.fetch_value(sa.text("SELECT @@session.innodb_lock_wait_timeout")) == 5
+    finally:
+        await db.close()
