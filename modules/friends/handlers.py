@@ -84,8 +84,7 @@ async def request(
     try:
         sent = await post(mail, push, them.world, to, note)
     except MailboxFull:
-        async with db.transaction() as tx:  # the request and its mail go together, so the caller may ask again
-            await drop_request(tx, uid, to)
+        await db.run(drop_request, uid, to)  # the request and its mail go together, so the caller may ask again
         raise
     return {"to": to, "accepted": False, "mail_id": sent.mail_id}
 
