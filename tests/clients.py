@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
@@ -101,6 +102,15 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+    async def close_code(self, timeout: float = 5.0) -> int | None:
+        """Wait for the server to close the connection (messages still in flight are skipped); its close code."""
+        async with asyncio.timeout(timeout):
+            try:
+                while True:
+                    await self.ws.recv()
+            except ConnectionClosed:
+                return self.ws.close_code
 
 
 class RawWebSocket:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,7 +12,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from websockets.exceptions import ConnectionClosed
 
 from gameserver.app import App
 from gameserver.auth.tokens import Tokens
@@ -81,14 +79,6 @@ async def bound_ws(app: App, token: str) -> WsClient:
     return client
 
 
-async def ws_close_code(client: WsClient) -> int | None:
-    async with asyncio.timeout(5):
-        with pytest.raises(ConnectionClosed):
-            while True:
-                await client.ws.recv()
-    return client.ws.close_code
-
-
 async def refused_everywhere(app: App, http: Http, token: str) -> None:
     """The token opens nothing any more: HTTP, a gate request's token, session.bind."""
     for path in ("/auth/nonce", "/auth/refresh", "/auth/logout"):
@@ -145,7 +135,7 @@ async def test_http_logout_revokes_every_earlier_token(app: App, http: Http) -> 
     status, body = await http.post("/auth/logout", token=first)
     assert status == 200 and body["uid"] == uid and body["revoked_before"] <= time.time() * 1000
     assert await tcp.closed()
-    assert await ws_close_code(ws) == 1000  # a normal close: PROTOCOL.md has no revocation push
+    assert await ws.close_code() == 1000  # a normal close: PROTOCOL.md has no revocation push
     for token in (first, second):
         await refused_everywhere(app, http, token)
     fresh = await login(http, "cid")  # at once: the new token is issued after the revocation
@@ -213,7 +203,7 @@ async def test_admin_revoke(app: App, http: Http) -> None:
         assert (await http.post("/auth/revoke", bad, token=ADMIN_KEY))[0] == 400
     status, answer = await http.post("/auth/revoke", body, headers={"X-Admin-Key": ADMIN_KEY})
     assert status == 200 and answer["uid"] == uid
-    assert await ws_close_code(ws) == 1000
+    assert await ws.close_code() == 1000
     await refused_everywhere(app, http, token)
     # revoking again later moves the time on, never back
     status, again = await http.post("/auth/revoke", body, token=ADMIN_KEY)
