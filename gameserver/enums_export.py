@@ -40,8 +40,8 @@ def _is_int(cls: EnumClass) -> bool:
 
 
 def _doc(cls: EnumClass) -> str:
-    """The docstring's first paragraph on one line."""
-    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    """The docstring's first paragraph on one line, its reST literals (````auth.*````) as plain backticks."""
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).replace("``", "`")
 
 
 def render_json(classes: Sequence[EnumClass]) -> str:
