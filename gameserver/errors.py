@@ -13,6 +13,7 @@ that one connection.
     │   ├── Unauthorized          unauthorized
     │   ├── Forbidden             forbidden
     │   ├── RateLimited           rate_limited
+    │   │   └── Throttled         ... with retry_after seconds (HTTP: 429 + Retry-After)
     │   ├── Overloaded            overloaded
     │   ├── Timeout               timeout
     │   ├── Unavailable           unavailable
@@ -83,6 +84,18 @@ class Forbidden(GameError):
 class RateLimited(GameError):
     code = ErrorCode.RATE_LIMITED
     message = "too many requests"
+
+
+class Throttled(RateLimited):
+    """Over a limit that frees up in ``retry_after`` whole seconds (HTTP: 429 + ``Retry-After``).
+
+    Subclasses say which limit in their ``message`` (``LoginThrottled``, the HTTP listener's per-address rate).
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class Overloaded(GameError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enums import AuthErrorCode
-from gameserver.errors import GameError, RateLimited, Unauthorized
+from gameserver.errors import GameError, Throttled, Unauthorized
 
 
 class UsernameTaken(GameError):
@@ -16,15 +16,6 @@ class WrongCredentials(GameError):
     code = AuthErrorCode.WRONG_CREDENTIALS
     message = "wrong username or password"
     status = 401
-
-
-class Throttled(RateLimited):
-    """Over an auth limit counted in Redis; ``retry_after`` is in whole seconds (HTTP: 429 + ``Retry-After``)."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__()
-        self.retry_after = retry_after
-        self.headers = {"Retry-After": str(retry_after)}
 
 
 class LoginThrottled(Throttled):

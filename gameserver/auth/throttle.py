@@ -14,7 +14,8 @@ import math
 
 from redis.asyncio import Redis
 
-from gameserver.auth.errors import LoginThrottled, RegistrationThrottled, Throttled
+from gameserver.auth.errors import LoginThrottled, RegistrationThrottled
+from gameserver.errors import Throttled
 from gameserver.keys import Keys
 
 # KEYS: the counters. ARGV: their limits, one per key, then the window in ms.
