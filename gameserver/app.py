@@ -33,7 +33,7 @@ from gameserver.dispatch import Authenticate, Dispatcher
 from gameserver.errors import ConfigError
 from gameserver.forwarded import parse_networks
 from gameserver.gate import TcpGateConnection, WsGateSession
-from gameserver.http import APP_KEY, build_http_app
+from gameserver.http import APP_KEY, HttpListener, build_http_app
 from gameserver.listener import Listener
 from gameserver.mail.feature import setup as setup_mail
 from gameserver.registry import Entry, build_table, discover
@@ -81,7 +81,7 @@ class App:
         self.table: dict[str, Entry] = {}
         self.modules: dict[str, types.ModuleType] = {}  # the started module packages (hot reload swaps them)
         self._stack = contextlib.AsyncExitStack()
-        self._http_runner: web.AppRunner | None = None
+        self.http: HttpListener | None = None  # the HTTP port, unless http.enabled is false
         self._stopping = asyncio.Event()
         self._resources: Resources | None = None
 
@@ -160,15 +160,20 @@ class App:
             await self.listen("ws", WebSocketConnection, config.gate.ws_port)
         if config.http.enabled:
             http_app = build_http_app(
-                self.health, self.http_routes, max_body=config.http.max_body, trusted_proxies=self.trusted_proxies
+                self.health,
+                self.http_routes,
+                max_body=config.http.max_body,
+                rate=config.http.rate,
+                burst=config.http.burst,
+                handler_timeout=config.http.handler_timeout,
+                trusted_proxies=self.trusted_proxies,
             )
             http_app[APP_KEY] = self
-            runner = web.AppRunner(http_app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-            await runner.setup()
-            site = web.TCPSite(runner, host, config.http.port, reuse_address=True)
-            await site.start()
-            self._http_runner = runner
-            self.ports["http"] = runner.addresses[0][1]
+            http = HttpListener(
+                http_app, max_connections=config.http.max_connections, header_timeout=config.http.header_timeout
+            )
+            self.ports["http"] = await http.start(host, config.http.port)
+            self.http = http
 
     async def listen(self, name: str, factory: Callable[[Listener], Any], port: int, **settings: Any) -> Listener:
         """Start a listener on ``server.host``; ``settings`` override the gate's limits and add driver context."""
@@ -194,11 +199,14 @@ class App:
         for name, listener in self.listeners.items():
             checks[name] = "ok" if listener.server is not None and listener.server.is_serving() else "not serving"
         healthy = all(value == "ok" for value in checks.values()) and not self._stopping.is_set()
+        connections = {name: len(listener.connections) for name, listener in self.listeners.items()}
+        if self.http is not None:
+            connections["http"] = len(self.http.connections)
         details = {
             "node": self.node,
             "roles": list(self.roles),
             "checks": checks,
-            "connections": {name: len(listener.connections) for name, listener in self.listeners.items()},
+            "connections": connections,
             "inflight": self.dispatcher.inflight if self.dispatcher else 0,
             "uptime": round(time.time() - self.started_at, 3),
         }
@@ -226,8 +234,8 @@ class App:
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
         for hook in reversed(self.shutdown_hooks):
             await hook()
-        if self._http_runner is not None:
-            await self._http_runner.cleanup()
+        if self.http is not None:
+            await self.http.close()
         await self._stack.aclose()
         log.info("node %s stopped", self.node)
 

@@ -98,6 +98,11 @@ class HttpConfig:
     port: int = setting(8000, min=0, max=MAX_PORT)
     enabled: bool = setting(True)
     max_body: int = setting(64 * 1024, min=1024)
+    max_connections: int = setting(10_000, min=1)
+    rate: float = setting(100.0, min=0.01)
+    burst: int = setting(500, min=1)
+    header_timeout: float = setting(10.0, min=0.05)
+    handler_timeout: float = setting(10.0, min=0.01)
     timeout: float = setting(30.0, min=0.1)
     trusted_proxies: tuple[str, ...] = setting(())
 

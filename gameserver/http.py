@@ -6,14 +6,24 @@ are capped at ``http.max_body``; a handler's crash answers 500 ``internal`` / ``
 logs the traceback. Behind a reverse proxy listed in ``http.trusted_proxies``, ``request.remote`` is the
 client's address from ``X-Forwarded-For`` (``gameserver/forwarded.py``), so per-address limits see players,
 not the proxy.
+
+The limits every listener has (gameserver/listener.py), here on aiohttp's terms: :class:`HttpListener`
+closes connections over ``http.max_connections`` at accept; aiohttp closes a connection that has not sent a
+whole request head ``http.header_timeout`` seconds after it opened or got its previous response (a slow or
+idle client); each client address gets ``http.rate`` requests a second, ``http.burst`` saved up (429
+``rate_limited`` with ``Retry-After`` beyond); a route gets ``http.handler_timeout`` seconds, reading the body
+included (504 ``timeout``), unless it sets its own with :func:`timeout`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -21,8 +31,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver import metrics
 from gameserver.dispatch import INTERNAL_MESSAGE
-from gameserver.errors import BadRequest, Forbidden, GameError, Unauthorized
+from gameserver.errors import BadRequest, Forbidden, GameError, Throttled, Timeout, Unauthorized
 from gameserver.forwarded import HEADER, Network, client_address
+from gameserver.listener import Refusals
+from gameserver.ratelimit import KeyedBuckets
 from gameserver.storage.errors import is_unavailable
 
 if TYPE_CHECKING:
@@ -34,6 +46,12 @@ APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
 """Where HTTP handlers find the running app: ``request.app[APP_KEY]``."""
 
 Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+RouteHandler = TypeVar("RouteHandler", bound=Callable[..., Awaitable[web.StreamResponse]])
+
+NAME = "http"  # the listener's name in logs and in gameserver_connections{listener}
+RATE_ADDRESSES = 65_536  # client addresses with a token bucket at once (16 MB at most); past it the oldest goes
+TIMEOUT_ATTRIBUTE = "_gameserver_timeout"
+SHUTDOWN_TIMEOUT = 1.0  # seconds HTTP handlers still running at stop get to finish
 
 STATUS_OF_CODE = {
     "bad_request": 400,
@@ -90,10 +108,73 @@ def forwarded_for(proxies: Sequence[Network]) -> Middleware:
     return middleware
 
 
+class AddressThrottled(Throttled):
+    """A client address over ``http.rate`` requests a second."""
+
+    message = "too many requests from this address; slow down"
+
+
+def rate_limit(buckets: KeyedBuckets) -> Middleware:
+    """A middleware that answers 429 ``rate_limited`` to a client address whose bucket is empty.
+
+    It runs after :func:`forwarded_for`, so that behind a trusted proxy each player has a bucket of their own.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        wait = buckets.take(request.remote or "", time.monotonic())
+        if wait:
+            raise AddressThrottled(math.ceil(wait))
+        return await handler(request)
+
+    return middleware
+
+
+def timeout(seconds: float | None) -> Callable[[RouteHandler], RouteHandler]:
+    """Give a route its own deadline instead of ``http.handler_timeout``; None: none at all (operators' routes
+    whose work cannot be stopped halfway)."""
+
+    def mark(route: RouteHandler) -> RouteHandler:
+        setattr(route, TIMEOUT_ATTRIBUTE, seconds)
+        return route
+
+    return mark
+
+
+def deadline(default: float) -> Middleware:
+    """A middleware that cancels a route still running after its deadline and answers 504 ``timeout``."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        seconds = getattr(request.match_info.handler, TIMEOUT_ATTRIBUTE, default)
+        if seconds is None:
+            return await handler(request)
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                return await handler(request)
+        except TimeoutError:
+            if not scope.expired():
+                raise  # the route's own timeout (a backend's): not the deadline
+            log.warning("%s %s from %s: no answer within %gs", request.method, request.path, request.remote, seconds)
+            raise Timeout(f"no answer within {seconds:g}s") from None
+
+    return middleware
+
+
 def build_http_app(
-    health: Health, routes: Sequence[web.RouteDef], *, max_body: int, trusted_proxies: Sequence[Network] = ()
+    health: Health,
+    routes: Sequence[web.RouteDef],
+    *,
+    max_body: int,
+    rate: float,
+    burst: int,
+    handler_timeout: float,
+    trusted_proxies: Sequence[Network] = (),
 ) -> web.Application:
-    """The routing table: health and metrics, then whatever the started roles contribute."""
+    """The routing table: health and metrics, then whatever the started roles contribute; the middlewares
+    answer errors as JSON, find the client behind a trusted proxy, limit each address's rate and each
+    route's run time, in that order."""
 
     async def healthz(request: web.Request) -> web.Response:
         healthy, details = await health()
@@ -108,9 +189,95 @@ def build_http_app(
     middlewares: list[Middleware] = [errors_as_json]
     if trusted_proxies:
         middlewares.append(forwarded_for(trusted_proxies))
+    middlewares += [rate_limit(KeyedBuckets(rate, burst, max_keys=RATE_ADDRESSES)), deadline(handler_timeout)]
     app = web.Application(middlewares=middlewares, client_max_size=max_body)
     app.add_routes([web.get("/healthz", healthz), web.get("/metrics", prometheus), *routes])
     return app
+
+
+class Admission(asyncio.Protocol):
+    """Each accepted socket's protocol for an instant: closed at once while the listener is full, otherwise
+    handed to a new aiohttp handler (``transport.set_protocol``), which from then on gets its bytes."""
+
+    def __init__(self, listener: HttpListener) -> None:
+        self.listener = listener
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        listener = self.listener
+        if len(listener.connections) >= listener.limit:
+            peer = transport.get_extra_info("peername")
+            peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            listener.refusals.refused(peer, time.monotonic())
+            transport.close()
+            return
+        handler = listener.web_server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+
+
+class HttpListener:
+    """The HTTP port: aiohttp serving ``app`` on a socket of our own, with the limits every listener has.
+
+    aiohttp's ``web.Server`` keeps the open connections (``connections``), which is what the cap counts and
+    ``gameserver_connections{listener="http"}`` shows. aiohttp's ``keepalive_timeout`` is armed when a connection
+    opens and after each response, and closes the connection if no whole request head has arrived by then: it is
+    ``header_timeout``, for a slow client and an idle one alike.
+
+    Args:
+        app: the application (:func:`build_http_app`).
+        max_connections: more are accepted and closed at once.
+        header_timeout: seconds from accept, or from the previous response, to a complete request head.
+    """
+
+    live: ClassVar[set[HttpListener]] = set()  # every started one: the gauge is their sum, as for Listener
+
+    def __init__(self, app: web.Application, *, max_connections: int, header_timeout: float) -> None:
+        self.limit = max_connections
+        self.runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=header_timeout,
+        )
+        self.refusals = Refusals(NAME, max_connections)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def web_server(self) -> web.Server:
+        """aiohttp's low-level server: the factory of the connections' protocols, and their bookkeeping."""
+        assert self.runner.server is not None, "the listener is not started"
+        return self.runner.server
+
+    @property
+    def connections(self) -> list[web.RequestHandler]:
+        return self.web_server.connections if self.runner.server is not None else []
+
+    async def start(self, host: str, port: int) -> int:
+        await self.runner.setup()
+        loop = asyncio.get_running_loop()
+        try:
+            self.server = await loop.create_server(lambda: Admission(self), host, port, reuse_address=True)
+        except BaseException:  # the port is taken, say: the app's start fails, with aiohttp's side closed
+            await self.runner.cleanup()
+            raise
+        self.port = self.server.sockets[0].getsockname()[1]
+        HttpListener.live.add(self)
+        log.info("%s listening on %s:%d", NAME, host, self.port)
+        return self.port
+
+    async def close(self) -> None:
+        """Stop accepting, then aiohttp's graceful stop: idle connections close, running handlers finish."""
+        if self.server is not None:
+            self.server.close()
+        await self.runner.cleanup()
+        if self.server is not None:
+            await self.server.wait_closed()
+        HttpListener.live.discard(self)
+
+
+metrics.CONNECTIONS.labels(NAME).set_function(lambda: sum(len(each.connections) for each in list(HttpListener.live)))
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:

@@ -43,7 +43,7 @@ class Connection(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.remote = str(peer[0]) if isinstance(peer, tuple) else self.peer
         if not self.listener.admit(self):
-            log.warning("%s: refusing %s: %d connections open", self.listener.name, self.peer, self.listener.limit)
+            self.listener.refusals.refused(self.peer, self.loop.time())
             self.closed = True
             transport.close()
             return
@@ -99,6 +99,30 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class Refusals:
+    """Logs connections refused at a listener's cap: at warning, at most once per ``interval`` seconds.
+
+    A flood of connections over the cap then costs a log line a second, each naming one refused peer and how
+    many others were refused since the previous line, not a line per connection.
+    """
+
+    def __init__(self, name: str, limit: int, interval: float = 1.0) -> None:
+        self.name = name
+        self.limit = limit
+        self.interval = interval
+        self.unlogged = 0
+        self.next_log = float("-inf")
+
+    def refused(self, peer: str, now: float) -> None:
+        if now < self.next_log:
+            self.unlogged += 1
+            return
+        more = f" (and {self.unlogged} more since the last report)" if self.unlogged else ""
+        log.warning("%s: refusing %s: %d connections open%s", self.name, peer, self.limit, more)
+        self.unlogged = 0
+        self.next_log = now + self.interval
+
+
 class Listener:
     """A server socket with its connection limits.
 
@@ -133,6 +157,7 @@ class Listener:
         self.loop = asyncio.get_running_loop()
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.refusals = Refusals(name, max_connections)
         self._gauge = metrics.CONNECTIONS.labels(name)
         self._reaper: asyncio.Task[None] | None = None
 

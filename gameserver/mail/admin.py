@@ -22,7 +22,7 @@ from enums import MailKind
 from gameserver.auth.accounts import account_by_uid, uids_in_world
 from gameserver.config import MailConfig
 from gameserver.errors import BadRequest
-from gameserver.http import check_admin_key, read_json
+from gameserver.http import check_admin_key, read_json, timeout
 from gameserver.mail.errors import PlayerNotFound
 from gameserver.mail.maildir import check_id
 from gameserver.mail.message import SYSTEM, Mail, check_items, check_text
@@ -35,6 +35,7 @@ SYSTEM_NAME = "System"
 
 
 def admin_routes(*, config: MailConfig, db: Sql, store: MailStore, push: Push) -> list[web.RouteDef]:
+    @timeout(None)  # a world's mail is written in one thread that cannot be stopped halfway: answer when done
     async def send(request: web.Request) -> web.Response:
         check_admin_key(request, config.admin_key, "mail.admin_key")
         body = await read_json(request)
