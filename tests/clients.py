@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from websockets.asyncio.client import ClientConnection, connect
@@ -15,6 +15,9 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
+
+if TYPE_CHECKING:
+    from gameserver.app import App
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
@@ -287,3 +290,8 @@ class ChatClient:
             return
         assert self.writer is not None
         await close_writer(self.writer)
+
+
+def http_url(app: App, path: str) -> str:
+    """The address of ``path`` on ``app``'s HTTP listener."""
+    return f"http://127.0.0.1:{app.ports['http']}{path}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -131,3 +132,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"
     url: str = request.getfixturevalue("mariadb_database")
     return url
+
+
+@pytest.fixture
+async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for the app's routes (``tests.clients.http_url`` builds their addresses)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

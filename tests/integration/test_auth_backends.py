@@ -7,11 +7,10 @@ redeemed once whichever process redeems it, and failed logins count wherever the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from redis.asyncio import Redis
 
 from gameserver.app import App
@@ -25,21 +24,15 @@ from gameserver.auth.accounts import (
     uids_in_world,
 )
 from gameserver.auth.nonces import redeem_nonce
-from tests.clients import TcpClient
+from tests.clients import TcpClient, http_url
 
 PASSWORD = "correct horse battery"
 REDEEMERS = 200
 
 
-@pytest.fixture
-async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def post(session: aiohttp.ClientSession, app: App, path: str, body: Any = None, token: str = "") -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with session.post(f"http://127.0.0.1:{app.ports['http']}{path}", json=body, headers=headers) as response:
+    async with session.post(http_url(app, path), json=body, headers=headers) as response:
         return response.status, await response.json()
 
 

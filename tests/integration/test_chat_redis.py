@@ -19,7 +19,7 @@ from gameserver.app import App
 from gameserver.auth.nonces import issue_nonce
 from gameserver.chat import Chat
 from gameserver.fanout import RedisFanout
-from tests.clients import ChatClient
+from tests.clients import ChatClient, http_url
 from tests.integration.private_services import PrivateRedis
 
 pytestmark = pytest.mark.integration
@@ -201,7 +201,7 @@ PUBLISH_FAILED = "gameserver_chat_publish_failed_total"
 
 async def publish_failed_total(http: aiohttp.ClientSession, app: App) -> float:
     """The app's ``gameserver_chat_publish_failed_total``, scraped from ``GET /metrics``."""
-    async with http.get(f"http://127.0.0.1:{app.ports['http']}/metrics") as response:
+    async with http.get(http_url(app, "/metrics")) as response:
         metrics = await response.text()
     [value] = [line.split()[1] for line in metrics.splitlines() if line.startswith(PUBLISH_FAILED + " ")]
     return float(value)

@@ -15,7 +15,7 @@ import pytest
 
 from gameserver.app import App
 from gameserver.redisbus import RedisBus
-from tests.clients import TcpClient, WsClient
+from tests.clients import TcpClient, WsClient, http_url
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,8 @@ async def apps(app_factory: Callable[..., Awaitable[App]], redis_url: str, tmp_p
     yield a, b
 
 
-@pytest.fixture
-async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def post(session: aiohttp.ClientSession, app: App, path: str, **kwargs: Any) -> tuple[int, Any]:
-    async with session.post(f"http://127.0.0.1:{app.ports['http']}{path}", **kwargs) as response:
+    async with session.post(http_url(app, path), **kwargs) as response:
         return response.status, await response.json()
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from tests.clients import TcpClient
+from tests.clients import TcpClient, http_url
 from tests.integration.private_services import PrivateMariadb, PrivateRedis, black_hole, free_port
 
 # A hang would be answered `timeout` at this deadline: `unavailable` proves the backend failed fast.
@@ -20,7 +20,7 @@ DEADLINE = {"timeout": 20.0}
 
 async def health(app: App) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{app.ports['http']}/healthz") as response:
+        async with session.get(http_url(app, "/healthz")) as response:
             return response.status, await response.json()
 
 

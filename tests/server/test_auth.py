@@ -7,7 +7,7 @@ import base64
 import json
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -39,12 +39,6 @@ class Http:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         async with self.session.post(self.base + path, data=data, headers=headers) as response:
             return response.status, await response.json(), response.headers
-
-
-@pytest.fixture
-async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -3,30 +3,23 @@ on HTTP and the WebSocket gate, and the registration limit (``auth.register_limi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 
 from gameserver.app import App
-from tests.clients import TcpClient, WsClient
+from tests.clients import TcpClient, WsClient, http_url
 
 PASSWORD = "correct horse battery"
 LOCAL = ["127.0.0.1"]  # the test clients connect from here: the "proxy"
-
-
-@pytest.fixture
-async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def post(
     session: aiohttp.ClientSession, app: App, path: str, body: dict[str, Any], forwarded: str | None = None
 ) -> tuple[int, Any, Any]:
     headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
-    async with session.post(f"http://127.0.0.1:{app.ports['http']}{path}", json=body, headers=headers) as response:
+    async with session.post(http_url(app, path), json=body, headers=headers) as response:
         return response.status, await response.json(), response.headers
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,6 @@ from tests.fixtures.modules import PATH as FIXTURE_MODULES
 PASSWORD = "correct horse battery"
 ADMIN_KEY = "k" * 40
 Factory = Callable[..., Any]
-
-
-@pytest.fixture
-async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -12,48 +12,38 @@ import pytest
 from gameserver.app import App
 from gameserver.config import Config
 from gameserver.console import console_enabled
-from tests.clients import WsClient
+from tests.clients import WsClient, http_url
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def url(app: App, path: str) -> str:
-    return f"http://127.0.0.1:{app.ports['http']}{path}"
-
-
-async def test_the_page_and_its_files(app: App, http: aiohttp.ClientSession) -> None:
+async def test_the_page_and_its_files(app: App, client_session: aiohttp.ClientSession) -> None:
     for path, content_type in [
         ("/", "text/html"),
         ("/console/console.js", "text/javascript"),
         ("/console/console.css", "text/css"),
     ]:
-        async with http.get(url(app, path)) as response:
+        async with client_session.get(http_url(app, path)) as response:
             assert (response.status, response.content_type) == (200, content_type)
-    async with http.get(url(app, "/console/../config.toml")) as response:
+    async with client_session.get(http_url(app, "/console/../config.toml")) as response:
         assert response.status == 404
-    async with http.get(url(app, "/console/app.py")) as response:
+    async with client_session.get(http_url(app, "/console/app.py")) as response:
         assert response.status == 404
 
 
-async def test_functions_info_and_status(app: App, http: aiohttp.ClientSession) -> None:
-    async with http.get(url(app, "/console/api/functions")) as response:
+async def test_functions_info_and_status(app: App, client_session: aiohttp.ClientSession) -> None:
+    async with client_session.get(http_url(app, "/console/api/functions")) as response:
         functions = (await response.json())["functions"]
     assert functions == sorted(app.functions(), key=lambda f: f["fn"])
     echo = next(f for f in functions if f["fn"] == "sys.echo")
     assert echo["login"] is False and echo["args"] == []
 
-    async with http.get(url(app, "/console/api/info")) as response:
+    async with client_session.get(http_url(app, "/console/api/info")) as response:
         info = await response.json()
     assert info["ports"] == app.ports and info["node"] == "test"
     assert "/gate" in info["ws_paths"] and "/config" in info["http_routes"]
 
     client = await WsClient.open(app.ports["ws"])
     await client.call("sys.echo")
-    async with http.get(url(app, "/console/api/status")) as response:
+    async with client_session.get(http_url(app, "/console/api/status")) as response:
         status = await response.json()
     await client.close()
     assert status["status"] == "ok" and status["roles"] == list(app.roles)
@@ -64,33 +54,35 @@ async def test_functions_info_and_status(app: App, http: aiohttp.ClientSession) 
     assert status["metrics"]["gameserver_connections{listener=ws}"] == 1
 
 
-async def test_the_log_tail(app: App, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture) -> None:
+async def test_the_log_tail(app: App, client_session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    async with http.get(url(app, "/console/api/logs")) as response:
+    async with client_session.get(http_url(app, "/console/api/logs")) as response:
         start = (await response.json())["next"]
     logging.getLogger("gameserver.test").warning("marker %d", 42)
     try:
         raise ValueError("boom")
     except ValueError:
         logging.getLogger("gameserver.test").exception("with a traceback")
-    async with http.get(url(app, f"/console/api/logs?after={start}")) as response:
+    async with client_session.get(http_url(app, f"/console/api/logs?after={start}")) as response:
         tail = await response.json()
     lines = [line for line in tail["lines"] if line["logger"] == "gameserver.test"]
     assert [(line["level"], line["msg"]) for line in lines] == [("warning", "marker 42"), ("error", "with a traceback")]
     assert "ValueError: boom" in lines[1]["exc"]
     assert [line["seq"] for line in tail["lines"]] == list(range(start + 1, tail["next"] + 1))
-    async with http.get(url(app, f"/console/api/logs?after={tail['next']}")) as response:
+    async with client_session.get(http_url(app, f"/console/api/logs?after={tail['next']}")) as response:
         assert (await response.json())["lines"] == []
-    async with http.get(url(app, "/console/api/logs?after=x")) as response:
+    async with client_session.get(http_url(app, "/console/api/logs?after=x")) as response:
         assert response.status == 400
 
 
-async def test_never_turns_the_console_off(app_factory: Callable[..., Any], http: aiohttp.ClientSession) -> None:
+async def test_never_turns_the_console_off(
+    app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
+) -> None:
     app = await app_factory(console={"enabled": "never"})
     for path in ("/", "/console/api/functions", "/console/api/logs"):
-        async with http.get(url(app, path)) as response:
+        async with client_session.get(http_url(app, path)) as response:
             assert response.status == 404
-    async with http.get(url(app, "/config")) as response:
+    async with client_session.get(http_url(app, "/config")) as response:
         assert response.status == 200
 
 
@@ -118,11 +110,11 @@ def test_not_served_without_http(config_factory: Callable[..., Config]) -> None:
 
 
 async def test_metrics_exposes_process_uptime_reloads_requests_and_connections(
-    app: App, http: aiohttp.ClientSession
+    app: App, client_session: aiohttp.ClientSession
 ) -> None:
     client = await WsClient.open(app.ports["ws"])
     await client.call("sys.echo")
-    async with http.get(url(app, "/metrics")) as response:
+    async with client_session.get(http_url(app, "/metrics")) as response:
         text = await response.text()
     await client.close()
     for expected in (

@@ -29,6 +29,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.wait import WebDriverWait
 
+from tests.clients import http_url
 from tests.conftest import IN_CI
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -185,5 +186,5 @@ async def test_console_lists_functions_and_calls_echo_over_the_gate(
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never look anything up or download
     caplog.set_level(logging.INFO)  # what `gameserver run` logs by default, for the console's log tail
     app = await app_factory()
-    url = f"http://127.0.0.1:{app.ports['http']}/"
+    url = http_url(app, "/")
     await asyncio.to_thread(drive_console, url, list(app.table), tmp_path / "chromium")

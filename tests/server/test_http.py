@@ -7,12 +7,12 @@ import re
 import aiohttp
 
 from gameserver.app import App
-from tests.clients import TcpClient
+from tests.clients import TcpClient, http_url
 
 
 async def get(app: App, path: str) -> tuple[int, str, str]:
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{app.ports['http']}{path}") as response:
+        async with http.get(http_url(app, path)) as response:
             return response.status, response.headers["Content-Type"], await response.text()
 
 
@@ -23,7 +23,7 @@ def requests_count(metrics: str, fn: str, outcome: str) -> float:
 
 async def test_healthz(app: App) -> None:
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{app.ports['http']}/healthz") as response:
+        async with http.get(http_url(app, "/healthz")) as response:
             assert response.status == 200
             body = await response.json()
     assert body["status"] == "ok"

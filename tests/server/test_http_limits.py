@@ -16,7 +16,7 @@ from aiohttp import web
 from gameserver.app import App
 from gameserver.config import Config
 from gameserver.http import timeout
-from tests.clients import close_writer
+from tests.clients import close_writer, http_url
 from tests.server.support import wait_until
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -57,16 +57,6 @@ class RawHttp:
         await close_writer(self.writer)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def url(app: App, path: str) -> str:
-    return f"http://127.0.0.1:{app.ports['http']}{path}"
-
-
 def connections_gauge(metrics: bytes) -> float:
     match = re.search(rb'^gameserver_connections\{listener="http"\} (\S+)$', metrics, re.M)
     assert match is not None
@@ -101,32 +91,32 @@ async def test_connections_over_the_cap_are_closed_at_accept(
 
 
 async def test_an_address_over_its_rate_gets_429_and_others_do_not(
-    app_factory: Callable[..., Any], http: aiohttp.ClientSession
+    app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
 ) -> None:
     app = await app_factory(http={"rate": 0.5, "burst": 3, "trusted_proxies": ["127.0.0.1"]})
     for _ in range(3):
-        async with http.get(url(app, "/healthz")) as response:
+        async with client_session.get(http_url(app, "/healthz")) as response:
             assert response.status == 200
-    async with http.get(url(app, "/healthz")) as response:
+    async with client_session.get(http_url(app, "/healthz")) as response:
         assert response.status == 429
         assert response.headers["Retry-After"] == "2"  # one token back at 0.5 a second
         body = await response.json()
     assert body["error"]["code"] == "rate_limited"
     assert body["error"]["message"] == "too many requests from this address; slow down"
-    async with http.get(url(app, "/healthz"), headers={"X-Forwarded-For": "203.0.113.7"}) as response:
+    async with client_session.get(http_url(app, "/healthz"), headers={"X-Forwarded-For": "203.0.113.7"}) as response:
         assert response.status == 200  # another player behind the same proxy: their own bucket
-    async with http.get(url(app, "/nope")) as response:
+    async with client_session.get(http_url(app, "/nope")) as response:
         assert response.status == 429  # every route counts, known or not
 
 
 async def test_a_normal_client_is_never_throttled_by_the_defaults(
-    app: App, config_factory: Callable[..., Config], http: aiohttp.ClientSession
+    app: App, config_factory: Callable[..., Config], client_session: aiohttp.ClientSession
 ) -> None:
     defaults = config_factory().http
     assert (defaults.rate, defaults.burst) == (100.0, 500)  # make_config leaves them as shipped
     statuses = []
     for _ in range(300):  # one after the other, as fast as they go: faster than a console or a scraper
-        async with http.get(url(app, "/healthz")) as response:
+        async with client_session.get(http_url(app, "/healthz")) as response:
             statuses.append(response.status)
     assert set(statuses) == {200}
 
@@ -179,14 +169,16 @@ async def app_with_slow_routes(config_factory: Callable[..., Config]) -> AsyncIt
     await app.stop()
 
 
-async def test_a_route_past_its_deadline_answers_504(app_with_slow_routes: App, http: aiohttp.ClientSession) -> None:
+async def test_a_route_past_its_deadline_answers_504(
+    app_with_slow_routes: App, client_session: aiohttp.ClientSession
+) -> None:
     app = app_with_slow_routes
-    async with http.get(url(app, "/test/slow?seconds=30")) as response:
+    async with client_session.get(http_url(app, "/test/slow?seconds=30")) as response:
         assert response.status == 504
         assert await response.json() == {"error": {"code": "timeout", "message": "no answer within 0.2s"}}
-    async with http.get(url(app, "/test/slow?seconds=0")) as response:
+    async with client_session.get(http_url(app, "/test/slow?seconds=0")) as response:
         assert response.status == 200
-    async with http.get(url(app, "/test/unbounded?seconds=0.4")) as response:
+    async with client_session.get(http_url(app, "/test/unbounded?seconds=0.4")) as response:
         assert response.status == 200  # timeout(None): the route has no deadline
 
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from tests.clients import TcpClient, WsClient
+from tests.clients import TcpClient, WsClient, http_url
 
 ADMIN_KEY = "test-admin-key-0123456789"
 
@@ -38,7 +38,7 @@ async def admin_send(
     session: aiohttp.ClientSession, app: App, body: dict[str, Any], key: str | None = ADMIN_KEY
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
-    url = f"http://127.0.0.1:{app.ports['http']}/mail/send"
+    url = http_url(app, "/mail/send")
     async with session.post(url, data=json.dumps(body), headers=headers) as response:
         return response.status, await response.json()
 

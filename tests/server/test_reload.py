@@ -17,7 +17,7 @@ import pytest
 
 from gameserver.app import App
 from gameserver.reload import Reloader, reloader_of
-from tests.clients import WsClient
+from tests.clients import WsClient, http_url
 
 INIT = """
 from gameserver.registry import handler
@@ -131,7 +131,7 @@ async def test_broken_edits_keep_the_old_version_answering_until_fixed(
     assert (await client.call(f"{hot.name}.version"))["data"] == "good"
 
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{app.ports['http']}/console/api/status") as response:
+        async with http.get(http_url(app, "/console/api/status")) as response:
             status = await response.json()
     assert status["reload"]["error"] == reloader.error
     assert status["reload"]["attempts"] == 3 and status["reload"]["reloads"] == 0
