@@ -125,6 +125,9 @@ async def set_family(conn: AsyncConnection, uid: int, family: int | None) -> boo
 
 
 async def set_world(conn: AsyncConnection, uid: int, world: int) -> bool:
+    """Move the player to ``world`` (no handler does yet). What lives under the world must move too, after the
+    commit: the mailbox (``<mail.root>/<world>/<uid>``, with its ``mailcount`` file) and the chat channels of
+    connections already logged in (``chat.set_family`` moves only a family channel within one world)."""
     return await _update(conn, uid, world=world)
 
 
