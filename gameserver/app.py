@@ -137,6 +137,7 @@ class App:
         gate = self.config.gate
         return {
             "max_connections": gate.max_connections,
+            "max_per_address": gate.max_per_address,
             "idle_timeout": gate.idle_timeout,
             "handshake_timeout": gate.handshake_timeout,
             "write_buffer": gate.write_buffer,

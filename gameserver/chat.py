@@ -690,6 +690,7 @@ async def setup(app: App) -> None:
             TcpChatConnection,
             config.tcp_port,
             max_connections=config.max_connections,
+            max_per_address=config.max_per_address,
             idle_timeout=config.idle_timeout,
             handshake_timeout=config.login_timeout,
             write_buffer=config.send_queue,

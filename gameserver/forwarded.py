@@ -46,6 +46,12 @@ def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
     return any(address in network for network in proxies)
 
 
+def is_trusted(host: str, proxies: Sequence[Network]) -> bool:
+    """Whether ``host`` (an address, no port) is one of the trusted proxies."""
+    address = _address(host) if proxies else None
+    return address is not None and _trusted(address, proxies)
+
+
 def client_address(peer: str, forwarded_for: Iterable[str], proxies: Sequence[Network]) -> str:
     """The address to treat as the client's (per-address limits, logs).
 

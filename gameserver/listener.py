@@ -1,6 +1,7 @@
 """A listening socket and its connections: the limits every listener shares.
 
-Each :class:`Listener` caps its open connections, closes connections idle past ``idle_timeout`` and those
+Each :class:`Listener` caps its open connections, in all and per client address (a trusted proxy, which carries
+many clients, is exempt), closes connections idle past ``idle_timeout`` and those
 that have not finished their handshake (WebSocket upgrade, chat ``LOGIN``) within ``handshake_timeout``,
 and stops reading from a peer that does not read its replies (write buffer over ``write_buffer``).
 Drivers subclass :class:`Connection` and implement ``data_received``.
@@ -16,6 +17,7 @@ from typing import Any
 
 from gameserver import metrics
 from gameserver.errors import CloseCode, ProtocolViolation
+from gameserver.forwarded import is_trusted
 
 log = logging.getLogger("gameserver.listener")
 
@@ -29,6 +31,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = ""  # "host:port" of the TCP peer, for logs
         self.remote = ""  # the client's host (per-address limits): the peer's, or behind a trusted proxy its client
+        self.counted_as = ""  # the address this connection counts against in its listener's per-address cap
         self.opened_at = self.last_seen = self.loop.time()
         self.ready = False  # handshake done: the handshake timeout no longer applies
         self.closed = False
@@ -42,8 +45,9 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.remote = str(peer[0]) if isinstance(peer, tuple) else self.peer
-        if not self.listener.admit(self):
-            self.listener.refusals.refused(self.peer, self.loop.time())
+        refusal = self.listener.admit(self)
+        if refusal is not None:
+            self.listener.refusals.refused(self.peer, self.loop.time(), refusal)
             self.closed = True
             transport.close()
             return
@@ -113,12 +117,14 @@ class Refusals:
         self.unlogged = 0
         self.next_log = float("-inf")
 
-    def refused(self, peer: str, now: float) -> None:
+    def refused(self, peer: str, now: float, why: str | None = None) -> None:
+        """``peer`` was refused; ``why`` says which cap (default: the listener's total)."""
         if now < self.next_log:
             self.unlogged += 1
             return
         more = f" (and {self.unlogged} more since the last report)" if self.unlogged else ""
-        log.warning("%s: refusing %s: %d connections open%s", self.name, peer, self.limit, more)
+        why = why or f"{self.limit} connections open"
+        log.warning("%s: refusing %s: %s%s", self.name, peer, why, more)
         self.unlogged = 0
         self.next_log = now + self.interval
 
@@ -130,6 +136,8 @@ class Listener:
         name: for logs and metrics (``gate-tcp``, ``ws``, ``chat-tcp``).
         factory: builds the :class:`Connection` for each accepted socket.
         max_connections: more are accepted and closed at once.
+        max_per_address: connections from one client address (0: no cap); more are closed at once. The
+            trusted proxies (``trusted_proxies`` in the context) are exempt: they carry many clients.
         idle_timeout: seconds without a byte from the peer before closing.
         handshake_timeout: seconds from accept until the connection is ``ready``.
         write_buffer: bytes queued for a peer before reading from it pauses.
@@ -141,6 +149,7 @@ class Listener:
         factory: Callable[[Listener], Connection],
         *,
         max_connections: int,
+        max_per_address: int = 0,
         idle_timeout: float,
         handshake_timeout: float,
         write_buffer: int,
@@ -149,6 +158,8 @@ class Listener:
         self.name = name
         self.factory = factory
         self.limit = max_connections
+        self.per_address = max_per_address
+        self.by_address: dict[str, int] = {}  # open connections per client address (kept with a cap only)
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout
         self.write_buffer = write_buffer
@@ -168,17 +179,28 @@ class Listener:
         log.info("%s listening on %s:%d", self.name, host, self.port)
         return self.port
 
-    def admit(self, conn: Connection) -> bool:
+    def admit(self, conn: Connection) -> str | None:
+        """Count a new connection in; None, or why it is refused."""
         if len(self.connections) >= self.limit:
-            return False
+            return f"{self.limit} connections open"
+        if self.per_address:
+            open_here = self.by_address.get(conn.remote, 0)
+            if open_here >= self.per_address and not is_trusted(conn.remote, self.context.get("trusted_proxies", ())):
+                return f"{open_here} connections open from {conn.remote}"
+            self.by_address[conn.remote] = open_here + 1
+            conn.counted_as = conn.remote  # a WebSocket handshake may name another client later (forwarded.py)
         self.connections.add(conn)
         self._gauge.inc()
-        return True
+        return None
 
     def release(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self._gauge.dec()
+            if self.per_address:
+                left = self.by_address.pop(conn.counted_as, 1) - 1
+                if left:
+                    self.by_address[conn.counted_as] = left
 
     async def _reap(self) -> None:
         period = min(1.0, self.idle_timeout / 4, self.handshake_timeout / 4)

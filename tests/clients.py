@@ -38,8 +38,9 @@ class TcpClient:
         self.ids = itertools.count(1)
 
     @classmethod
-    async def open(cls, port: int, host: str = "127.0.0.1") -> TcpClient:
-        reader, writer = await asyncio.open_connection(host, port)
+    async def open(cls, port: int, host: str = "127.0.0.1", **kwargs: Any) -> TcpClient:
+        """``kwargs`` go to :func:`asyncio.open_connection`: ``local_addr=("127.0.0.2", 0)`` is another client."""
+        reader, writer = await asyncio.open_connection(host, port, **kwargs)
         return cls(reader, writer)
 
     def send_raw(self, data: bytes) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgpack
+import pytest
 
 from gameserver.app import App
 from tests.clients import RawWebSocket, TcpClient, WsClient
@@ -40,6 +41,34 @@ async def test_max_connections(app_factory: Callable[..., Any]) -> None:
     third = await TcpClient.open(app.ports["gate-tcp"])
     assert (await third.call("sys.echo"))["ok"] is True
     for client in (second, third, refused):
+        await client.close()
+
+
+async def test_max_per_address(app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+    app = await app_factory(gate={"max_per_address": 2})
+    port = app.ports["gate-tcp"]
+    first, second = await TcpClient.open(port), await TcpClient.open(port)
+    refused = await TcpClient.open(port)
+    assert await refused.closed()
+    assert "refusing 127.0.0.1:" in caplog.text and "2 connections open from 127.0.0.1" in caplog.text
+    other = await TcpClient.open(port, local_addr=("127.0.0.2", 0))  # another client: its own count
+    for client in (first, second, other):
+        assert (await client.call("sys.echo"))["ok"] is True
+    await first.close()
+    listener = app.listeners["gate-tcp"]
+    await wait_until(lambda: listener.by_address.get("127.0.0.1") == 1)
+    again = await TcpClient.open(port)  # a slot of that address is free again
+    assert (await again.call("sys.echo"))["ok"] is True
+    for client in (second, other, again, refused):
+        await client.close()
+    await wait_until(lambda: not listener.by_address)  # nothing kept for addresses that left
+
+
+async def test_a_trusted_proxy_is_not_capped_per_address(app_factory: Callable[..., Any]) -> None:
+    app = await app_factory(gate={"max_per_address": 1}, http={"trusted_proxies": ["127.0.0.1"]})
+    clients = [await WsClient.open(app.ports["ws"]) for _ in range(3)]  # nginx in front: one address, many players
+    for client in clients:
+        assert (await client.call("sys.echo"))["ok"] is True
         await client.close()
 
 
