@@ -343,6 +343,8 @@ def start_gate(workdir: Path, cpu: int | None, rate: float) -> ServerProcess:
         f"gate.rate={rate:.1f}",
         "--set",
         f"gate.burst={int(rate)}",
+        "--set",
+        "gate.max_per_address=0",  # every load connection comes from 127.0.0.1
     ]
     return ServerProcess("gate", argv, workdir, cpu, r"gate-tcp=(?P<tcp>\d+), ws=(?P<ws>\d+)")
 

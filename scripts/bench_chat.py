@@ -252,6 +252,8 @@ async def run_scenario(scenario: str, args: argparse.Namespace, workdir: Path) -
         "chat.rate": "1000000.0",
         "chat.burst": "1000000",
         "chat.max_connections": "1000000",
+        "chat.max_per_address": "0",  # every client comes from 127.0.0.1
+        "gate.max_per_address": "0",  # the WebSocket clients, on the gate's port
         "chat.send_queue": str(args.send_queue),
         "chat.flush_interval": str(args.flush_interval),
         "server.shutdown_grace": "1.0",
