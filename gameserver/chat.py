@@ -208,10 +208,23 @@ class Chat:
         redis: where nonces are redeemed.
         bus: the fan-out; a :class:`RedisFanout` makes this process one of several edges.
         node: this process's id; control messages it sent itself are not applied twice.
+        revocations: the players' revoked sessions: a nonce issued before its player's revocation is refused, and
+            a revocation closes the player's chat connections here.
     """
 
-    def __init__(self, config: ChatConfig, keys: Keys, redis: Redis, bus: PubSub, node: str) -> None:
+    def __init__(
+        self,
+        config: ChatConfig,
+        keys: Keys,
+        redis: Redis,
+        bus: PubSub,
+        node: str,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.config = config
+        self.revocations = revocations
+        if revocations is not None:
+            revocations.on_revoke(self.revoked)
         self.keys = keys
         self.redis = redis
         self.bus = bus
@@ -479,6 +492,11 @@ class ChatClient:
         if identity is None or not self._take_identity(identity):
             self.violate(ProtocolViolation(CloseCode.POLICY_VIOLATION, "unknown, expired or used nonce"))
             return
+        issued, revocations = identity.get("issued_ms"), chat.revocations
+        if revocations is not None and type(issued) is int and not revocations.allows_issued(self.uid, issued):
+            self.reply(Command.ERROR, ErrorCode.UNAUTHORIZED.encode())  # got just before a logout or ban
+            self.disconnect("revoked", "nonce issued before the player's sessions were revoked", graceful=True)
+            return
         confirmed = await chat.logged_in(self)
         if self.is_closed:  # (a property: mypy would keep the narrowing from before the await)
             return
@@ -666,11 +684,9 @@ async def setup(app: App) -> None:
     # The process's bus (server.bus); on Redis, straight to its fan-out, shared with pushes (one subscriber
     # connection per process). The resources close it.
     bus: PubSub = resources.bus.fanout if isinstance(resources.bus, RedisBus) else resources.bus
-    chat = Chat(config, resources.keys, resources.redis, bus, app.node)
-    resources.extra["chat"] = chat
     revocations: Revocations | None = resources.extra.get("revocations")  # the auth feature, set up before us
-    if revocations is not None:
-        revocations.on_revoke(chat.revoked)
+    chat = Chat(config, resources.keys, resources.redis, bus, app.node, revocations)
+    resources.extra["chat"] = chat
 
     async def close() -> None:
         chat.close()

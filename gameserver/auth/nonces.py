@@ -1,8 +1,9 @@
 """Single-use nonces: a logged-in player trades a token for a nonce, the chat edge redeems it on LOGIN.
 
-A nonce is a random key in Redis holding the player's identity (``uid``, ``name``, ``world``, ``family``)
-with a short TTL. Redeeming uses GETDEL, one atomic command: of any number of concurrent redeemers, in one
-process or in several sharing a Redis, exactly one gets the identity and the rest get None.
+A nonce is a random key in Redis holding the player's identity (``uid``, ``name``, ``world``, ``family``, and
+``issued_ms``, which a later revocation of the player's sessions outdates) with a short TTL. Redeeming uses
+GETDEL, one atomic command: of any number of concurrent redeemers, in one process or in several sharing a
+Redis, exactly one gets the identity and the rest get None.
 """
 
 from __future__ import annotations

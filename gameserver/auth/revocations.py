@@ -86,7 +86,12 @@ class Revocations:
     def allows(self, claims: Claims) -> bool:
         """Whether no revocation known here covers the token. Check it in the same step as binding a connection
         (no ``await`` between): a revocation applied later then finds the binding and closes it."""
-        return claims.issued_ms > self.revoked.get(claims.uid, -1)
+        return self.allows_issued(claims.uid, claims.issued_ms)
+
+    def allows_issued(self, uid: int, issued_ms: int) -> bool:
+        """Whether something of ``uid``'s issued at ``issued_ms`` (a token, a chat nonce) outlives the revocations
+        known here."""
+        return issued_ms > self.revoked.get(uid, -1)
 
     def check(self, claims: Claims, valid_after: int | None) -> None:
         """Check ``claims`` against the account's ``tokens_valid_after`` just read from SQL.

@@ -16,7 +16,7 @@ from gameserver.auth.accounts import Account, account_by_uid, account_by_usernam
 from gameserver.auth.errors import WrongCredentials
 from gameserver.auth.nonces import issue_nonce
 from gameserver.auth.passwords import Passwords
-from gameserver.auth.revocations import Revocations
+from gameserver.auth.revocations import Revocations, now_ms
 from gameserver.auth.throttle import LoginThrottle, RegistrationThrottle
 from gameserver.auth.tokens import Claims, Tokens
 from gameserver.auth.validation import canonical_username, check_display_name, check_password, check_username
@@ -111,7 +111,8 @@ class AuthService:
         """
         account = await self._account(claims)
         ttl = self.config.nonce_ttl
-        nonce = await issue_nonce(self.redis, self.keys, account.identity(), ttl)
+        identity = {**account.identity(), "issued_ms": now_ms()}  # the chat edge refuses it after a revocation
+        nonce = await issue_nonce(self.redis, self.keys, identity, ttl)
         return {"nonce": nonce, "expires_in": int(ttl) if ttl.is_integer() else ttl}
 
     async def logout(self, uid: int) -> dict[str, Any]:

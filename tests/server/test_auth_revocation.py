@@ -159,6 +159,19 @@ async def test_logout_closes_the_players_chat_connections(app: App, http: Http) 
     await bystander.close()
 
 
+async def test_a_nonce_got_before_logout_does_not_log_into_chat(app: App, http: Http) -> None:
+    _, token = await register(http, "gus")
+    status, body = await http.post("/auth/nonce", token=token)
+    assert status == 200
+    assert (await http.post("/auth/logout", token=token))[0] == 200
+    client = await ChatClient.tcp(app.ports["chat-tcp"])
+    await client.send("LOGIN", body["nonce"])
+    assert await client.recv() == ("ERROR", "unauthorized")
+    assert await client.closed()
+    fresh = await login(http, "gus")  # logging in again gives nonces that work
+    await (await chat_login(app, http, fresh, "tcp")).close()
+
+
 async def test_gate_logout_keeps_its_own_connection_open(app: App, http: Http) -> None:
     _, token = await register(http, "dan")
     other = await bound_tcp(app, token)
