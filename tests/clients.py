@@ -29,6 +29,16 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         pass
 
 
+async def read_until_eof(reader: asyncio.StreamReader) -> bool:
+    """Skip what the server still sends until it closes the stream (EOF or reset); True."""
+    while True:
+        try:
+            if not await reader.read(65536):
+                return True
+        except ConnectionError:
+            return True
+
+
 class TcpClient:
     """Raw TCP gate client: 4-byte big-endian length + msgpack map."""
 
@@ -65,12 +75,7 @@ class TcpClient:
     async def closed(self, timeout: float = 5.0) -> bool:
         """True once the server has closed the connection (EOF)."""
         async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    if not await self.reader.read(65536):
-                        return True
-                except ConnectionError:
-                    return True
+            return await read_until_eof(self.reader)
 
     async def close(self) -> None:
         await close_writer(self.writer)
@@ -278,12 +283,7 @@ class ChatClient:
                 except Exception:  # ConnectionClosed, with whatever code
                     return True
             assert self.reader is not None
-            while True:
-                try:
-                    if not await self.reader.read(65536):
-                        return True
-                except ConnectionError:
-                    return True
+            return await read_until_eof(self.reader)
 
     async def close(self) -> None:
         if self.ws is not None:

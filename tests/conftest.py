@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from gameserver.app import App
-from gameserver.config import Config, load
+from gameserver.config import Config, RedisConfig, load
+from gameserver.storage.kv import open_redis
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MARIADB_URL = os.environ.get("GAMESERVER_TEST_MYSQL", "mysql+asyncmy://root@127.0.0.1:3306/test")
@@ -104,6 +105,22 @@ def redis_url() -> str:
 
 SQL_BACKENDS = [pytest.param("sqlite"), pytest.param("mariadb", marks=pytest.mark.integration)]
 """SQLite, and the real MariaDB (``integration``: skips outside CI when it is down)."""
+
+
+def new_prefix() -> str:
+    """A Redis key prefix of this test's own (the shared Redis is never flushed)."""
+    return f"gstest:{uuid.uuid4().hex}:"
+
+
+async def delete_prefixed(redis_url: str, prefix: str) -> None:
+    """Delete the keys under ``prefix`` (SCAN, never FLUSHALL: the Redis is shared)."""
+    client = open_redis(RedisConfig(url=redis_url))
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

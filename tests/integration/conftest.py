@@ -8,7 +8,6 @@ a key prefix of their own, whose keys are deleted afterwards (never FLUSHALL the
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from redis.asyncio import Redis
 from gameserver.config import DbConfig, RedisConfig
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
+from tests.conftest import delete_prefixed, new_prefix
 
 KV_BACKENDS = [pytest.param("embedded"), pytest.param("redis", marks=pytest.mark.integration)]
 BACKENDS = [pytest.param("embedded"), pytest.param("real", marks=pytest.mark.integration)]
@@ -34,21 +34,6 @@ async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Sql]:
     sql = Sql.open(db_config(db_url), tmp_path)
     yield sql
     await sql.close()
-
-
-def new_prefix() -> str:
-    return f"gstest:{uuid.uuid4().hex}:"
-
-
-async def delete_prefixed(redis_url: str, prefix: str) -> None:
-    """Delete the keys under ``prefix`` (SCAN, never FLUSHALL: the Redis is shared)."""
-    client = open_redis(RedisConfig(url=redis_url))
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

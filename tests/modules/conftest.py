@@ -30,6 +30,7 @@ from gameserver.keys import Keys
 from gameserver.mail import MailStore
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
+from tests.conftest import delete_prefixed, new_prefix
 
 
 def open_db(url: str, tmp_path: Path) -> Sql:
@@ -54,15 +55,13 @@ async def redis() -> AsyncIterator[Redis]:
 @pytest.fixture
 async def real_redis(redis_url: str) -> AsyncIterator[tuple[Redis, str]]:
     """A client of the shared Redis and a key prefix of this test's own."""
-    prefix = f"gstest:{uuid.uuid4().hex}:"
+    prefix = new_prefix()
     client = open_redis(RedisConfig(url=redis_url))
-    yield client, prefix
     try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
+        yield client, prefix
     finally:
         await client.aclose()
+        await delete_prefixed(redis_url, prefix)
 
 
 @dataclass
