@@ -33,7 +33,7 @@ from gameserver import metrics
 from gameserver.dispatch import INTERNAL_MESSAGE
 from gameserver.errors import BadRequest, Forbidden, GameError, Throttled, Timeout, Unauthorized
 from gameserver.forwarded import HEADER, Network, client_address
-from gameserver.listener import Refusals
+from gameserver.listener import Refusals, peer_name
 from gameserver.ratelimit import KeyedBuckets
 from gameserver.storage.errors import is_unavailable
 
@@ -205,9 +205,7 @@ class Admission(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         listener = self.listener
         if len(listener.connections) >= listener.limit:
-            peer = transport.get_extra_info("peername")
-            peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            listener.refusals.refused(peer, time.monotonic())
+            listener.refusals.refused(peer_name(transport), time.monotonic())
             transport.close()
             return
         handler = listener.web_server()

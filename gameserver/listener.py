@@ -22,6 +22,12 @@ from gameserver.forwarded import is_trusted
 log = logging.getLogger("gameserver.listener")
 
 
+def peer_name(transport: asyncio.BaseTransport) -> str:
+    """The TCP peer as ``host:port`` (for logs; the host alone keys per-address limits)."""
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
 class Connection(asyncio.Protocol):
     """The transport side of one client: open/close bookkeeping, timeouts, flow control."""
 
@@ -42,9 +48,8 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.remote = str(peer[0]) if isinstance(peer, tuple) else self.peer
+        self.peer = peer_name(transport)
+        self.remote = self.peer.rpartition(":")[0] or self.peer
         refusal = self.listener.admit(self)
         if refusal is not None:
             self.listener.refusals.refused(self.peer, self.loop.time(), refusal)
