@@ -36,6 +36,7 @@ from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import APP_KEY, HttpListener, build_http_app
 from gameserver.listener import Listener
 from gameserver.mail.feature import setup as setup_mail
+from gameserver.nodes.feature import setup as setup_nodes
 from gameserver.registry import Entry, build_table, discover
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.websocket import Route, WebSocketConnection
@@ -49,10 +50,19 @@ CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answe
 Feature = Callable[["App"], Awaitable[None]]
 """A feature's set-up, run after the resources open and before the function table is built. It may add
 resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths
-(``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``) and
+(``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``), steps
+once every listener accepts (``app.ready_hooks``), steps before they stop accepting (``app.drain_hooks``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
-FEATURES: list[Feature] = [gameconfig.setup, reload.setup, setup_auth, console.setup, setup_mail, setup_chat]
+FEATURES: list[Feature] = [
+    gameconfig.setup,
+    reload.setup,
+    setup_auth,
+    console.setup,
+    setup_mail,
+    setup_chat,
+    setup_nodes,
+]
 """The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
 imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
 
@@ -74,6 +84,8 @@ class App:
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
         self.listen_hooks: list[Callable[[], Awaitable[None]]] = []
+        self.ready_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. the node registry's first heartbeat
+        self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. leaving the node registry
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
         self.authenticate: Authenticate | None = None
         self.started_at = 0.0
@@ -126,6 +138,8 @@ class App:
                         await startup(resources)
                     self.modules[name] = module
             await self._start_listeners()
+            for hook in self.ready_hooks:
+                await hook()
         except BaseException:
             for listener in self.listeners.values():  # those that started before the failure
                 await listener.close(0)
@@ -224,6 +238,9 @@ class App:
         self._stopping.set()
         grace = self.config.server.shutdown_grace
         deadline = time.monotonic() + grace
+        # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
+        for hook in self.drain_hooks:
+            await hook()
         for listener in self.listeners.values():
             listener.stop_accepting()
         # Requests get the grace minus what closing the connections needs, so that stop() returns within it.

@@ -27,6 +27,7 @@ BUSES = ("auto", "local", "redis")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
+LISTENERS = ("gate-tcp", "ws", "chat-tcp", "http")  # the listeners' names in app.ports, metrics and the node registry
 
 
 def setting(
@@ -55,6 +56,17 @@ class ServerConfig:
     node_id: str = setting("")
     bus: str = setting("auto", choices=BUSES)
     shutdown_grace: float = setting(10.0, min=0)
+    advertise_host: str = setting("")
+    advertise_urls: tuple[str, ...] = setting(())
+
+    def __post_init__(self) -> None:
+        for item in self.advertise_urls:
+            name, sep, url = item.partition("=")
+            if not sep or name.strip() not in LISTENERS or "://" not in url:
+                raise ConfigError(
+                    f"server.advertise_urls: {item!r} is not LISTENER=URL with LISTENER one of {', '.join(LISTENERS)} "
+                    '(e.g. "ws=wss://play.example.com")'
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +247,20 @@ class LeaderboardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodesConfig:
+    heartbeat: float = setting(2.0, min=0.05)
+    ttl: float = setting(6.0, min=0.1)
+    admin_key: str = setting("", secret=True)
+
+    def __post_init__(self) -> None:
+        if self.ttl < 2 * self.heartbeat:
+            raise ConfigError(
+                f"nodes.ttl: must be at least twice nodes.heartbeat ({self.heartbeat:g}s), got {self.ttl:g}s: "
+                "one late heartbeat must not drop a live node"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -252,6 +278,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    nodes: NodesConfig = field(default_factory=NodesConfig)
     profile: str = ""
     source: str = ""
 
