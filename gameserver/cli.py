@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | enums export``: the command line."""
+"""``gameserver run | check-config | client | instances | nodes | enums export``: the command line."""
 
 from __future__ import annotations
 
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     instances_commands.add_parser("status", help="show each instance: PID, state, ports, data dir, log file")
     stop = instances_commands.add_parser("stop", help="stop instances by their PID files (all if none named)")
     stop.add_argument("names", nargs="*", help="dev1 dev2 ... or 1 2 ...")
+    nodes = commands.add_parser("nodes", help="list the live nodes in the node registry (this config's Redis)")
+    _config_args(nodes)
+    nodes.add_argument("--role", choices=ROLES, help="only the nodes with this role")
+    nodes.add_argument("--json", action="store_true", help="print JSON, as GET /nodes answers")
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
     enums = commands.add_parser("enums", help="the shared enums for client code")
@@ -119,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return 0
+    if args.command == "nodes":
+        from gameserver.nodes import command
+
+        return command.main(config, role=args.role, as_json=args.json)
     if args.command == "client":
         from gameserver import client
 
