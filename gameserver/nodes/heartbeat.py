@@ -36,9 +36,10 @@ class Heartbeat:
         self.interval = interval
         self.ttl = ttl
         self.beats = 0  # successful ones
+        self.failures = 0
         self.failing = False
         self._warned_twin = False
-        self._task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None
         self._record: NodeRecord | None = None
 
     async def start(self) -> None:
@@ -47,10 +48,11 @@ class Heartbeat:
             async with asyncio.timeout(self.interval):
                 await self.beat()
         except TimeoutError:
+            self.failures += 1
             self._down(TimeoutError(f"no answer within {self.interval:g}s"))
         record = self._record
         name = f"node-heartbeat-{record.node}" if record is not None else "node-heartbeat"
-        self._task = asyncio.create_task(self._run(), name=name)
+        self.task = asyncio.create_task(self._run(), name=name)
 
     async def _run(self) -> None:
         while True:
@@ -63,6 +65,7 @@ class Heartbeat:
         try:
             result = await self.store.beat(record, self.ttl)
         except Exception as exc:  # Redis down or hung, or anything else: keep the process, try at the next beat
+            self.failures += 1
             self._down(exc)
             return False
         if self.failing:
@@ -90,10 +93,10 @@ class Heartbeat:
 
     async def stop(self) -> None:
         """Stop beating and take the entry away (within :data:`LEAVE_TIMEOUT`; else it expires after ``ttl``)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
         record = self._record
         if record is None:
             return
