@@ -4,6 +4,7 @@ advertised addresses and URLs, the settings (gameserver/nodes/record.py, adverti
 from __future__ import annotations
 
 import random
+import socket
 from dataclasses import replace
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from gameserver.config import Config, load
 from gameserver.errors import ConfigError
 from gameserver.nodes.advertise import advertised_host, listener_addresses, listener_urls
+from gameserver.nodes.command import main as command_main
 from gameserver.nodes.command import table
 from gameserver.nodes.record import NodeRecord, address, least_loaded, live
 
@@ -153,3 +155,16 @@ def test_the_cli_table_lists_each_node_with_its_addresses() -> None:
     assert lines[1].split()[0] == "n1" and "ws=10.0.0.5:8881" in lines[1] and "2023-11-14 22:13:20" in lines[1]
     assert lines[2].split()[:2] == ["n2-longer-name", "gate,worker"]
     assert lines[1].index("gate,worker") == lines[2].index("gate,worker")  # columns line up
+
+
+def test_the_cli_needs_a_shared_redis(capsys: pytest.CaptureFixture[str]) -> None:
+    assert command_main(config()) == 1
+    assert "redis.url is not set" in capsys.readouterr().err
+
+
+def test_the_cli_says_when_redis_cannot_be_read(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again before the command connects: refused
+    assert command_main(config(**{"redis.url": f"redis://127.0.0.1:{port}/0"})) == 1
+    assert "cannot read the registry from Redis: ConnectionError" in capsys.readouterr().err
