@@ -10,11 +10,13 @@ class Keys:
         self.prefix = prefix
 
     def node(self, node_id: str) -> str:
-        """Hash of a live process (roles, addresses), refreshed with a TTL: seed 002's backend registry."""
+        """Hash of a live process (roles, addresses, load) that expires unless refreshed: seed 002's backend registry
+        (gameserver/nodes/)."""
         return f"{self.prefix}nodes.{node_id}"
 
     def nodes(self) -> str:
-        """Set of live node ids."""
+        """Sorted set of the node ids, scored by when each one's hash expires (ms, Redis clock); readers skip the
+        expired."""
         return f"{self.prefix}nodes"
 
     def nonce(self, nonce: str) -> str:
