@@ -152,6 +152,7 @@ class App:
         return {
             "max_connections": gate.max_connections,
             "max_per_address": gate.max_per_address,
+            "proxy_protocol": gate.proxy_protocol,
             "idle_timeout": gate.idle_timeout,
             "handshake_timeout": gate.handshake_timeout,
             "write_buffer": gate.write_buffer,
@@ -172,7 +173,8 @@ class App:
         for hook in self.listen_hooks:
             await hook()
         if self.ws_routes:
-            await self.listen("ws", WebSocketConnection, config.gate.ws_port)
+            ws_proxy = config.gate.ws_proxy_protocol
+            await self.listen("ws", WebSocketConnection, config.gate.ws_port, proxy_protocol=ws_proxy)
         if config.http.enabled:
             http_app = build_http_app(
                 self.health,
@@ -185,7 +187,11 @@ class App:
             )
             http_app[APP_KEY] = self
             http = HttpListener(
-                http_app, max_connections=config.http.max_connections, header_timeout=config.http.header_timeout
+                http_app,
+                max_connections=config.http.max_connections,
+                header_timeout=config.http.header_timeout,
+                max_per_address=config.http.max_per_address,
+                trusted_proxies=self.trusted_proxies,
             )
             self.ports["http"] = await http.start(host, config.http.port)
             self.http = http

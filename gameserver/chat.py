@@ -707,6 +707,7 @@ async def setup(app: App) -> None:
             config.tcp_port,
             max_connections=config.max_connections,
             max_per_address=config.max_per_address,
+            proxy_protocol=config.proxy_protocol,
             idle_timeout=config.idle_timeout,
             handshake_timeout=config.login_timeout,
             write_buffer=config.send_queue,
