@@ -8,11 +8,14 @@ client's address from ``X-Forwarded-For`` (``gameserver/forwarded.py``), so per-
 not the proxy.
 
 The limits every listener has (gameserver/listener.py), here on aiohttp's terms: :class:`HttpListener`
-closes connections over ``http.max_connections`` at accept; aiohttp closes a connection that has not sent a
+closes connections over ``http.max_connections``, or over ``http.max_per_address`` from one address (trusted
+proxies exempt), at accept; aiohttp closes a connection that has not sent a
 whole request head ``http.header_timeout`` seconds after it opened or got its previous response (a slow or
 idle client); each client address gets ``http.rate`` requests a second, ``http.burst`` saved up (429
 ``rate_limited`` with ``Retry-After`` beyond); a route gets ``http.handler_timeout`` seconds, reading the body
-included (504 ``timeout``), unless it sets its own with :func:`timeout`.
+included (504 ``timeout``), unless it sets its own with :func:`timeout`. What aiohttp answers by itself, before
+any route or middleware (a request head over its limits, bytes that are not HTTP), is JSON too
+(:class:`HttpConnection`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from gameserver import metrics
 from gameserver.dispatch import INTERNAL_MESSAGE
 from gameserver.errors import BadRequest, Forbidden, GameError, Throttled, Timeout, Unauthorized
 from gameserver.forwarded import HEADER, Network, client_address
-from gameserver.listener import Refusals, peer_name
+from gameserver.listener import AddressCounts, Refusals, peer_name
 from gameserver.ratelimit import KeyedBuckets
 from gameserver.storage.errors import is_unavailable
 
@@ -51,6 +54,7 @@ RouteHandler = TypeVar("RouteHandler", bound=Callable[..., Awaitable[web.StreamR
 NAME = "http"  # the listener's name in logs and in gameserver_connections{listener}
 RATE_ADDRESSES = 65_536  # client addresses with a token bucket at once (16 MB at most); past it the oldest goes
 TIMEOUT_ATTRIBUTE = "_gameserver_timeout"
+MAX_ERROR_MESSAGE = 200  # characters of aiohttp's own message about a bad request head kept in the answer
 SHUTDOWN_TIMEOUT = 1.0  # seconds HTTP handlers still running at stop get to finish
 
 STATUS_OF_CODE = {
@@ -195,20 +199,71 @@ def build_http_app(
     return app
 
 
+class HttpConnection(web.RequestHandler):
+    """aiohttp's protocol for one HTTP connection, with what the listener adds.
+
+    The connection's count in ``http.max_per_address`` is given back when it closes. The errors aiohttp answers by
+    itself, before any middleware runs (a request line or header over its limits or malformed: 400; an exception
+    outside the middlewares: 500), get the JSON error body of PROTOCOL.md's "HTTP" instead of plain text, with
+    aiohttp's logging and status unchanged.
+    """
+
+    __slots__ = ("addresses", "counted_as")
+
+    def __init__(self, manager: web.Server, addresses: AddressCounts, counted_as: str, **settings: Any) -> None:
+        super().__init__(manager, **settings)
+        self.addresses = addresses
+        self.counted_as: str | None = counted_as
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        counted, self.counted_as = self.counted_as, None
+        if counted is not None:
+            self.addresses.remove(counted)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; raises once a response is on its way
+        if status == 504:
+            response = json_error(status, "timeout", "no answer in time")
+        elif status >= 500:
+            response = json_error(status, "internal", INTERNAL_MESSAGE)
+        else:
+            response = json_error(status, "bad_request", (message or plain.reason)[:MAX_ERROR_MESSAGE])
+        response.force_close()
+        return response
+
+
 class Admission(asyncio.Protocol):
-    """Each accepted socket's protocol for an instant: closed at once while the listener is full, otherwise
-    handed to a new aiohttp handler (``transport.set_protocol``), which from then on gets its bytes."""
+    """Each accepted socket's protocol for an instant: closed at once while the listener is full or its address
+    has ``http.max_per_address`` connections open, otherwise handed to a new :class:`HttpConnection`
+    (``transport.set_protocol``), which from then on gets its bytes."""
 
     def __init__(self, listener: HttpListener) -> None:
         self.listener = listener
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         listener = self.listener
+        peer = peer_name(transport)
         if len(listener.connections) >= listener.limit:
-            listener.refusals.refused(peer_name(transport), time.monotonic())
+            listener.refusals.refused(peer, time.monotonic())
             transport.close()
             return
-        handler = listener.web_server()
+        address = peer.rpartition(":")[0] or peer
+        refusal = listener.addresses.add(address)
+        if refusal is not None:
+            listener.refusals.refused(peer, time.monotonic(), refusal)
+            transport.close()
+            return
+        settings = listener.handler_settings
+        handler = HttpConnection(
+            listener.web_server, listener.addresses, address, loop=asyncio.get_running_loop(), **settings
+        )
         transport.set_protocol(handler)
         handler.connection_made(transport)
 
@@ -225,18 +280,27 @@ class HttpListener:
         app: the application (:func:`build_http_app`).
         max_connections: more are accepted and closed at once.
         header_timeout: seconds from accept, or from the previous response, to a complete request head.
+        max_per_address: connections from one TCP peer address (0: no cap); more are closed at once. The
+            ``trusted_proxies`` are exempt: they carry many clients (whose own requests ``http.rate`` limits).
     """
 
     live: ClassVar[set[HttpListener]] = set()  # every started one: the gauge is their sum, as for Listener
 
-    def __init__(self, app: web.Application, *, max_connections: int, header_timeout: float) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        *,
+        max_connections: int,
+        header_timeout: float,
+        max_per_address: int = 0,
+        trusted_proxies: Sequence[Network] = (),
+    ) -> None:
         self.limit = max_connections
+        self.addresses = AddressCounts(max_per_address, trusted_proxies)
+        # aiohttp's per-connection settings: its runner's server would build the handlers with them; Admission does.
+        self.handler_settings: dict[str, Any] = {"access_log": None, "keepalive_timeout": header_timeout}
         self.runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-            keepalive_timeout=header_timeout,
+            app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, **self.handler_settings
         )
         self.refusals = Refusals(NAME, max_connections)
         self.server: asyncio.Server | None = None

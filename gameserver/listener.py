@@ -1,10 +1,17 @@
 """A listening socket and its connections: the limits every listener shares.
 
-Each :class:`Listener` caps its open connections, in all and per client address (a trusted proxy, which carries
-many clients, is exempt), closes connections idle past ``idle_timeout`` and those
+Each :class:`Listener` caps its open connections, in all and per client address (:class:`AddressCounts`: a
+trusted proxy, which carries many clients, is exempt), closes connections idle past ``idle_timeout`` and those
 that have not finished their handshake (WebSocket upgrade, chat ``LOGIN``) within ``handshake_timeout``,
 and stops reading from a peer that does not read its replies (write buffer over ``write_buffer``).
 Drivers subclass :class:`Connection` and implement ``data_received``.
+
+With ``proxy_protocol`` on, a connection from a trusted proxy (``http.trusted_proxies``) starts with a PROXY
+protocol header naming the client (``gameserver/protocol/proxy.py``). :class:`ProxyHeaderReader` reads it
+before the driver sees a byte, within ``handshake_timeout``; the connection's ``peer`` and ``remote`` become
+the client's and its per-address count moves to the client, which may refuse it then. A malformed or missing
+header closes that connection (``gameserver_protocol_violations_total{code="1002"}``). A connection from any
+other address is a direct client, without a header: it cannot name anyone but itself.
 """
 
 from __future__ import annotations
@@ -12,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gameserver import metrics
-from gameserver.errors import CloseCode, ProtocolViolation
-from gameserver.forwarded import is_trusted
+from gameserver.errors import CloseCode, ConfigError, ProtocolViolation
+from gameserver.forwarded import Network, is_trusted
+from gameserver.protocol.proxy import ProxyHeader, ProxyHeaderDecoder, ProxyHeaderError
 
 log = logging.getLogger("gameserver.listener")
 
@@ -50,16 +58,37 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         self.peer = peer_name(transport)
         self.remote = self.peer.rpartition(":")[0] or self.peer
-        refusal = self.listener.admit(self)
+        listener = self.listener
+        refusal = listener.admit(self)
         if refusal is not None:
-            self.listener.refusals.refused(self.peer, self.loop.time(), refusal)
+            listener.refusals.refused(self.peer, self.loop.time(), refusal)
             self.closed = True
             transport.close()
             return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport.set_write_buffer_limits(high=self.listener.write_buffer)  # type: ignore[union-attr]
+        self.transport.set_write_buffer_limits(high=listener.write_buffer)  # type: ignore[union-attr]
+        if listener.proxy_protocol and is_trusted(self.remote, listener.trusted_proxies):
+            transport.set_protocol(ProxyHeaderReader(self))
+
+    def proxied(self, header: ProxyHeader) -> bool:
+        """The trusted proxy's header named the client: from now on the connection is the client's, and counts
+        against the client's address. False if that address is over its cap (the connection is then closed)."""
+        if header.source is None:
+            return True  # the proxy's own connection (a health check): it stays the proxy's
+        host, port = header.source
+        proxy, self.peer, self.remote = self.peer, f"{host}:{port}", host
+        listener = self.listener
+        refusal = listener.recount(self, host)
+        if refusal is not None:
+            listener.refusals.refused(self.peer, self.loop.time(), refusal)
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            return False
+        log.debug("%s: %s is %s (PROXY v%d)", listener.name, proxy, self.peer, header.version)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -108,6 +137,81 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
 
+class ProxyHeaderReader(asyncio.Protocol):
+    """A connection's protocol while the PROXY header of its trusted proxy is read; then the connection's own.
+
+    The driver's ``data_received`` never sees the header, and pays nothing for it once it is read: the transport
+    is handed back to the connection (``set_protocol``) with the bytes that followed the header. Until then the
+    connection is not ``ready``, so the listener's handshake timeout covers the header too.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.decoder = ProxyHeaderDecoder()
+        self.was_ready = conn.ready
+        conn.ready = False
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        conn.last_seen = conn.loop.time()
+        if conn.closed:
+            return
+        try:
+            header = self.decoder.feed(data)
+        except ProxyHeaderError as exc:
+            conn.violation(exc)
+            return
+        if header is None:
+            return
+        conn.ready = self.was_ready
+        assert conn.transport is not None
+        conn.transport.set_protocol(conn)
+        if conn.proxied(header) and self.decoder.rest:
+            conn.data_received(self.decoder.rest)
+
+    def eof_received(self) -> bool | None:
+        return None  # gone before its header: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
+
+
+class AddressCounts:
+    """Open connections per client address, at most ``limit`` each (0: no cap, and nothing is kept).
+
+    The trusted proxies are exempt: each carries many clients. Shared by :class:`Listener` and the HTTP listener.
+    """
+
+    def __init__(self, limit: int, trusted: Sequence[Network] = ()) -> None:
+        self.limit = limit
+        self.trusted = trusted
+        self.open: dict[str, int] = {}  # addresses with connections open (kept with a cap only)
+
+    def add(self, address: str) -> str | None:
+        """Count one more connection from ``address``; None, or why it is refused (then it is not counted)."""
+        if not self.limit:
+            return None
+        count = self.open.get(address, 0)
+        if count >= self.limit and not is_trusted(address, self.trusted):
+            return f"{count} connections open from {address}"
+        self.open[address] = count + 1
+        return None
+
+    def remove(self, address: str) -> None:
+        """One connection from ``address`` is gone."""
+        if not self.limit:
+            return
+        left = self.open.pop(address, 1) - 1
+        if left:
+            self.open[address] = left
+
+
 class Refusals:
     """Logs connections refused at a listener's cap: at warning, at most once per ``interval`` seconds.
 
@@ -146,6 +250,10 @@ class Listener:
         idle_timeout: seconds without a byte from the peer before closing.
         handshake_timeout: seconds from accept until the connection is ``ready``.
         write_buffer: bytes queued for a peer before reading from it pauses.
+        proxy_protocol: a connection from a trusted proxy starts with a PROXY protocol header naming the client.
+
+    Raises:
+        ConfigError: ``proxy_protocol`` is on and no proxy is trusted: no header would ever be read.
     """
 
     def __init__(
@@ -158,13 +266,20 @@ class Listener:
         idle_timeout: float,
         handshake_timeout: float,
         write_buffer: int,
+        proxy_protocol: bool = False,
         **context: Any,
     ) -> None:
         self.name = name
         self.factory = factory
         self.limit = max_connections
-        self.per_address = max_per_address
-        self.by_address: dict[str, int] = {}  # open connections per client address (kept with a cap only)
+        self.trusted_proxies: Sequence[Network] = context.get("trusted_proxies", ())
+        self.addresses = AddressCounts(max_per_address, self.trusted_proxies)
+        self.proxy_protocol = proxy_protocol
+        if proxy_protocol and not self.trusted_proxies:
+            raise ConfigError(
+                f"{name}: the PROXY protocol is on (gate.proxy_protocol, gate.ws_proxy_protocol, chat.proxy_protocol) "
+                "but http.trusted_proxies is empty: list the proxies that send the header"
+            )
         self.idle_timeout = idle_timeout
         self.handshake_timeout = handshake_timeout
         self.write_buffer = write_buffer
@@ -184,28 +299,37 @@ class Listener:
         log.info("%s listening on %s:%d", self.name, host, self.port)
         return self.port
 
+    @property
+    def by_address(self) -> dict[str, int]:
+        """Open connections per client address (with a per-address cap only)."""
+        return self.addresses.open
+
     def admit(self, conn: Connection) -> str | None:
         """Count a new connection in; None, or why it is refused."""
         if len(self.connections) >= self.limit:
             return f"{self.limit} connections open"
-        if self.per_address:
-            open_here = self.by_address.get(conn.remote, 0)
-            if open_here >= self.per_address and not is_trusted(conn.remote, self.context.get("trusted_proxies", ())):
-                return f"{open_here} connections open from {conn.remote}"
-            self.by_address[conn.remote] = open_here + 1
-            conn.counted_as = conn.remote  # a WebSocket handshake may name another client later (forwarded.py)
+        refusal = self.addresses.add(conn.remote)
+        if refusal is not None:
+            return refusal
+        conn.counted_as = conn.remote  # a PROXY header or a WebSocket handshake may name another client later
         self.connections.add(conn)
         self._gauge.inc()
         return None
+
+    def recount(self, conn: Connection, address: str) -> str | None:
+        """Count an admitted connection against ``address`` (the client its proxy named) instead; None, or why
+        it is refused (it then still counts where it did, until it is released)."""
+        refusal = self.addresses.add(address)
+        if refusal is None:
+            self.addresses.remove(conn.counted_as)
+            conn.counted_as = address
+        return refusal
 
     def release(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             self._gauge.dec()
-            if self.per_address:
-                left = self.by_address.pop(conn.counted_as, 1) - 1
-                if left:
-                    self.by_address[conn.counted_as] = left
+            self.addresses.remove(conn.counted_as)
 
     async def _reap(self) -> None:
         period = min(1.0, self.idle_timeout / 4, self.handshake_timeout / 4)

@@ -4,6 +4,7 @@ the per-address request rate, the time to a complete request head and a route's 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -30,8 +31,9 @@ class RawHttp:
         self.writer = writer
 
     @classmethod
-    async def open(cls, app: App) -> RawHttp:
-        return cls(*await asyncio.open_connection("127.0.0.1", app.ports["http"]))
+    async def open(cls, app: App, **kwargs: Any) -> RawHttp:
+        """``kwargs`` go to :func:`asyncio.open_connection`: ``local_addr=("127.0.0.2", 0)`` is another client."""
+        return cls(*await asyncio.open_connection("127.0.0.1", app.ports["http"], **kwargs))
 
     async def request(self, head: bytes = HEALTHZ) -> tuple[int, bytes]:
         self.writer.write(head)
@@ -88,6 +90,61 @@ async def test_connections_over_the_cap_are_closed_at_accept(
     assert (await again.request())[0] == 200
     for client in [*clients, *extra, again]:
         await client.close()
+
+
+async def test_connections_over_the_per_address_cap_are_closed_at_accept(
+    app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    app: App = await app_factory(http={"max_per_address": 2})
+    assert app.http is not None
+    counts = app.http.addresses.open
+    clients = [await RawHttp.open(app) for _ in range(2)]
+    await wait_until(lambda: counts == {"127.0.0.1": 2})
+    with caplog.at_level(logging.WARNING, logger="gameserver.listener"):
+        refused = await RawHttp.open(app)
+        assert await refused.closed()
+    assert "http: refusing 127.0.0.1:" in caplog.text and "2 connections open from 127.0.0.1" in caplog.text
+    other = await RawHttp.open(app, local_addr=("127.0.0.2", 0))  # another client: its own count
+    for client in [*clients, other]:
+        assert (await client.request())[0] == 200
+    await clients.pop().close()
+    await wait_until(lambda: counts.get("127.0.0.1") == 1)
+    again = await RawHttp.open(app)  # a slot of that address is free again
+    assert (await again.request())[0] == 200
+    for client in [*clients, other, again, refused]:
+        await client.close()
+    await wait_until(lambda: not counts)  # nothing kept for addresses that left
+
+
+async def test_a_trusted_proxy_is_not_capped_per_address(app_factory: Callable[..., Any]) -> None:
+    app: App = await app_factory(http={"max_per_address": 1, "trusted_proxies": ["127.0.0.1"]})
+    clients = [await RawHttp.open(app) for _ in range(3)]  # nginx's upstream connections: many players
+    for client in clients:
+        assert (await client.request())[0] == 200
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "message"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "Got more than 8190 bytes"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", "Got more than 8190 bytes"),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n", "Too many headers"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), "Received HTTPS traffic on an HTTP port"),
+    ],
+    ids=["long header", "long request line", "too many headers", "not HTTP"],
+)
+async def test_aiohttps_own_refusals_are_json(app: App, head: bytes, message: str) -> None:
+    client = await RawHttp.open(app)
+    client.writer.write(head)
+    response = await client.reader.read()  # aiohttp answers, then closes
+    status_line, _, rest = response.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status_line.split()[1] == b"400"
+    assert b"content-type: application/json" in headers.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request" and error["message"].startswith(message)
+    await client.close()
 
 
 async def test_an_address_over_its_rate_gets_429_and_others_do_not(
