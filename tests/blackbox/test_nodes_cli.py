@@ -35,7 +35,7 @@ async def registry(redis_url: str) -> AsyncIterator[list[str]]:
         *("--set", f"redis.url={redis_url}"),
         *("--set", f"redis.prefix={prefix}"),
         *("--set", "nodes.heartbeat=0.2"),
-        *("--set", "nodes.ttl=0.6"),
+        *("--set", "nodes.ttl=1.0"),
     ]
     await delete_prefixed(redis_url, prefix)
 
@@ -111,7 +111,7 @@ async def test_two_servers_see_each_other_and_a_killed_one_drops_out(
     servers: list[Server], registry: list[str]
 ) -> None:
     a, b = servers
-    assert a.nodes() == b.nodes() == ["bb-a", "bb-b"]
+    await until(lambda: a.nodes() == b.nodes() == ["bb-a", "bb-b"])  # /healthz answers before the first heartbeat
     entries = listed(registry)
     assert sorted(entries) == ["bb-a", "bb-b"]
     assert entries["bb-a"]["addresses"]["http"] == f"127.0.0.1:{a.http}"
