@@ -249,8 +249,9 @@ class App:
             await hook()
         for listener in self.listeners.values():
             listener.stop_accepting()
-        # Requests get the grace minus what closing the connections needs, so that stop() returns within it.
-        drain = grace - min(CLOSE_BUDGET, grace * CLOSE_SHARE)
+        # Requests get what the drain hooks left of the grace minus what closing the connections needs, so that
+        # stop() returns within it.
+        drain = max(0.0, deadline - time.monotonic() - min(CLOSE_BUDGET, grace * CLOSE_SHARE))
         if self.dispatcher is not None and not await self.dispatcher.drain(drain):
             log.warning("shutdown: %d requests still running after %gs; cancelling", self.dispatcher.inflight, drain)
             await self.dispatcher.cancel_all()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from gameserver import __version__
 from gameserver.nodes.advertise import advertised_host, listener_addresses, listener_urls
-from gameserver.nodes.heartbeat import Heartbeat
+from gameserver.nodes.heartbeat import LEAVE_SHARE, LEAVE_TIMEOUT, Heartbeat
 from gameserver.nodes.record import NodeRecord
 from gameserver.nodes.routes import node_routes
 from gameserver.nodes.store import NodeStore
@@ -53,7 +53,13 @@ async def setup(app: App) -> None:
             players=len(resources.sessions),
         )
 
-    heartbeat = Heartbeat(store, snapshot, interval=config.nodes.heartbeat, ttl=config.nodes.ttl)
+    heartbeat = Heartbeat(
+        store,
+        snapshot,
+        interval=config.nodes.heartbeat,
+        ttl=config.nodes.ttl,
+        leave_timeout=min(LEAVE_TIMEOUT, config.server.shutdown_grace * LEAVE_SHARE),
+    )
 
     async def ready() -> None:
         host = await advertised_host(config)  # the ports are bound now

@@ -18,6 +18,7 @@ from gameserver.nodes.store import NodeStore
 log = logging.getLogger("gameserver.nodes")
 
 LEAVE_TIMEOUT = 1.0  # seconds a graceful stop waits for Redis to take the entry away; then it expires by itself
+LEAVE_SHARE = 0.25  # ... and at most this share of server.shutdown_grace, which the requests in flight need more
 
 
 class Heartbeat:
@@ -28,13 +29,23 @@ class Heartbeat:
         snapshot: the process's entry as of now (load included); called once per beat.
         interval: seconds between beats.
         ttl: seconds an entry outlives its last beat.
+        leave_timeout: seconds :meth:`stop` waits for Redis to remove the entry.
     """
 
-    def __init__(self, store: NodeStore, snapshot: Callable[[], NodeRecord], *, interval: float, ttl: float) -> None:
+    def __init__(
+        self,
+        store: NodeStore,
+        snapshot: Callable[[], NodeRecord],
+        *,
+        interval: float,
+        ttl: float,
+        leave_timeout: float = LEAVE_TIMEOUT,
+    ) -> None:
         self.store = store
         self.snapshot = snapshot
         self.interval = interval
         self.ttl = ttl
+        self.leave_timeout = leave_timeout
         self.beats = 0  # successful ones
         self.failures = 0
         self.failing = False
@@ -92,7 +103,7 @@ class Heartbeat:
             )
 
     async def stop(self) -> None:
-        """Stop beating and take the entry away (within :data:`LEAVE_TIMEOUT`; else it expires after ``ttl``)."""
+        """Stop beating and take the entry away (within ``leave_timeout``; else it expires after ``ttl``)."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -101,7 +112,7 @@ class Heartbeat:
         if record is None:
             return
         try:
-            async with asyncio.timeout(LEAVE_TIMEOUT):
+            async with asyncio.timeout(self.leave_timeout):
                 await self.store.leave(record.node, record.instance)
         except Exception as exc:
             log.warning("node registry: could not remove node %s (%s); it expires in %gs", record.node, exc, self.ttl)
