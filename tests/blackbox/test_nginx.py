@@ -1,0 +1,267 @@
+"""The shipped nginx config (deploy/nginx/gameserver.conf) run for real in front of `gameserver run`: a TCP gate, a
+TCP chat, a WebSocket and an HTTP client each get through, and the server counts each of them as the address it
+connected to nginx from (PROXY header on raw TCP, X-Forwarded-For on HTTP and WebSocket), not as nginx.
+
+The clients connect from 127.0.0.2 and up; nginx reaches the server from 127.0.0.1, its trusted proxy. With
+per-address caps of 1 (connections) and a registration limit of 1 per address, a second client from the same
+address is refused and one from another address is not: had the server counted nginx, both would pass (a trusted
+proxy is exempt from the caps) or both would fail (one registration for everyone).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.blackbox.support import clean_env, run_command
+from tests.clients import ChatClient, TcpClient, WsClient
+from tests.conftest import IN_CI
+from tests.integration.private_services import free_port
+
+pytestmark = pytest.mark.blackbox
+
+CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "gameserver.conf"
+NGINX = "/usr/sbin/nginx"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+READY = re.compile(r"gameserver \S+ node \S+: (.*)$")
+START_TIMEOUT = 30.0
+PASSWORD = "correct horse battery"
+SETTINGS = {
+    "chat.tcp_port": "0",
+    "http.trusted_proxies": "127.0.0.1",
+    "gate.proxy_protocol": "true",
+    "chat.proxy_protocol": "true",
+    "gate.max_per_address": "1",
+    "chat.max_per_address": "1",
+    "auth.register_limit": "1",
+    "auth.hash_memory_kib": "8",
+    "auth.hash_time_cost": "1",
+}
+
+
+def require_nginx() -> None:
+    if os.path.exists(NGINX) and os.path.exists(STREAM_MODULE):
+        return
+    message = "nginx with its stream module is not installed (apt-get install nginx-light libnginx-mod-stream; "
+    message += "scripts/services does in CI)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Front:
+    """nginx's public ports in front of one server, and the server's log."""
+
+    http: int
+    gate: int
+    chat: int
+    log: Path
+
+    def server_log(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def render(text: str, replacements: list[tuple[str, str]]) -> str:
+    """The shipped config with each setting replaced exactly once, so that a change to the file shows up here."""
+    for old, new in replacements:
+        assert text.count(old) == 1, f"deploy/nginx/gameserver.conf no longer has {old!r} exactly once"
+        text = text.replace(old, new)
+    return text
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, int], Path]:
+    """`gameserver run` on free ports; its ports, from the ready line it logs once every listener accepts."""
+    log = tmp / "server.log"
+    settings = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
+    command = run_command(tmp / "var", *settings, roles="gate,chat,auth,worker")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=out, env=clean_env())
+    deadline = time.monotonic() + START_TIMEOUT
+    while not (match := READY.search(log.read_text(errors="replace"))):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise AssertionError(f"gameserver did not start:\n{log.read_text(errors='replace')}")
+        time.sleep(0.02)  # waiting for the line; nothing asserts on elapsed time
+    ports = {name: int(port) for name, _, port in (item.partition("=") for item in match.group(1).strip().split(", "))}
+    return process, ports, log
+
+
+def start_nginx(root: Path, conf: str, ports: list[int]) -> subprocess.Popen[bytes]:
+    """nginx in the foreground with its own prefix, pid and logs in ``root``, once it accepts on ``ports``."""
+    (root / "nginx.conf").write_text(conf)
+    startup = root / "startup.log"
+    command = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", str(startup), "-g", "daemon off;"]
+    with open(startup, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out)
+    deadline = time.monotonic() + START_TIMEOUT
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    stop(process)
+                    raise AssertionError(f"nginx did not start:\n{startup.read_text(errors='replace')}") from None
+                time.sleep(0.02)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM by PID; its exit code (SIGKILL and a failure past 20 s)."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    require_nginx()
+    tmp = tmp_path_factory.mktemp("nginx")
+    server, backend, log = start_server(tmp)
+    nginx: subprocess.Popen[bytes] | None = None
+    try:
+        public = {"http": free_port(), "gate": free_port(), "chat": free_port()}
+        root = tmp / "nginx"
+        root.mkdir()
+        temp_paths = "".join(f"    {kind}_temp_path {root / kind};\n" for kind in ("client_body", "proxy", "fastcgi"))
+        conf = render(
+            CONF.read_text(),
+            [
+                ("pid /run/nginx.pid;", f"pid {root / 'nginx.pid'};"),
+                ("error_log /var/log/nginx/error.log warn;", f"error_log {root / 'error.log'} info;"),
+                ("access_log /var/log/nginx/gameserver.access.log;", f"access_log {root / 'access.log'};"),
+                ("    server_tokens off;\n", "    server_tokens off;\n" + temp_paths),
+                ("listen 80;", f"listen 127.0.0.1:{public['http']};"),
+                ("listen 8880;", f"listen 127.0.0.1:{public['gate']};"),
+                ("listen 8890;", f"listen 127.0.0.1:{public['chat']};"),
+                ("server 127.0.0.1:8000;", f"server 127.0.0.1:{backend['http']};"),
+                ("server 127.0.0.1:8881;", f"server 127.0.0.1:{backend['ws']};"),
+                ("server 127.0.0.1:18880;", f"server 127.0.0.1:{backend['gate-tcp']};"),
+                ("server 127.0.0.1:18890;", f"server 127.0.0.1:{backend['chat-tcp']};"),
+            ],
+        )
+        nginx = start_nginx(root, conf, list(public.values()))
+        yield Front(public["http"], public["gate"], public["chat"], log)
+    finally:
+        if nginx is not None:
+            stop(nginx)
+        assert stop(server) == 0, log.read_text(errors="replace")
+
+
+def local_port(client: TcpClient | ChatClient) -> int:
+    assert client.writer is not None
+    port: int = client.writer.get_extra_info("sockname")[1]
+    return port
+
+
+async def test_tcp_gate_clients_are_counted_as_themselves(front: Front) -> None:
+    first = await TcpClient.open(front.gate, local_addr=("127.0.0.2", 0))
+    assert await first.call("sys.echo", {"via": "nginx"}) == {"id": 1, "ok": True, "data": {"via": "nginx"}}
+    second = await TcpClient.open(front.gate, local_addr=("127.0.0.2", 0))
+    assert await second.closed()  # gate.max_per_address = 1 counts 127.0.0.2, not nginx
+    refusal = f"gate-tcp: refusing 127.0.0.2:{local_port(second)}: 1 connections open from 127.0.0.2"
+    assert refusal in front.server_log()  # the PROXY header carried the client's address and port
+    other = await TcpClient.open(front.gate, local_addr=("127.0.0.3", 0))
+    assert (await other.call("sys.echo"))["ok"] is True
+    for client in (first, second, other):
+        await client.close()
+
+
+async def register(client: TcpClient | WsClient, name: str) -> dict[str, Any]:
+    return await client.call("auth.register", {"username": name, "password": PASSWORD})
+
+
+async def test_tcp_chat_clients_are_counted_as_themselves(front: Front) -> None:
+    gate = await TcpClient.open(front.gate, local_addr=("127.0.0.4", 0))
+    assert (await register(gate, "bea"))["ok"] is True
+    nonces = [(await gate.call("auth.nonce"))["data"]["nonce"] for _ in range(2)]
+    first = await ChatClient.tcp(front.chat, local_addr=("127.0.0.4", 0))
+    assert (await first.login(nonces[0]))["name"] == "bea"
+    second = await ChatClient.tcp(front.chat, local_addr=("127.0.0.4", 0))
+    assert await second.closed()  # chat.max_per_address = 1 counts 127.0.0.4
+    assert f"chat-tcp: refusing 127.0.0.4:{local_port(second)}: 1 connections open from 127.0.0.4" in (
+        front.server_log()
+    )
+    other = await ChatClient.tcp(front.chat, local_addr=("127.0.0.5", 0))
+    assert (await other.login(nonces[1]))["name"] == "bea"
+    await first.send("PUBLIC", "through nginx")
+    for client in (first, other):
+        assert (await client.recv_message())[1]["text"] == "through nginx"
+    for each in (first, second, other):
+        await each.close()
+    await gate.close()
+
+
+async def test_websocket_clients_are_their_forwarded_address(front: Front) -> None:
+    first = await WsClient.open(front.http, "/gate", local_addr=("127.0.0.6", 0))
+    assert (await register(first, "cyd"))["ok"] is True
+    again = await WsClient.open(front.http, "/gate", local_addr=("127.0.0.6", 0))
+    assert (await register(again, "cyd2"))["error"]["code"] == "rate_limited"  # one registration per address
+    other = await WsClient.open(front.http, "/", local_addr=("127.0.0.7", 0))  # the gate's other path
+    assert (await register(other, "dee"))["ok"] is True
+    nonce = (await first.call("auth.nonce"))["data"]["nonce"]
+    chat = await ChatClient.websocket(front.http, "/chat")
+    assert (await chat.login(nonce))["name"] == "cyd"
+    for client in (first, again, other):
+        await client.close()
+    await chat.close()
+
+
+async def http_session(address: str) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def test_http_clients_are_their_forwarded_address(front: Front) -> None:
+    url = f"http://127.0.0.1:{front.http}"
+    body = {"username": "eve", "password": PASSWORD}
+    async with await http_session("127.0.0.8") as first, await http_session("127.0.0.9") as other:
+        async with first.post(f"{url}/auth/register", json=body) as response:
+            assert response.status == 201
+        async with first.post(f"{url}/auth/register", json={**body, "username": "eve2"}) as response:
+            assert response.status == 429 and (await response.json())["error"]["code"] == "rate_limited"
+        async with other.post(f"{url}/auth/register", json={**body, "username": "fay"}) as response:
+            assert response.status == 201
+        async with other.get(f"{url}/healthz") as response:
+            assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("POST", "/auth/login", {"data": b"x" * 70_000}, 413, "too_big"),  # client_max_body_size = http.max_body
+        ("GET", "/healthz", {"headers": {"X-Big": "y" * 10_000}}, 400, "bad_request"),
+        ("GET", "/metrics", {}, 404, "not_found"),  # for Prometheus on 127.0.0.1:8000, not the public
+        ("GET", "/", {}, 404, "not_found"),  # the console
+    ],
+    ids=["body too big", "header too big", "metrics", "console"],
+)
+async def test_what_nginx_answers_itself_is_json(
+    front: Front, method: str, path: str, kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, f"http://127.0.0.1:{front.http}{path}", **kwargs) as response:
+            assert response.status == status
+            assert response.content_type == "application/json"
+            assert (await response.json())["error"]["code"] == code
+
+
+def test_no_connection_was_closed_for_its_proxy_header(front: Front) -> None:
+    assert "PROXY header" not in front.server_log()
