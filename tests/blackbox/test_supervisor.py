@@ -124,10 +124,11 @@ class Supervisord:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for pid in self.children:  # whatever a failed test left behind
+        for pid in self.children:  # whatever a failed test left behind, if that PID is still our server
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                if str(self.root) in Path(f"/proc/{pid}/cmdline").read_text():
+                    os.kill(pid, signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
                 pass
 
 
