@@ -114,6 +114,10 @@ def test_deploy_lays_out_switches_and_rolls_back(host: Host, tmp_path: Path) -> 
     (built,) = (root / v0).glob("gameserver-*.whl")
     wheel = tmp_path / built.name  # for the next deploys, which ship it instead of building again
     shutil.copy(built, wheel)
+    again = host.deploy("--restart", "none", "--wheel", str(wheel), "--keep", "1")
+    assert again.returncode == 0, again.stderr
+    v0, replaced = host.current(), v0
+    assert host.releases() == sorted(name.removeprefix("releases/") for name in (replaced, v0))  # may still run
 
     config.write_text(seeded + production_config(host.port).partition("[profiles.production]\n")[2])
     host.supervisord.start()  # runs v0 at once
@@ -137,7 +141,7 @@ def test_deploy_lays_out_switches_and_rolls_back(host: Host, tmp_path: Path) -> 
     assert v1 != v0
     pid1, running = host.serving()
     assert (pid1 != pid0, running) == (True, v1)
-    assert host.releases() == [v1.removeprefix("releases/")]  # --keep 1
+    assert host.releases() == [v1.removeprefix("releases/")]  # --keep 1: restarted, the replaced one goes too
 
     third = host.deploy("--wheel", str(broken(wheel, tmp_path / "broken")))
     assert third.returncode == 1, third.stderr
