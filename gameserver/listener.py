@@ -78,16 +78,27 @@ class Connection(asyncio.Protocol):
         if header.source is None:
             return True  # the proxy's own connection (a health check): it stays the proxy's
         host, port = header.source
-        proxy, self.peer, self.remote = self.peer, f"{host}:{port}", host
-        listener = self.listener
-        refusal = listener.recount(self, host)
-        if refusal is not None:
-            listener.refusals.refused(self.peer, self.loop.time(), refusal)
+        proxy, self.peer = self.peer, f"{host}:{port}"
+        if not self.count_as(host):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
             return False
-        log.debug("%s: %s is %s (PROXY v%d)", listener.name, proxy, self.peer, header.version)
+        log.debug("%s: %s is %s (PROXY v%d)", self.listener.name, proxy, self.peer, header.version)
+        return True
+
+    def count_as(self, host: str) -> bool:
+        """A trusted proxy named this connection's client (a PROXY header, a WebSocket handshake's
+        X-Forwarded-For): it becomes ``host``'s ``remote`` and counts against ``host``'s per-address cap. False if
+        ``host`` is at its cap: the refusal is logged and the caller refuses the connection."""
+        if host == self.remote:
+            return True
+        listener = self.listener
+        refusal = listener.recount(self, host)
+        if refusal is not None:
+            listener.refusals.refused(self.peer, self.loop.time(), refusal)
+            return False
+        self.remote = host
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:

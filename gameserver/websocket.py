@@ -112,16 +112,21 @@ class WebSocketConnection(Connection):
             # RFC 6455, 4.4: answer an unsupported version with 426 and the versions we speak.
             response = ws.reject(http.HTTPStatus.UPGRADE_REQUIRED, f"Unsupported WebSocket version {version}.\n")
             response.headers["Sec-WebSocket-Version"] = WS_VERSION
+        elif not self.count_as(self._forwarded_client(request)):
+            response = ws.reject(http.HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections from your address.\n")
         else:
             response = ws.accept(request)
         ws.send_response(response)
         if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS and route is not None:
             self.path = path
-            proxies = self.listener.context.get("trusted_proxies", ())
-            self.remote = client_address(self.remote, request.headers.get_all(HEADER), proxies)
             self.codec = WebSocketCodec(route.max_size)
             self.ready = True
             self.endpoint = route.factory(self)
+
+    def _forwarded_client(self, request: Request) -> str:
+        """The client's host: ``X-Forwarded-For``'s when the peer is a trusted proxy, else the peer's."""
+        proxies = self.listener.context.get("trusted_proxies", ())
+        return client_address(self.remote, request.headers.get_all(HEADER), proxies)
 
     def _flush_handshake(self, ws: ServerProtocol) -> None:
         for data in ws.data_to_send():

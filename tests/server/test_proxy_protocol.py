@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidMessage
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from gameserver.app import App
 from gameserver.auth.nonces import issue_nonce
@@ -200,3 +200,30 @@ async def test_the_websocket_listener_behind_a_stream_proxy(app_factory: Callabl
 async def test_the_proxy_protocol_without_trusted_proxies_stops_start_up(app_factory: Callable[..., Any]) -> None:
     with pytest.raises(ConfigError, match="gate-tcp: the PROXY protocol is on .* but http.trusted_proxies is empty"):
         await app_factory(gate={"proxy_protocol": True})
+
+
+async def test_a_websocket_behind_an_http_proxy_counts_as_its_forwarded_client(
+    app_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """nginx's HTTP proxy sends no PROXY header: the handshake's X-Forwarded-For names the client, whom
+    ``gate.max_per_address`` then counts; over the cap, the upgrade is refused with 503."""
+    app = await app_factory(gate={"max_per_address": 1}, http=PROXY)
+    port = app.ports["ws"]
+    listener = app.listeners["ws"]
+
+    async def ws_as(forwarded: str) -> WsClient:
+        return await WsClient.open(port, additional_headers={"X-Forwarded-For": forwarded})
+
+    first = await ws_as("203.0.113.7")
+    assert (await first.call("sys.echo"))["ok"] is True
+    assert listener.by_address == {"203.0.113.7": 1}  # counted as the client, no longer as the proxy
+    with caplog.at_level(logging.WARNING, logger="gameserver.listener"):
+        with pytest.raises(InvalidStatus) as refused:
+            await ws_as("203.0.113.7")
+    assert refused.value.response.status_code == 503
+    assert "1 connections open from 203.0.113.7" in caplog.text
+    other = await ws_as("203.0.113.8")  # another player behind the same proxy
+    assert (await other.call("sys.echo"))["ok"] is True
+    await first.close()
+    await other.close()
+    await wait_until(lambda: not listener.by_address)
