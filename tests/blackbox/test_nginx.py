@@ -10,9 +10,8 @@ proxy is exempt from the caps) or both would fail (one registration for everyone
 
 from __future__ import annotations
 
+import asyncio
 import os
-import re
-import signal
 import socket
 import subprocess
 import time
@@ -23,8 +22,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from websockets.exceptions import InvalidStatus
 
-from tests.blackbox.support import clean_env, run_command
+from tests.blackbox.support import run_command, start_logged, stop
 from tests.clients import ChatClient, TcpClient, WsClient
 from tests.conftest import IN_CI
 from tests.integration.private_services import free_port
@@ -34,8 +34,7 @@ pytestmark = pytest.mark.blackbox
 CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "gameserver.conf"
 NGINX = "/usr/sbin/nginx"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
-READY = re.compile(r"gameserver \S+ node \S+: (.*)$")
-START_TIMEOUT = 30.0
+START_TIMEOUT = 30.0  # for nginx to accept
 PASSWORD = "correct horse battery"
 SETTINGS = {
     "chat.tcp_port": "0",
@@ -85,16 +84,7 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], dict[str, int], Pa
     """`gameserver run` on free ports; its ports, from the ready line it logs once every listener accepts."""
     log = tmp / "server.log"
     settings = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
-    command = run_command(tmp / "var", *settings, roles="gate,chat,auth,worker")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, cwd=tmp, stdout=out, stderr=out, env=clean_env())
-    deadline = time.monotonic() + START_TIMEOUT
-    while not (match := READY.search(log.read_text(errors="replace"))):
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop(process)
-            raise AssertionError(f"gameserver did not start:\n{log.read_text(errors='replace')}")
-        time.sleep(0.02)  # waiting for the line; nothing asserts on elapsed time
-    ports = {name: int(port) for name, _, port in (item.partition("=") for item in match.group(1).strip().split(", "))}
+    process, ports = start_logged(run_command(tmp / "var", *settings, roles="gate,chat,auth,worker"), tmp, log)
     return process, ports, log
 
 
@@ -117,18 +107,6 @@ def start_nginx(root: Path, conf: str, ports: list[int]) -> subprocess.Popen[byt
                     raise AssertionError(f"nginx did not start:\n{startup.read_text(errors='replace')}") from None
                 time.sleep(0.02)
     return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> int:
-    """SIGTERM by PID; its exit code (SIGKILL and a failure past 20 s)."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-    try:
-        return process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        raise
 
 
 @pytest.fixture(scope="module")
@@ -210,17 +188,32 @@ async def test_tcp_chat_clients_are_counted_as_themselves(front: Front) -> None:
     await gate.close()
 
 
+async def reopen(port: int, path: str, address: str) -> WsClient:
+    """A WebSocket from ``address`` once its previous one is counted out (the server sees that close shortly)."""
+    for _ in range(100):
+        try:
+            return await WsClient.open(port, path, local_addr=(address, 0))
+        except InvalidStatus as refused:
+            assert refused.response.status_code == 503
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{address} is still at its cap")
+
+
 async def test_websocket_clients_are_their_forwarded_address(front: Front) -> None:
     first = await WsClient.open(front.http, "/gate", local_addr=("127.0.0.6", 0))
     assert (await register(first, "cyd"))["ok"] is True
-    again = await WsClient.open(front.http, "/gate", local_addr=("127.0.0.6", 0))
-    assert (await register(again, "cyd2"))["error"]["code"] == "rate_limited"  # one registration per address
-    other = await WsClient.open(front.http, "/", local_addr=("127.0.0.7", 0))  # the gate's other path
-    assert (await register(other, "dee"))["ok"] is True
+    with pytest.raises(InvalidStatus) as refused:  # gate.max_per_address = 1 counts 127.0.0.6, not nginx
+        await WsClient.open(front.http, "/gate", local_addr=("127.0.0.6", 0))
+    assert refused.value.response.status_code == 503
     nonce = (await first.call("auth.nonce"))["data"]["nonce"]
     chat = await ChatClient.websocket(front.http, "/chat")
     assert (await chat.login(nonce))["name"] == "cyd"
-    for client in (first, again, other):
+    await first.close()
+    again = await reopen(front.http, "/gate", "127.0.0.6")
+    assert (await register(again, "cyd2"))["error"]["code"] == "rate_limited"  # one registration per address
+    other = await WsClient.open(front.http, "/", local_addr=("127.0.0.7", 0))  # the gate's other path
+    assert (await register(other, "dee"))["ok"] is True
+    for client in (again, other):
         await client.close()
     await chat.close()
 
