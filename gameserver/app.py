@@ -34,6 +34,7 @@ from gameserver.errors import ConfigError
 from gameserver.forwarded import parse_networks
 from gameserver.gate import TcpGateConnection, WsGateSession
 from gameserver.http import APP_KEY, HttpListener, build_http_app
+from gameserver.jobs.feature import setup as setup_jobs
 from gameserver.listener import Listener
 from gameserver.mail.feature import setup as setup_mail
 from gameserver.nodes.feature import setup as setup_nodes
@@ -59,6 +60,7 @@ FEATURES: list[Feature] = [
     reload.setup,
     setup_auth,
     console.setup,
+    setup_jobs,
     setup_mail,
     setup_chat,
     setup_nodes,

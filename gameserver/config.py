@@ -111,6 +111,19 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JobsConfig:
+    concurrency: int = setting(4, min=0, max=10_000)
+    timeout: float = setting(60.0, min=0.001)
+    max_tries: int = setting(5, min=1, max=1000)
+    backoff: float = setting(1.0, min=0)
+    max_backoff: float = setting(3600.0, min=0)
+    reclaim_after: float = setting(30.0, min=0.05)
+    poll: float = setting(1.0, min=0.005, max=60)
+    key_ttl: float = setting(86400.0, min=1)
+    dead_max: int = setting(10_000, min=1)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     port: int = setting(8000, min=0, max=MAX_PORT)
     enabled: bool = setting(True)
@@ -269,6 +282,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     db: DbConfig = field(default_factory=DbConfig)
     redis: RedisConfig = field(default_factory=RedisConfig)

@@ -34,7 +34,7 @@ from gameserver.errors import (
 from gameserver.logs import CORRELATION_ID
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
-from gameserver.registry import Entry
+from gameserver.registry import Entry, injected
 from gameserver.session import Session
 from gameserver.storage.errors import is_transient, is_unavailable
 
@@ -317,12 +317,10 @@ class _Injection:
 
     def __init__(self, entry: Entry, resources: Mapping[str, Any]) -> None:
         self.entry = entry
-        shared = {**resources, "log": entry.log}
+        self.shared = injected(entry, resources, _PER_REQUEST)
         if entry.inject is None:
-            self.shared = shared
             self.uid = self.session = self.args = self.claims = True
         else:
-            self.shared = {name: shared[name] for name in entry.inject if name not in _PER_REQUEST}
             self.uid = "uid" in entry.inject
             self.session = "session" in entry.inject
             self.args = "args" in entry.inject

@@ -68,3 +68,20 @@ class Keys:
     def leaderboard_top(self, board: str) -> str:
         """A board's top list as JSON, cached for ``leaderboard.cache_ttl`` (modules/leaderboard)."""
         return f"{self.prefix}leaderboard.top.{board}"
+
+    def jobs_stream(self) -> str:
+        """Stream of the background jobs ready to run, read by the workers' consumer group (gameserver/jobs/)."""
+        return f"{self.prefix}jobs.ready"
+
+    def jobs_delayed(self) -> str:
+        """Sorted set of jobs not due yet (``delay``, ``at``, retries), scored by due time in ms; moved to the
+        stream when due."""
+        return f"{self.prefix}jobs.delayed"
+
+    def jobs_dead(self) -> str:
+        """Stream of jobs that failed their last try, each with its error (the dead letters)."""
+        return f"{self.prefix}jobs.dead"
+
+    def jobs_key(self, name: str, key: str) -> str:
+        """Taken for ``jobs.key_ttl`` by ``jobs.enqueue(name, ..., key=key)``: the same key is enqueued once."""
+        return f"{self.prefix}jobs.key.{name}.{key}"

@@ -169,3 +169,28 @@ RELOADS = Counter(
 for _what in ("modules", "game_config"):
     for _outcome in ("ok", "error"):
         RELOADS.labels(_what, _outcome)
+JOB_RUNS = Counter(
+    "gameserver_job_runs",
+    "Background job runs finished by this process, by job and outcome (ok; failed: raised or timed out)",
+    ["job", "outcome"],
+    registry=REGISTRY,
+)
+JOB_RETRIES = Counter(
+    "gameserver_job_retries",
+    "Failed job runs scheduled to run again after a backoff, by job",
+    ["job"],
+    registry=REGISTRY,
+)
+JOB_DEAD = Counter(
+    "gameserver_job_dead",
+    "Jobs moved to the dead-letter stream after their last try (or undecodable), by job",
+    ["job"],
+    registry=REGISTRY,
+)
+JOB_QUEUE = Gauge(
+    "gameserver_job_queue",
+    "Jobs in Redis as a worker of this process last counted them (every jobs.poll): ready (waiting or running), "
+    "delayed (not due yet, or waiting for a retry), dead",
+    ["state"],
+    registry=REGISTRY,
+)

@@ -155,47 +155,53 @@ def _param_types(annotation: Any) -> tuple[tuple[type, ...] | None, str]:
     return None, getattr(annotation, "__name__", str(annotation))
 
 
-def compile_entry(name: str, spec: Handler, *, injectable: Iterable[str], default_timeout: float) -> Entry:
+def compile_entry(
+    name: str, spec: Handler, *, injectable: Iterable[str], default_timeout: float, kind: str = "handler"
+) -> Entry:
     """Read a handler's signature once and check it against what can be injected.
+
+    Background jobs (:mod:`gameserver.jobs`) are compiled here too, with ``kind="job"`` naming them in the errors:
+    their arguments are the parameters before ``*``, checked the same way when they are enqueued.
 
     Raises:
         ConfigError: the function is not async, or a parameter cannot be filled.
     """
     fn = spec.fn
+    who = "clients" if kind == "handler" else "callers"
     if spec.any_args and any(
         p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY) for p in inspect.signature(fn).parameters.values()
     ):
-        raise ConfigError(f"handler {name}: any_args handlers take no client parameters; read `args`")
+        raise ConfigError(f"{kind} {name}: any_args handlers take no client parameters; read `args`")
     if not inspect.iscoroutinefunction(fn):
-        raise ConfigError(f"handler {name}: {getattr(fn, '__qualname__', fn)!r} must be an async function")
+        raise ConfigError(f"{kind} {name}: {getattr(fn, '__qualname__', fn)!r} must be an async function")
     injectable = frozenset(injectable)
     signature = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn)
     except Exception as exc:
-        raise ConfigError(f"handler {name}: cannot read its annotations: {exc}") from None
+        raise ConfigError(f"{kind} {name}: cannot read its annotations: {exc}") from None
     params: dict[str, Param] = {}
     inject: list[str] = []
     takes_kwargs = False
     for p in signature.parameters.values():
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
             if p.kind is p.POSITIONAL_ONLY:
-                raise ConfigError(f"handler {name}: parameter {p.name} is positional-only; clients pass names")
+                raise ConfigError(f"{kind} {name}: parameter {p.name} is positional-only; {who} pass names")
             if p.name in injectable:
-                raise ConfigError(f"handler {name}: parameter {p.name} is a resource name; put it after `*`")
+                raise ConfigError(f"{kind} {name}: parameter {p.name} is a resource name; put it after `*`")
             allowed, type_name = _param_types(hints.get(p.name, p.annotation))
             required = p.default is p.empty
             params[p.name] = Param(p.name, required, allowed, type_name, None if required else p.default)
         elif p.kind is p.KEYWORD_ONLY:
             if p.name not in injectable and p.default is p.empty:
                 known = ", ".join(sorted(injectable))
-                raise ConfigError(f"handler {name}: nothing provides keyword-only {p.name} (resources: {known})")
+                raise ConfigError(f"{kind} {name}: nothing provides keyword-only {p.name} (resources: {known})")
             if p.name in injectable:
                 inject.append(p.name)
         elif p.kind is p.VAR_KEYWORD:
             takes_kwargs = p.name != "_"  # `**_` ignores the rest: don't build it
         elif p.kind is p.VAR_POSITIONAL:
-            raise ConfigError(f"handler {name}: *{p.name} cannot be filled; clients pass named args")
+            raise ConfigError(f"{kind} {name}: *{p.name} cannot be filled; {who} pass named args")
     doc = inspect.getdoc(fn) or ""
     module = getattr(fn, "__module__", "modules")
     return Entry(
@@ -212,6 +218,17 @@ def compile_entry(name: str, spec: Handler, *, injectable: Iterable[str], defaul
         doc=doc.splitlines()[0] if doc else "",
         any_args=spec.any_args,
     )
+
+
+def injected(entry: Entry, resources: Mapping[str, Any], per_call: Iterable[str] = ()) -> dict[str, Any]:
+    """The keyword arguments that ``entry`` gets on every call: the shared resources (and its logger) it names, or
+    all of them for a ``**kwargs`` function. The names in ``per_call`` (a request's ``uid``, a job's ``job_id``)
+    are left out for the caller to add each time. Built once per entry, then copied per call."""
+    shared = {**resources, "log": entry.log}
+    if entry.inject is None:
+        return shared
+    per_call = frozenset(per_call)
+    return {name: shared[name] for name in entry.inject if name not in per_call}
 
 
 def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[str, types.ModuleType]:
