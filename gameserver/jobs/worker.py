@@ -196,7 +196,7 @@ class Worker:
         max_tries = job.max_tries if job is not None else self.config.max_tries
         try_ = envelope.try_ + deliveries - 1  # a reclaimed entry: its worker stopped before finishing a try
         if try_ > max_tries:
-            why = f"its worker stopped before finishing it, {deliveries - 1} times; no tries left ({max_tries})"
+            why = f"its worker stopped before finishing it (delivery {deliveries}); no tries left of {max_tries}"
             log.error("job %s (id %s): %s; moved to the dead letters", envelope.name, envelope.id, why)
             metrics.JOB_RUNS.labels(envelope.name, "failed").inc()
             await self._bury(entry_id, envelope, try_, why)

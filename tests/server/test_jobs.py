@@ -93,6 +93,14 @@ async def blocker(gate: str, *, job_id: str, job_try: int, **_: Any) -> None:
     note("blocker-done", job_id, job_try, gate=gate)
 
 
+async def survivor(*, job_id: str, job_try: int, config: Config, **_: Any) -> None:
+    """Hangs on its first try (its worker dies under it); finishes on the next, noting which node ran it."""
+    note("survivor", job_id, job_try, node=config.server.node_id)
+    if job_try == 1:
+        await asyncio.Event().wait()
+    note("survivor-done", job_id, job_try, node=config.server.node_id)
+
+
 async def tick(*, job_id: str, scheduled_at: float, **_: Any) -> None:
     note("tick", job_id, 1, scheduled_at)
 
@@ -110,6 +118,7 @@ JOBS = {
     "slow": job(slow, timeout=0.05, max_tries=1),
     "asks_retry": asks_retry,
     "blocker": job(blocker, max_tries=1),
+    "survivor": job(survivor, max_tries=3),
 }
 TICK_EVERY = 0.2
 TICK_JOBS = {"tick": every(TICK_EVERY, tick)}
