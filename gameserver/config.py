@@ -242,6 +242,7 @@ class MailConfig:
     send_rate: int = setting(10, min=1)
     send_window: float = setting(60.0, min=1)
     max_messages: int = setting(500, min=1)
+    broadcast_batch: int = setting(500, min=1, max=100_000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ I/O runs in threads), :mod:`~gameserver.mail.post` delivers and pushes ``mail.ne
 
 from gameserver.mail.errors import MailboxFull, MailNotFound, PlayerNotFound
 from gameserver.mail.message import SYSTEM, Item, Mail
-from gameserver.mail.post import NEW_MAIL, post, post_many
+from gameserver.mail.post import NEW_MAIL, post, post_many, post_once_many
 from gameserver.mail.store import MailStore
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "PlayerNotFound",
     "post",
     "post_many",
+    "post_once_many",
 ]

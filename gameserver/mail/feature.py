@@ -1,7 +1,8 @@
 """The mail feature's set-up (``FEATURES`` in ``gameserver/app.py``).
 
 A process with the ``worker`` role opens the mail store (``mail.root``, default ``<data_dir>/mail``), hands
-it to handlers as the ``mail`` resource and serves the admin route ``POST /mail/send``.
+it to handlers as the ``mail`` resource and serves the admin routes ``POST /mail/send`` and ``POST /mail/broadcast``
+(which enqueues background jobs through the ``jobs`` resource).
 """
 
 from __future__ import annotations
@@ -26,4 +27,5 @@ async def setup(app: App) -> None:
     def push(uid: int, event: str, data: object) -> None:
         resources.bus.push(uid, event, data)  # looked up per call: the bus may be swapped for a Redis one
 
-    app.http_routes.extend(admin_routes(config=app.config.mail, db=resources.db, store=store, push=push))
+    jobs = resources.extra["jobs"]  # the jobs feature comes first (FEATURES)
+    app.http_routes.extend(admin_routes(config=app.config.mail, db=resources.db, store=store, push=push, jobs=jobs))

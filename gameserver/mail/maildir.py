@@ -137,9 +137,24 @@ class Maildir:
         Raises:
             MailboxFull: ``limit`` is given and the box holds that many mails already; nothing is left behind.
         """
-        self.create()
         key = new_key()
-        tmp = self.path / "tmp" / key
+        self._deliver(data, key, limit=limit, once=False)
+        return key
+
+    def deliver_once(self, data: bytes, key: str) -> bool:
+        """Write one mail under ``key`` unless the box holds a mail with that key already (a delivery done again,
+        such as a broadcast batch retried by its job); True if it was written now. Never capped, as system mail.
+
+        The check and the rename happen under the box's lock, so two deliveries of one key leave one mail. A mail
+        the player deleted in between is delivered again; its gift still cannot be claimed twice (``mail_claims``
+        is keyed by the mail's id, which is ``key``).
+        """
+        check_key(key)
+        return self._deliver(data, key, limit=None, once=True)
+
+    def _deliver(self, data: bytes, key: str, *, limit: int | None, once: bool) -> bool:
+        self.create()
+        tmp = self.path / "tmp" / new_key()  # unique even when ``key`` is not: two writers of one key never meet here
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -147,6 +162,9 @@ class Maildir:
                 f.flush()
                 os.fsync(f.fileno())
             with self._locked() as lock:  # the slow part (writing, fsync) is done: hold the lock briefly
+                if once and self.find(key) is not None:
+                    os.unlink(tmp)
+                    return False
                 count = _read_count(lock)
                 if limit is not None and (count is None or count >= limit):
                     count = self._count()  # trust a "full" only once a scan confirms it
@@ -162,7 +180,7 @@ class Maildir:
                 os.unlink(tmp)
             raise
         _fsync_dir(self.path / "new")
-        return key
+        return True
 
     def count(self) -> int:
         """How many mails the box holds, from :data:`COUNT_FILE` (rebuilt by a scan if missing or unreadable)."""

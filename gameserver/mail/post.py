@@ -34,6 +34,17 @@ async def post_many(store: MailStore, push: Push | None, targets: Sequence[tuple
     return [one for _, one in delivered]
 
 
+async def post_once_many(
+    store: MailStore, push: Push | None, targets: Sequence[tuple[int, int]], mail: Mail, key: str
+) -> list[Mail]:
+    """:func:`post_many` under one mail id, ``key``, skipping the boxes that hold it already (a delivery that is
+    done again: a retried broadcast batch); returns the mails delivered now, and only those are announced."""
+    delivered = await store.deliver_once_many(targets, mail, key)
+    for uid, one in delivered:
+        await _announce(push, uid, one)
+    return [one for _, one in delivered]
+
+
 async def _announce(push: Push | None, uid: int, mail: Mail) -> None:
     if push is None:
         return

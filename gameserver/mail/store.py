@@ -74,6 +74,20 @@ class MailStore:
 
         return await asyncio.to_thread(work)
 
+    async def deliver_once_many(
+        self, targets: Sequence[tuple[int, int]], mail: Mail, key: str
+    ) -> list[tuple[int, Mail]]:
+        """``mail`` under ``key`` to every ``(world, uid)`` whose box does not hold it yet, in one thread; returns
+        ``(uid, delivered mail)`` for those that got it now (see :meth:`Maildir.deliver_once`)."""
+        mail = replace(mail.stamped(), mail_id=key, unread=True)
+        boxes = [(uid, self.maildir(world, uid)) for world, uid in targets]
+        data = compose(mail)
+
+        def work() -> list[tuple[int, Mail]]:
+            return [(uid, mail) for uid, box in boxes if box.deliver_once(data, key)]
+
+        return await asyncio.to_thread(work)
+
     def _limit(self, mail: Mail) -> int | None:
         return None if mail.sender == SYSTEM else self.max_messages
 

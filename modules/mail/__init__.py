@@ -3,10 +3,14 @@
 Gate functions: ``mail.list``, ``mail.read``, ``mail.delete``, ``mail.send`` and ``mail.claim``. The mails
 themselves live in the ``mail`` resource (:class:`gameserver.mail.MailStore`, one Maildir per player); the
 SQL table ``mail_claims`` records which gifts were claimed. The recipient of a new mail gets the push
-``mail.new``. Operators send system mail and gifts with ``POST /mail/send`` (:mod:`gameserver.mail.admin`).
+``mail.new``. Operators send system mail and gifts with ``POST /mail/send`` (:mod:`gameserver.mail.admin`), and
+to every player with ``POST /mail/broadcast``, which the background job ``mail.broadcast`` delivers in batches
+(:mod:`gameserver.mail.broadcast`).
 """
 
+from gameserver.jobs import job
 from modules.mail.handlers import claim, delete, list_mails, read, send
+from modules.mail.jobs import broadcast
 
 HANDLERS = {
     "list": list_mails,
@@ -14,4 +18,8 @@ HANDLERS = {
     "delete": delete,
     "send": send,
     "claim": claim,
+}
+
+JOBS = {
+    "broadcast": job(broadcast, timeout=300.0),  # one batch: mail.broadcast_batch Maildir deliveries
 }
