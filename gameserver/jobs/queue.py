@@ -1,4 +1,4 @@
-"""The ``jobs`` resource: enqueue a background job by name, from a handler, a route, a module's startup or a job.
+"""The ``jobs`` resource: enqueue a background job by name, from a handler, an HTTP route or another job.
 
 Where a job goes (keys in :class:`gameserver.keys.Keys`, all under the prefix):
 

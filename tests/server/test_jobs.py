@@ -160,6 +160,18 @@ def sample(name: str, **labels: str) -> float:
     return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+async def settled(jobs: Jobs) -> None:
+    """Every job enqueued so far has run and ended (a job records before its worker acknowledges it)."""
+    worker = jobs.worker
+    assert worker is not None
+    async with asyncio.timeout(10):
+        while True:
+            counts = await jobs.counts()
+            if not counts["ready"] and not counts["delayed"] and not worker.running:
+                return
+            await asyncio.sleep(0.005)
+
+
 async def eventually_dead(jobs: Jobs, count: int = 1) -> None:
     async with asyncio.timeout(5):
         while len(await jobs.dead()) < count:
@@ -184,6 +196,7 @@ async def test_a_job_enqueued_by_a_handler_runs_with_its_arguments(app_factory: 
     assert by_value[8].args == {"value": 8, "label": "x"} and by_value[8].job_id == direct
     assert {run.job_try for run in by_value.values()} == {1}
     assert all(run.started >= run.scheduled_at - MS for run in by_value.values())
+    await settled(jobs)
     assert await jobs.counts() == {"ready": 0, "delayed": 0, "dead": 0}  # acknowledged and deleted
 
 
@@ -244,6 +257,7 @@ async def test_a_job_that_keeps_failing_goes_to_the_dead_letters_with_its_error(
     assert [r.job_try for r in runs("fails")] == [1, 2]
     assert sample("gameserver_job_dead_total", job="jobkit.fails") == dead_before + 1
     assert await jobs.counts() == {"ready": 0, "delayed": 0, "dead": 1}
+    await wait_until(lambda: sample("gameserver_job_queue", state="dead") == 1)  # counted for /metrics each poll
     failures = [r for r in caplog.records if r.name == "gameserver.jobs" and job_id in r.getMessage()]
     assert [r.levelname for r in failures] == ["WARNING", "ERROR"]  # retried, then dead: each with its traceback
     assert all(r.exc_info is not None for r in failures)

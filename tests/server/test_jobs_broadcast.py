@@ -21,6 +21,7 @@ from gameserver.mail import MailStore
 from gameserver.mail.broadcast import JOB, mail_id
 from gameserver.mail.maildir import Maildir, key_time_ns
 from tests.clients import TcpClient, http_url
+from tests.server.test_jobs import settled
 
 ADMIN_KEY = "test-admin-key-0123456789"
 BATCH = 2
@@ -57,18 +58,6 @@ async def broadcast(
 async def mails_of(store: MailStore, world: int, uid: int) -> list[dict[str, Any]]:
     page = await store.page(world, uid, 0, 100)
     return [mail.summary() for mail in page.mails]
-
-
-async def settled(jobs: Jobs) -> None:
-    """Every job enqueued so far has run: nothing ready, delayed or running."""
-    worker = jobs.worker
-    assert worker is not None
-    async with asyncio.timeout(10):
-        while True:
-            counts = await jobs.counts()
-            if not counts["ready"] and not counts["delayed"] and not worker.running:
-                return
-            await asyncio.sleep(0.005)
 
 
 async def test_a_broadcast_reaches_every_player_once(app: App, client_session: aiohttp.ClientSession) -> None:
