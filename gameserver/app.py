@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import types
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -52,7 +52,7 @@ Feature = Callable[["App"], Awaitable[None]]
 """A feature's set-up, run after the resources open and before the function table is built. It may add
 resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths
 (``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``), steps
-once every listener accepts (``app.ready_hooks``), steps before they stop accepting (``app.drain_hooks``) and
+given the imported modules before their ``startup`` (``app.table_hooks``), steps once every listener accepts (``app.ready_hooks``), steps before they stop accepting (``app.drain_hooks``) and
 shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
 
 FEATURES: list[Feature] = [
@@ -86,6 +86,8 @@ class App:
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
         self.listen_hooks: list[Callable[[], Awaitable[None]]] = []
+        # Once the modules are imported and their handler table built, before their startup(): e.g. the job table.
+        self.table_hooks: list[Callable[[Mapping[str, types.ModuleType]], Awaitable[None]]] = []
         self.ready_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. the node registry's first heartbeat
         self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. leaving the node registry
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -133,6 +135,8 @@ class App:
                 metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
                 assert isinstance(resources.bus, LocalBus)
                 resources.bus.attach(self.dispatcher)
+                for hook in self.table_hooks:
+                    await hook(modules)
                 self._stack.push_async_callback(self._shutdown_modules)
                 for name, module in modules.items():
                     startup = getattr(module, "startup", None)

@@ -1,8 +1,8 @@
 """The jobs feature's set-up (``FEATURES`` in ``gameserver/app.py``).
 
 A process with the ``worker`` role gets the ``jobs`` resource (enqueue) and, with ``jobs.concurrency`` above 0, a
-:class:`~gameserver.jobs.worker.Worker` that runs them. The job table is built from the modules' ``JOBS`` as the
-listeners start (a bad job stops the start-up, as a bad handler does); the worker starts taking jobs once every
+:class:`~gameserver.jobs.worker.Worker` that runs them. The job table is built from the modules' ``JOBS`` before their
+``startup()`` runs (which may then enqueue; a bad job stops the start-up, as a bad handler does); the worker starts taking jobs once every
 listener accepts, stops taking them when the shutdown begins, and gives those running until
 ``server.shutdown_grace`` (counted from the start of the shutdown) before cancelling them, unacknowledged.
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from gameserver.jobs.queue import Jobs
@@ -35,8 +37,8 @@ async def setup(app: App) -> None:
     worker: Worker | None = None
     stopping_at: float | None = None
 
-    async def build() -> None:  # the modules are imported and started by now
-        jobs.replace_table(jobs.build(app.modules))
+    async def build(modules: Mapping[str, ModuleType]) -> None:  # imported, not started yet: startup() may enqueue
+        jobs.replace_table(jobs.build(modules))
 
     async def start() -> None:
         nonlocal worker
@@ -64,7 +66,7 @@ async def setup(app: App) -> None:
             await worker.stop(config.server.shutdown_grace - (time.monotonic() - started))
         await redis.aclose()
 
-    app.listen_hooks.insert(0, build)
+    app.table_hooks.append(build)
     app.ready_hooks.append(start)
     app.drain_hooks.append(drain)
     app.shutdown_hooks.append(shutdown)

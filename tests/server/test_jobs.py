@@ -178,6 +178,19 @@ async def eventually_dead(jobs: Jobs, count: int = 1) -> None:
             await asyncio.sleep(0.005)
 
 
+async def enqueue_at_startup(resources: Any) -> None:
+    """A module's ``startup(resources)``: the job table is in place by then, so it can enqueue."""
+    await resources.extra["jobs"].enqueue("startkit.record", 5, label="from startup")
+
+
+@pytest.fixture
+def startup_kit(tmp_path: Path) -> str:
+    root = tmp_path / "startmods"
+    source = f"from {__name__} import JOBS, enqueue_at_startup as startup  # noqa: F401\n\nHANDLERS = {{}}\n"
+    write_package(root, "startkit", source)
+    return str(root)
+
+
 # -- enqueue and run
 
 
@@ -436,3 +449,9 @@ async def test_hot_reload_swaps_the_job_table(app_factory: Callable[..., Any], t
     await jobs.enqueue(f"{name}.work")
     await wait_until(lambda: len(runs("hot")) == 3)
     assert runs("hot")[-1].args["version"] == "two"
+
+
+async def test_a_module_startup_can_enqueue(app_factory: Callable[..., Any], startup_kit: str) -> None:
+    app, jobs = await start(app_factory, startup_kit)
+    await wait_until(lambda: len(runs("record")) == 1)
+    assert runs("record")[0].args == {"value": 5, "label": "from startup"}
