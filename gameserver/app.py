@@ -49,11 +49,12 @@ CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answe
 
 
 Feature = Callable[["App"], Awaitable[None]]
-"""A feature's set-up, run after the resources open and before the function table is built. It may add
-resources to inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths
-(``app.ws_routes``), listeners to start (``app.listen_hooks``), the token check (``app.authenticate``), steps
-given the imported modules before their ``startup`` (``app.table_hooks``), steps once every listener accepts (``app.ready_hooks``), steps before they stop accepting (``app.drain_hooks``) and
-shutdown steps (``app.shutdown_hooks``, run in reverse before the resources close)."""
+"""A feature's set-up, run after the resources open and before the function table is built. It may add resources to
+inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths (``app.ws_routes``), listeners
+to start (``app.listen_hooks``), the token check (``app.authenticate``), steps given the imported modules before
+their ``startup`` (``app.table_hooks``), steps once every listener accepts (``app.ready_hooks``), steps before they
+stop accepting (``app.drain_hooks``) and shutdown steps (``app.shutdown_hooks``, run in reverse before the resources
+close)."""
 
 FEATURES: list[Feature] = [
     gameconfig.setup,
@@ -135,8 +136,8 @@ class App:
                 metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
                 assert isinstance(resources.bus, LocalBus)
                 resources.bus.attach(self.dispatcher)
-                for hook in self.table_hooks:
-                    await hook(modules)
+                for table_hook in self.table_hooks:
+                    await table_hook(modules)
                 self._stack.push_async_callback(self._shutdown_modules)
                 for name, module in modules.items():
                     startup = getattr(module, "startup", None)

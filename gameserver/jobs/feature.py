@@ -1,10 +1,10 @@
 """The jobs feature's set-up (``FEATURES`` in ``gameserver/app.py``).
 
 A process with the ``worker`` role gets the ``jobs`` resource (enqueue) and, with ``jobs.concurrency`` above 0, a
-:class:`~gameserver.jobs.worker.Worker` that runs them. The job table is built from the modules' ``JOBS`` before their
-``startup()`` runs (which may then enqueue; a bad job stops the start-up, as a bad handler does); the worker starts taking jobs once every
-listener accepts, stops taking them when the shutdown begins, and gives those running until
-``server.shutdown_grace`` (counted from the start of the shutdown) before cancelling them, unacknowledged.
+:class:`~gameserver.jobs.worker.Worker` that runs them. The job table is built from the modules' ``JOBS`` before
+their ``startup()`` runs (which may then enqueue; a bad job stops the start-up, as a bad handler does); the worker
+starts taking jobs once every listener accepts, stops taking them when the shutdown begins, and gives those running
+until ``server.shutdown_grace`` (counted from the start of the shutdown) before cancelling them, unacknowledged.
 """
 
 from __future__ import annotations
