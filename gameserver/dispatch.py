@@ -37,6 +37,7 @@ from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_r
 from gameserver.registry import Entry, injected
 from gameserver.session import Session
 from gameserver.storage.errors import is_transient, is_unavailable
+from gameserver.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gameserver.auth.tokens import Claims
@@ -296,9 +297,7 @@ class Dispatcher:
         # _deadlines: let the requests dispatched in this loop iteration start first.
         await asyncio.sleep(0)
         tasks = list(self._deadlines)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)  # each answers as it ends; a handler's cancel lost in redis-py is repeated
         for task in tasks:  # dispatched during the sleep above and cancelled unstarted
             self._deadlines.pop(task, None)
         if not self._deadlines:

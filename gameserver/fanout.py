@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from gameserver.bus import Receiver
+from gameserver.tasks import cancel_and_wait
 
 log = logging.getLogger("gameserver.fanout")
 
@@ -38,7 +39,6 @@ RETRY_DELAY = 0.5  # seconds between attempts while Redis is unreachable
 MAX_OUTBOX = 10_000  # payloads waiting for Redis; beyond it (Redis slow or down) new ones are dropped
 LOSS_LOG_INTERVAL = 10.0  # seconds: at most one warning about lost payloads per interval
 SUBSCRIBE = "SUBSCRIBE"
-CANCEL_RETRY = 0.1  # seconds close() waits for its tasks before cancelling again
 UNSUBSCRIBE = "UNSUBSCRIBE"
 
 
@@ -125,13 +125,7 @@ class RedisFanout:
                 if not self._outbox:
                     break
                 await asyncio.sleep(0.01)
-        pending = set(self._tasks)
-        while pending:
-            # A cancel that lands inside a redis-py pub/sub command can be swallowed (redis-py #2028): the task
-            # carries on to its next wait. Cancel again until every task has ended.
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=CANCEL_RETRY)
+        await cancel_and_wait(self._tasks)  # a cancel inside a redis-py pub/sub command can be swallowed
         self._tasks = []
         for queue in self._confirmations.values():
             for future in queue:

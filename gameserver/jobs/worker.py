@@ -24,7 +24,7 @@ import math
 import secrets
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -36,6 +36,7 @@ from gameserver.jobs.queue import FIELD, Jobs
 from gameserver.jobs.spec import PER_RUN, JobEntry, Retry
 from gameserver.logs import CORRELATION_ID
 from gameserver.registry import injected
+from gameserver.tasks import cancel_and_wait
 
 log = logging.getLogger("gameserver.jobs")
 
@@ -45,7 +46,6 @@ CONSUMER_MAX_IDLE = 3600.0  # seconds after which an idle consumer owning nothin
 CLEANUP_EVERY = 100  # maintenance rounds between those removals
 TROUBLE_LOG_EVERY = 30.0  # seconds between warnings while the store is unreachable
 MAX_ERROR = 8000  # characters of a traceback kept in a dead letter
-CANCEL_AGAIN = 0.1  # seconds before a task that survived a cancel is cancelled again
 
 # KEYS: stream, consumer. ARGV: group, then entry ids. Touches (XCLAIM to itself, resetting the idle time) those of
 # the ids that the consumer still owns: an entry another worker has reclaimed meanwhile stays with that worker.
@@ -125,10 +125,10 @@ class Worker:
             done, pending = await asyncio.wait(running, timeout=max(0.0, timeout))
             if pending:
                 log.warning("jobs: %d still running at shutdown; left for another worker to reclaim", len(pending))
-                await _cancel(pending)
+                await cancel_and_wait(pending)
         self._closed = True
         self.jobs.delayed.set()
-        await _cancel(self._loops)
+        await cancel_and_wait(self._loops)
         with contextlib.suppress(RedisError, OSError):
             mine = await self.redis.xpending_range(
                 self.keys.jobs_stream(), GROUP, min="-", max="+", count=1, consumername=self.consumer
@@ -463,13 +463,3 @@ class Worker:
             log.info("jobs: the store answers again after %.1fs", time.monotonic() - self._trouble_since)
             self._trouble_since = None
             self._trouble_logged = 0.0
-
-
-async def _cancel(tasks: Iterable[asyncio.Task[None]]) -> None:
-    """Cancel ``tasks`` and wait for them to end. Python 3.11's ``asyncio.wait_for`` (which redis-py uses for every
-    command) loses a cancel that arrives as the awaited call completes: cancel again until each task is done."""
-    pending = {task for task in tasks if not task.done()}
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN)

@@ -127,6 +127,15 @@ async def stray_cancel() -> None:
     await future  # a CancelledError that does not come from cancelling this request
 
 
+async def loses_a_cancel() -> None:
+    """Swallows its first cancel and waits on, as a redis-py command under Python 3.11's wait_for can."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        pass
+    await asyncio.Event().wait()
+
+
 async def echo(*, args: dict[str, Any]) -> dict[str, Any]:
     return args
 
@@ -147,6 +156,7 @@ HANDLERS: dict[str, Handler] = {
     "t.mysql_deadlock": Handler(mysql_deadlock, login=False),
     "t.mysql_syntax": Handler(mysql_syntax, login=False),
     "t.stray_cancel": Handler(stray_cancel, login=False),
+    "t.loses_a_cancel": Handler(loses_a_cancel, login=False, timeout=60),
     "t.echo": Handler(echo, login=False, any_args=True),
 }
 
@@ -433,6 +443,15 @@ async def test_shutdown_cancels_with_a_reply_and_propagates(dispatcher: Dispatch
     assert await session.reply() == error(1, "unavailable", "the server is shutting down")
     assert task.cancelled()  # CancelledError is not swallowed
     assert dispatcher.inflight == 0 and await dispatcher.drain(0)
+
+
+async def test_shutdown_cancels_again_a_handler_that_lost_the_cancel(dispatcher: Dispatcher) -> None:
+    session = RecordingSession()
+    dispatcher.dispatch({"id": 1, "fn": "t.loses_a_cancel"}, session, Format.MSGPACK)
+    async with asyncio.timeout(10):  # a lost cancel waited on forever before; this bounds the failure, not the speed
+        await dispatcher.cancel_all()
+    assert await session.reply() == error(1, "unavailable", "the server is shutting down")
+    assert dispatcher.inflight == 0
 
 
 async def test_a_stray_cancelled_error_is_a_bug_not_a_shutdown(dispatcher: Dispatcher) -> None:
