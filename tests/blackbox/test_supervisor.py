@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.blackbox.support import clean_env
+from tests.integration.private_services import free_port
 
 pytestmark = pytest.mark.blackbox
 
@@ -34,13 +34,6 @@ SHIPPED_ROOT = "/srv/gameserver"
 BIN = Path(sys.executable).parent  # supervisord and supervisorctl come with the test extra
 WAIT = 30.0  # seconds any one step may take before the test fails
 POLL = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def program_section(root: Path) -> str:
