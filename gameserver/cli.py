@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | nodes | enums export``: the command line."""
+"""``gameserver run | check-config | client | instances | nodes | jobs | enums export``: the command line."""
 
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(nodes)
     nodes.add_argument("--role", choices=ROLES, help="only the nodes with this role")
     nodes.add_argument("--json", action="store_true", help="print JSON, as GET /nodes answers")
+    _jobs_parser(commands)
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
     enums = commands.add_parser("enums", help="the shared enums for client code")
@@ -104,9 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _jobs_parser(commands: Any) -> None:
+    jobs = commands.add_parser("jobs", help="the background job queue and its dead letters (this config's Redis)")
+    actions = jobs.add_subparsers(dest="jobs_command", required=True)
+    status = actions.add_parser("status", help="how many jobs are ready, delayed and dead")
+    dead = actions.add_parser("dead", help="list the dead letters, newest first")
+    dead.add_argument("--limit", type=int, help="how many at most (default 50; 0: all)")
+    for parser in (status, dead):
+        _config_args(parser)
+        parser.add_argument("--json", action="store_true", help="print JSON (with the whole error, for dead)")
+    for name, help_text in (
+        ("retry", "put dead letters back in the queue, due now, with fresh tries"),
+        ("drop", "delete dead letters"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        _config_args(action)
+        action.add_argument("ids", nargs="*", metavar="ID", help="job ids (or entry ids) as `jobs dead` lists them")
+        action.add_argument("--all", action="store_true", help="every dead letter")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "jobs" and args.jobs_command in ("retry", "drop") and bool(args.ids) == args.all:
+        parser.error(f"jobs {args.jobs_command}: give dead-letter ids or --all, not both and not neither")
+    if args.command == "jobs" and (getattr(args, "limit", None) or 0) < 0:
+        parser.error("jobs dead: --limit must be 0 (all) or more")
     if args.command == "enums":
         return export_enums(args.format, args.out)
     if args.command == "instances":
@@ -127,6 +151,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gameserver.nodes import command
 
         return command.main(config, role=args.role, as_json=args.json)
+    if args.command == "jobs":
+        from gameserver.jobs import command as jobs_command
+
+        return jobs_command.main(
+            config,
+            args.jobs_command,
+            ids=getattr(args, "ids", ()),
+            all_=getattr(args, "all", False),
+            as_json=getattr(args, "json", False),
+            limit=getattr(args, "limit", None),
+        )
     if args.command == "client":
         from gameserver import client
 

@@ -7,6 +7,10 @@ Where a job goes (keys in :class:`gameserver.keys.Keys`, all under the prefix):
   the stream when due by one Lua script (so a job moves once, whichever worker moves it);
 - with a ``key``: ``jobs.key.<name>.<key>`` is set (NX) in the same script, so the job and its key are written
   together or not at all; while the key lives (``jobs.key_ttl``) the same key is not enqueued again.
+
+The dead letters (the stream ``jobs.dead``) are listed by :meth:`Jobs.dead`, found by id with
+:meth:`Jobs.find_dead`, put back with :meth:`Jobs.requeue` and deleted with :meth:`Jobs.drop`: what
+``gameserver jobs`` (:mod:`gameserver.jobs.command`) does, and what an admin route would.
 """
 
 from __future__ import annotations
@@ -59,6 +63,16 @@ end
 return #due
 """
 
+# KEYS: dead stream, ready stream. ARGV: dead entry id, envelope. The dead letter leaves only if its job went back,
+# and once: of two operators retrying it at the same time, the second finds it gone.
+REQUEUE = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"""
+REQUEUE_BATCH = 500  # script calls per round trip
+
 
 @dataclass(frozen=True, slots=True)
 class DeadJob:
@@ -71,6 +85,11 @@ class DeadJob:
     tries: int
     error: str
     failed_at: float
+
+    @property
+    def is_job(self) -> bool:
+        """False for an entry that was not a job (written by something else, or damaged): it can only be dropped."""
+        return bool(self.job_id)
 
 
 class Jobs:
@@ -96,6 +115,7 @@ class Jobs:
         self.delayed = asyncio.Event()  # a job entered the delayed set from here: its worker looks at the due times
         self._enqueue = redis.register_script(ENQUEUE)
         self._promote = redis.register_script(PROMOTE)
+        self._requeue = redis.register_script(REQUEUE)
 
     def build(self, modules: Mapping[str, Any]) -> dict[str, JobEntry]:
         """The job table of ``modules`` (raises ConfigError as start-up does); :meth:`replace_table` swaps it in."""
@@ -199,28 +219,71 @@ class Jobs:
             ready, delayed, dead = await pipe.execute()
         return {"ready": int(ready), "delayed": int(delayed), "dead": int(dead)}
 
-    async def dead(self, count: int = 100) -> list[DeadJob]:
-        """The latest ``count`` dead letters, newest first."""
-        found = []
+    async def dead(self, count: int | None = 100) -> list[DeadJob]:
+        """The latest ``count`` dead letters (None: all), newest first."""
         entries: Any = await self.redis.xrevrange(self.keys.jobs_dead(), count=count)
-        for entry_id, fields in entries:
-            try:
-                envelope = decode(fields.get(FIELD, b""))
-                name, job_id, args, tries = envelope.name, envelope.id, envelope.args, envelope.try_
-            except ValueError:
-                name, job_id, args, tries = "", "", {}, 0
-            found.append(
-                DeadJob(
-                    entry_id=entry_id.decode(),
-                    job_id=job_id,
-                    name=name,
-                    args=args,
-                    tries=tries,
-                    error=fields.get(b"error", b"").decode("utf-8", "replace"),
-                    failed_at=int(fields.get(b"failed_at", b"0")) / 1000,
-                )
-            )
-        return found
+        return [_dead_job(entry_id, fields) for entry_id, fields in entries]
+
+    async def find_dead(self, ids: Iterable[str]) -> tuple[list[DeadJob], list[str]]:
+        """The dead letters named in ``ids``, each by its job id or its entry id in ``jobs.dead``, newest first; and
+        the ids that name none. Reads the whole stream (at most about ``jobs.dead_max`` entries)."""
+        wanted = list(dict.fromkeys(ids))
+        found = [dead for dead in await self.dead(None) if dead.job_id in wanted or dead.entry_id in wanted]
+        named = {dead.job_id for dead in found} | {dead.entry_id for dead in found}
+        return found, [name for name in wanted if name not in named]
+
+    async def requeue(self, dead: Iterable[DeadJob]) -> list[DeadJob]:
+        """Put dead letters back in the stream, due now, as try 1 again (``max_tries`` fresh tries) with their job
+        id and arguments; returns those put back. Each one leaves ``jobs.dead`` in the same script that adds its
+        job to ``jobs.ready``, so it is never lost nor requeued twice: one gone meanwhile (retried or dropped by
+        someone else) is skipped, as is one that is not a job (:attr:`DeadJob.is_job`).
+
+        The name is not checked against this process's job table: the workers' code decides, and a worker that
+        does not know the name fails it (``no job ... in this process``) until it is dead again.
+        """
+        jobs = [job for job in dead if job.is_job]
+        now = math.ceil(time.time() * 1000)
+        keys = [self.keys.jobs_dead(), self.keys.jobs_stream()]
+        done: list[DeadJob] = []
+        for start in range(0, len(jobs), REQUEUE_BATCH):
+            batch = jobs[start : start + REQUEUE_BATCH]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job in batch:
+                    data = Envelope(job.job_id, job.name, job.args, 1, now).encode()
+                    await self._requeue(keys=keys, args=[job.entry_id, data], client=pipe)
+                moved = await pipe.execute()
+            done.extend(job for job, ok in zip(batch, moved, strict=True) if ok)
+        if done:
+            self.ready.set()
+        return done
+
+    async def drop(self, dead: Iterable[DeadJob]) -> list[DeadJob]:
+        """Delete dead letters; returns those deleted (one gone meanwhile is not)."""
+        letters = list(dead)
+        if not letters:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for letter in letters:
+                pipe.xdel(self.keys.jobs_dead(), letter.entry_id)
+            deleted = await pipe.execute()
+        return [letter for letter, count in zip(letters, deleted, strict=True) if count]
+
+
+def _dead_job(entry_id: bytes, fields: Mapping[bytes, bytes]) -> DeadJob:
+    try:
+        envelope = decode(fields.get(FIELD, b""))
+        name, job_id, args, tries = envelope.name, envelope.id, envelope.args, envelope.try_
+    except ValueError:
+        name, job_id, args, tries = "", "", {}, 0
+    return DeadJob(
+        entry_id=entry_id.decode(),
+        job_id=job_id,
+        name=name,
+        args=args,
+        tries=tries,
+        error=fields.get(b"error", b"").decode("utf-8", "replace"),
+        failed_at=int(fields.get(b"failed_at", b"0")) / 1000,
+    )
 
 
 def _seconds(name: str, value: Any) -> float:
