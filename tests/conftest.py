@@ -156,3 +156,13 @@ async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client for the app's routes (``tests.clients.http_url`` builds their addresses)."""
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that call the CLI in this process: a working directory without ./config.toml, and no
+    GAMESERVER_* variables of the developer's (use as ``pytestmark = pytest.mark.usefixtures("cli_env")``)."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith("GAMESERVER_"):
+            monkeypatch.delenv(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,7 @@ import pytest
 from gameserver import __version__
 from gameserver.cli import main
 
-
-@pytest.fixture(autouse=True)
-def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # no ./config.toml
-    for name in list(os.environ):
-        if name.startswith("GAMESERVER_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("cli_env")  # no ./config.toml, no GAMESERVER_* variables
 
 
 def check_config(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:

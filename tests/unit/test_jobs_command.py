@@ -4,9 +4,6 @@ Redis: tests/integration/test_jobs_cli.py and tests/blackbox/test_jobs_cli.py.""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from gameserver.cli import main
@@ -29,12 +26,7 @@ def letter(job_id: str = "9f2c", name: str = "daily.thank", entry_id: str = "179
 NOT_A_JOB = DeadJob("1795393600600-0", "", "", {}, 0, "not a job: not msgpack: unpack(b) received extra data.", 0.0)
 
 
-@pytest.fixture(autouse=True)
-def clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # no ./config.toml
-    for name in list(os.environ):
-        if name.startswith("GAMESERVER_"):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("cli_env")  # no ./config.toml, no GAMESERVER_* variables
 
 
 @pytest.mark.parametrize(
