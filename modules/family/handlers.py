@@ -79,6 +79,14 @@ def check_name(name: str, config: Config) -> str:
     return name
 
 
+async def enroll(tx: AsyncConnection, uid: int, family_id: int, role: FamilyRole) -> None:
+    """Adds ``uid`` to the family; a concurrent request that enrolled them first raises already_in_family."""
+    try:
+        await add_member(tx, uid, family_id, role)
+    except IntegrityError:
+        raise AlreadyInFamily() from None
+
+
 async def move_chat(chat: Any, uid: int, world: int, family: int | None) -> None:
     """Move the player's chat to the family channel, if this process has the chat resource. The family change
     is committed already: a chat failure is logged, not answered (the next chat LOGIN has the new family)."""
@@ -105,10 +113,7 @@ async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = No
             family_id = await insert_family(tx, me.world, name)
         except IntegrityError:
             raise FamilyNameTaken() from None
-        try:
-            await add_member(tx, uid, family_id, FamilyRole.OWNER)
-        except IntegrityError:
-            raise AlreadyInFamily() from None
+        await enroll(tx, uid, family_id, FamilyRole.OWNER)
         return family_id
 
     family_id = await db.run(found)
@@ -131,10 +136,7 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
             raise AlreadyInFamily()
         if await count_members(tx, family_id) >= config.family.max_members:
             raise FamilyFull()
-        try:
-            await add_member(tx, uid, family_id, FamilyRole.MEMBER)
-        except IntegrityError:
-            raise AlreadyInFamily() from None
+        await enroll(tx, uid, family_id, FamilyRole.MEMBER)
         return family
 
     family = await db.run(enter)
