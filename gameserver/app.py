@@ -56,6 +56,9 @@ their ``startup`` (``app.table_hooks``), steps once every listener accepts (``ap
 stop accepting (``app.drain_hooks``) and shutdown steps (``app.shutdown_hooks``, run in reverse before the resources
 close)."""
 
+TableHook = Callable[[Mapping[str, types.ModuleType]], Callable[[], None]]
+"""Builds a table from the modules (raising :class:`ConfigError`) and returns the step that swaps it in."""
+
 FEATURES: list[Feature] = [
     gameconfig.setup,
     reload.setup,
@@ -87,8 +90,10 @@ class App:
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
         self.listen_hooks: list[Callable[[], Awaitable[None]]] = []
-        # Once the modules are imported and their handler table built, before their startup(): e.g. the job table.
-        self.table_hooks: list[Callable[[Mapping[str, types.ModuleType]], Awaitable[None]]] = []
+        # Tables built from the modules besides the handlers' (the job table): each hook checks the imported modules
+        # (ConfigError, as build_table) and returns the step that swaps its table in. Start-up swaps at once, before
+        # the modules' startup(); hot reload swaps with the handler table, once everything succeeded.
+        self.table_hooks: list[TableHook] = []
         self.ready_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. the node registry's first heartbeat
         self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. leaving the node registry
         self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -136,8 +141,8 @@ class App:
                 metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
                 assert isinstance(resources.bus, LocalBus)
                 resources.bus.attach(self.dispatcher)
-                for table_hook in self.table_hooks:
-                    await table_hook(modules)
+                for swap in [table_hook(modules) for table_hook in self.table_hooks]:
+                    swap()
                 self._stack.push_async_callback(self._shutdown_modules)
                 for name, module in modules.items():
                     startup = getattr(module, "startup", None)

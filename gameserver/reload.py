@@ -4,8 +4,8 @@ Every ``modules.reload_poll`` seconds the ``.py`` files of each module package (
 ``modules.paths``) are compared with the last pass by size and modification time. The packages that changed
 are imported afresh, the whole function table is rebuilt with the same start-up checks
 (:func:`~gameserver.registry.build_table`), the new packages' ``startup(resources)`` runs, and only then is
-the table swapped into the dispatcher (:meth:`~gameserver.dispatch.Dispatcher.replace_table`), with the job
-table (``JOBS``, :meth:`gameserver.jobs.Jobs.replace_table`); the replaced packages' ``shutdown(resources)``
+the table swapped into the dispatcher (:meth:`~gameserver.dispatch.Dispatcher.replace_table`), with the
+tables of ``app.table_hooks`` (the job table, ``JOBS``); the replaced packages' ``shutdown(resources)``
 runs last. Requests and jobs already running finish on the code they started with.
 
 If anything fails (an import error, a handler the checks refuse, a ``startup`` that raises) nothing is
@@ -158,8 +158,7 @@ class Reloader:
             modules.update((name, module) for name, module in fresh.items() if name not in modules)
             injectable = set(app.dispatcher.resources) | set(PER_REQUEST)
             table = build_table(modules, injectable=injectable, default_timeout=app.config.worker.timeout)
-            jobs = app.resources.extra.get("jobs")  # gameserver.jobs.Jobs: its table is swapped with the handlers'
-            job_table = jobs.build(modules) if jobs is not None else None
+            swaps = [table_hook(modules) for table_hook in app.table_hooks]  # the job table, swapped with this one
             for module in fresh.values():
                 startup = getattr(module, "startup", None)
                 if startup is not None:
@@ -180,8 +179,8 @@ class Reloader:
         app.modules = modules
         app.table = table
         app.dispatcher.replace_table(table)
-        if jobs is not None:
-            jobs.replace_table(job_table)
+        for swap in swaps:
+            swap()
         for pkg in removed.values():
             _forget(pkg.qualified)
         for module in reversed(replaced):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -37,8 +37,9 @@ async def setup(app: App) -> None:
     worker: Worker | None = None
     stopping_at: float | None = None
 
-    async def build(modules: Mapping[str, ModuleType]) -> None:  # imported, not started yet: startup() may enqueue
-        jobs.replace_table(jobs.build(modules))
+    def build(modules: Mapping[str, ModuleType]) -> Callable[[], None]:  # start-up and hot reload
+        table = jobs.build(modules)
+        return lambda: jobs.replace_table(table)
 
     async def start() -> None:
         nonlocal worker
