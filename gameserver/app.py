@@ -24,23 +24,24 @@ from typing import Any
 
 from aiohttp import web
 
-from gameserver import console, gameconfig, metrics, reload
-from gameserver.auth.feature import setup as setup_auth
-from gameserver.bus import LocalBus
-from gameserver.chat import setup as setup_chat
+from gameserver import metrics
+from gameserver.bus.local import LocalBus
 from gameserver.config import Config
-from gameserver.dispatch import Authenticate, Dispatcher
+from gameserver.dispatch.dispatcher import Authenticate, Dispatcher
+from gameserver.dispatch.registry import Entry, build_table, discover
+from gameserver.drivers.forwarded import parse_networks
+from gameserver.drivers.gate import TcpGateConnection, WsGateSession
+from gameserver.drivers.http import APP_KEY, HttpListener, build_http_app
+from gameserver.drivers.listener import Listener
+from gameserver.drivers.upgrade import Route, WebSocketConnection
 from gameserver.errors import ConfigError
-from gameserver.forwarded import parse_networks
-from gameserver.gate import TcpGateConnection, WsGateSession
-from gameserver.http import APP_KEY, HttpListener, build_http_app
-from gameserver.jobs.feature import setup as setup_jobs
-from gameserver.listener import Listener
-from gameserver.mail.feature import setup as setup_mail
-from gameserver.nodes.feature import setup as setup_nodes
-from gameserver.registry import Entry, build_table, discover
+from gameserver.features import configserver, console, reload
+from gameserver.features.chat import setup as setup_chat
+from gameserver.features.identity.feature import setup as setup_auth
+from gameserver.features.jobs.feature import setup as setup_jobs
+from gameserver.features.mailbox.feature import setup as setup_mail
+from gameserver.features.nodes.feature import setup as setup_nodes
 from gameserver.resources import PER_REQUEST, Resources, open_resources
-from gameserver.websocket import Route, WebSocketConnection
 
 log = logging.getLogger("gameserver.app")
 
@@ -60,7 +61,7 @@ TableHook = Callable[[Mapping[str, types.ModuleType]], Callable[[], None]]
 """Builds a table from the modules (raising :class:`ConfigError`) and returns the step that swaps it in."""
 
 FEATURES: list[Feature] = [
-    gameconfig.setup,
+    configserver.setup,
     reload.setup,
     setup_auth,
     console.setup,

@@ -148,11 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "nodes":
-        from gameserver.nodes import command
+        from gameserver.features.nodes import command
 
         return command.main(config, role=args.role, as_json=args.json)
     if args.command == "jobs":
-        from gameserver.jobs import command as jobs_command
+        from gameserver.features.jobs import command as jobs_command
 
         return jobs_command.main(
             config,
@@ -163,14 +163,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=getattr(args, "limit", None),
         )
     if args.command == "client":
-        from gameserver import client
+        from gameserver.commands import client
 
         return client.main(config, url=args.url, timeout=args.timeout)
     return run(config)
 
 
 def run_instances(args: argparse.Namespace) -> int:
-    from gameserver import instances
+    from gameserver.commands import instances
 
     try:
         if args.instances_command == "start":
@@ -184,7 +184,7 @@ def run_instances(args: argparse.Namespace) -> int:
 
 
 def export_enums(fmt: str, out: str | None) -> int:
-    from gameserver.enums_export import export
+    from gameserver.commands.enums_export import export
 
     text = export(fmt)
     if out:

@@ -11,7 +11,7 @@ class Keys:
 
     def node(self, node_id: str) -> str:
         """Hash of a live process (roles, addresses, load) that expires unless refreshed: seed 002's backend registry
-        (gameserver/nodes/)."""
+        (gameserver/features/nodes/)."""
         return f"{self.prefix}nodes.{node_id}"
 
     def nodes(self) -> str:
@@ -41,7 +41,7 @@ class Keys:
 
     def push_user(self, uid: int) -> str:
         """Server pushes to one player's gate connections, heard by every process where they are bound
-        (gameserver/redisbus.py)."""
+        (gameserver/bus/redispubsub.py)."""
         return f"{self.prefix}push.{uid}"
 
     def login_failures_user(self, username: str) -> str:
@@ -58,7 +58,7 @@ class Keys:
 
     def revocations(self) -> str:
         """Channel: a player's tokens were revoked (``{"uid", "before"}``), heard by every process
-        (gameserver/auth/revocations.py)."""
+        (gameserver/features/identity/revocations.py)."""
         return f"{self.prefix}auth.revoked"
 
     def mail_sent(self, uid: int) -> str:
@@ -70,7 +70,8 @@ class Keys:
         return f"{self.prefix}leaderboard.top.{board}"
 
     def jobs_stream(self) -> str:
-        """Stream of the background jobs ready to run, read by the workers' consumer group (gameserver/jobs/)."""
+        """Stream of the background jobs ready to run, read by the workers' consumer group
+        (gameserver/features/jobs/)."""
         return f"{self.prefix}jobs.ready"
 
     def jobs_delayed(self) -> str:

@@ -90,7 +90,7 @@ class ChatStats:
         self.rate_limited = 0
         self.disconnects: dict[str, int] = {}  # closed by the server, by reason
         self.connections = {"tcp": 0, "ws": 0}  # logged in now
-        self.publish_failed = 0  # published here but never reached Redis (gameserver/fanout.py)
+        self.publish_failed = 0  # published here but never reached Redis (gameserver/bus/fanout.py)
 
     def disconnected(self, reason: str) -> None:
         self.disconnects[reason] = self.disconnects.get(reason, 0) + 1

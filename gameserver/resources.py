@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from gameserver.bus import Bus, LocalBus
+from gameserver.bus.fanout import RedisFanout
+from gameserver.bus.local import Bus, LocalBus
+from gameserver.bus.redispubsub import RedisBus
+from gameserver.bus.sessions import Sessions
 from gameserver.config import Config
-from gameserver.fanout import RedisFanout
 from gameserver.keys import Keys
-from gameserver.redisbus import RedisBus
-from gameserver.session import Sessions
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
 

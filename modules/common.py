@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gameserver.auth.accounts import Account, account_by_uid, display_names
-from gameserver.mail.errors import PlayerNotFound
+from gameserver.features.identity.accounts import Account, account_by_uid, display_names
+from gameserver.features.mailbox.errors import PlayerNotFound
 from gameserver.storage.sql import Sql
 
 __all__ = ["PlayerNotFound", "names", "player"]

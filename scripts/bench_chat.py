@@ -49,7 +49,7 @@ from benchlib import HOST, BenchError, ServerProcess, percentile, verdict
 
 sys.path.insert(0, str(benchlib.ROOT))
 
-from gameserver.auth.nonces import issue_nonce
+from gameserver.features.identity.nonces import issue_nonce
 from gameserver.keys import Keys
 
 SCENARIOS = ("local-tcp", "local-ws", "redis-tcp", "redis-ws")

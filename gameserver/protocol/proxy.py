@@ -12,7 +12,7 @@ relays the client's bytes untouched:
   health check), an address family/transport byte, a 2-byte big-endian length, then the addresses and
   optional TLVs, which are skipped (section 2.2).
 
-Pure: no sockets, no clock. The listener (``gameserver/listener.py``) feeds the first bytes of a connection from
+Pure: no sockets, no clock. The listener (``gameserver/drivers/listener.py``) feeds the first bytes of a connection from
 a trusted proxy to a :class:`ProxyHeaderDecoder` and hands what follows the header to the connection's driver.
 """
 
@@ -172,7 +172,9 @@ def _parse_v2(data: bytes, max_v2: int) -> ProxyHeader | None:
 
 def _host(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)  # ::ffff:203.0.113.7 is 203.0.113.7, as gameserver/forwarded.py reads it
+        return str(
+            address.ipv4_mapped
+        )  # ::ffff:203.0.113.7 is 203.0.113.7, as gameserver/drivers/forwarded.py reads it
     return str(address)
 
 

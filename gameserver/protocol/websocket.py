@@ -1,6 +1,6 @@
 """WebSocket framing after the opening handshake (RFC 6455, 5 and 7): bytes <-> messages, server side.
 
-websockets' sans-I/O ``ServerProtocol`` still does the HTTP upgrade (``gameserver/websocket.py``); once it
+websockets' sans-I/O ``ServerProtocol`` still does the HTTP upgrade (``gameserver/drivers/upgrade.py``); once it
 has answered 101, :class:`WebSocketCodec` takes the byte stream over. It does the per-message work of
 websockets' ``Protocol`` without building a ``Frame`` object, running a parser generator and collecting a
 list of writes for every message: on the common path a read holds one whole masked frame, parsed in place.

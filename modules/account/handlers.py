@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameserver.auth.accounts import Account, set_display_name
-from gameserver.auth.validation import check_display_name
 from gameserver.errors import BadRequest
+from gameserver.features.identity.accounts import Account, set_display_name
+from gameserver.features.identity.validation import check_display_name
 from gameserver.storage.sql import Sql
 from modules.common import names as display_names
 from modules.common import player as account_of

@@ -4,7 +4,7 @@
 need no ``token`` (as after ``session.bind``). They run in processes with the ``auth`` role. See docs/auth.md.
 """
 
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from modules.auth.handlers import login, logout, nonce, refresh, register
 
 HANDLERS = {

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameserver.auth.service import AuthService
-from gameserver.auth.tokens import Claims
+from gameserver.bus.sessions import Session
 from gameserver.errors import Unauthorized, UnknownFunction
-from gameserver.session import Session
+from gameserver.features.identity.service import AuthService
+from gameserver.features.identity.tokens import Claims
 
 
 def _service(auth: AuthService | None) -> AuthService:

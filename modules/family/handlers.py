@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from enums import FamilyRole, ModuleErrorCode
 from gameserver.config import Config
 from gameserver.errors import BadRequest, Forbidden, GameError
-from gameserver.mail.post import Push
+from gameserver.features.mailbox.post import Push
 from gameserver.storage.sql import Sql
 from modules.common import names, player
 from modules.family.members import (

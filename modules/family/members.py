@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import FamilyRole
-from gameserver.auth.accounts import set_family
+from gameserver.features.identity.accounts import set_family
 from modules.family.tables import families, family_members
 
 

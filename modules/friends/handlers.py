@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
 from gameserver.errors import BadRequest, GameError
-from gameserver.mail import Mail, MailboxFull, MailStore, post
-from gameserver.mail.post import Push
+from gameserver.features.mailbox import Mail, MailboxFull, MailStore, post
+from gameserver.features.mailbox.post import Push
 from gameserver.storage.sql import Sql
 from modules.common import names, player
 from modules.friends.links import (

@@ -12,7 +12,7 @@ reads and an all-or-nothing write (``queries.py``), a Redis cache with a TTL, se
 | ``leaderboard.top`` | ``{"board", "limit"?}`` | ``{"board", "scores": [{"uid", "score"}]}`` | no |
 """
 
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from modules.leaderboard.handlers import rank, submit, top
 
 HANDLERS = {

@@ -1,14 +1,15 @@
 """Mail between players, system mail and gifts (PROTOCOL.md, "Module functions").
 
 Gate functions: ``mail.list``, ``mail.read``, ``mail.delete``, ``mail.send`` and ``mail.claim``. The mails
-themselves live in the ``mail`` resource (:class:`gameserver.mail.MailStore`, one Maildir per player); the
+themselves live in the ``mail`` resource (:class:`gameserver.features.mailbox.MailStore`, one Maildir per player); the
 SQL table ``mail_claims`` records which gifts were claimed. The recipient of a new mail gets the push
-``mail.new``. Operators send system mail and gifts with ``POST /mail/send`` (:mod:`gameserver.mail.admin`), and
+``mail.new``. Operators send system mail and gifts with ``POST /mail/send``
+(:mod:`gameserver.features.mailbox.admin`), and
 to every player with ``POST /mail/broadcast``, which the background job ``mail.broadcast`` delivers in batches
-(:mod:`gameserver.mail.broadcast`).
+(:mod:`gameserver.features.mailbox.broadcast`).
 """
 
-from gameserver.jobs import job
+from gameserver.features.jobs import job
 from modules.mail.handlers import claim, delete, list_mails, read, send
 from modules.mail.jobs import broadcast
 

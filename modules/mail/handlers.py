@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
 from gameserver.errors import BadRequest, GameError, RateLimited
+from gameserver.features.mailbox import Mail, MailStore, post
+from gameserver.features.mailbox.message import check_text
+from gameserver.features.mailbox.post import Push
 from gameserver.keys import Keys
-from gameserver.mail import Mail, MailStore, post
-from gameserver.mail.message import check_text
-from gameserver.mail.post import Push
 from gameserver.storage.sql import Sql
 from modules.common import player
 from modules.inventory.items import add_items

@@ -4,10 +4,10 @@ import logging
 from typing import Any
 
 from gameserver.config import Config
-from gameserver.jobs import Jobs
-from gameserver.mail import MailStore, post_once_many
-from gameserver.mail.broadcast import JOB, from_message, mail_id, players_after
-from gameserver.mail.post import Push
+from gameserver.features.jobs import Jobs
+from gameserver.features.mailbox import MailStore, post_once_many
+from gameserver.features.mailbox.broadcast import JOB, from_message, mail_id, players_after
+from gameserver.features.mailbox.post import Push
 from gameserver.storage.sql import Sql
 
 

@@ -11,7 +11,7 @@ mail_claims = sa.Table(
     sa.Column("mail_id", sa.String(128), primary_key=True),
     sa.Column("claimed_at", sa.DateTime, nullable=False),
     mysql_engine="InnoDB",
-    mysql_charset="ascii",  # mail ids are ASCII file names (gameserver.mail.maildir.KEY_PATTERN)
+    mysql_charset="ascii",  # mail ids are ASCII file names (gameserver.features.mailbox.maildir.KEY_PATTERN)
     mysql_collate="ascii_bin",
 )
 """One row per gift mail whose items were moved into the inventory. The primary key (uid, mail_id) makes the

@@ -2,7 +2,7 @@
 later requests need no ``token``. See docs/auth.md.
 """
 
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from modules.session.handlers import bind
 
 HANDLERS = {

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameserver.auth.revocations import Revocations
+from gameserver.bus.sessions import Session
 from gameserver.errors import Unauthorized
-from gameserver.session import Session
+from gameserver.features.identity.revocations import Revocations
 
 
 async def bind(token: str, *, session: Session, revocations: Revocations, **_: Any) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """Built-in functions every deployment has (PROTOCOL.md, "Built-in functions")."""
 
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from modules.sys.handlers import echo, now
 
 HANDLERS = {

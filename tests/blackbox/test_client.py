@@ -19,7 +19,7 @@ from tests.blackbox.support import clean_env
 pytestmark = pytest.mark.blackbox
 
 PROBE = """
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 
 SESSIONS = []  # the callers, so that a test can push to them later
 

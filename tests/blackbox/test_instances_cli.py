@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.instances import PORT_STEP, _is_gameserver, instance
+from gameserver.commands.instances import PORT_STEP, _is_gameserver, instance
 
 pytestmark = pytest.mark.blackbox
 

@@ -25,7 +25,7 @@ DEADLINE = 30.0  # seconds before a wait fails; nothing asserts how long it took
 PACKAGE = """
 from pathlib import Path
 
-from gameserver.jobs import job
+from gameserver.features.jobs import job
 
 
 async def fixable(folder: str, *, job_try: int, **_):

@@ -14,7 +14,7 @@ import aiohttp
 from redis.asyncio import Redis
 
 from gameserver.app import App
-from gameserver.auth.accounts import (
+from gameserver.features.identity.accounts import (
     account_by_uid,
     account_by_username,
     display_names,
@@ -23,7 +23,7 @@ from gameserver.auth.accounts import (
     set_world,
     uids_in_world,
 )
-from gameserver.auth.nonces import redeem_nonce
+from gameserver.features.identity.nonces import redeem_nonce
 from tests.clients import TcpClient, http_url
 
 PASSWORD = "correct horse battery"

@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio
 
 from gameserver.app import App
-from gameserver.auth.nonces import issue_nonce
-from gameserver.chat import Chat
-from gameserver.fanout import RedisFanout
+from gameserver.bus.fanout import RedisFanout
+from gameserver.features.chat import Chat
+from gameserver.features.identity.nonces import issue_nonce
 from tests.clients import ChatClient, http_url
 from tests.integration.private_services import PrivateRedis
 
@@ -229,7 +229,7 @@ async def test_lines_published_while_redis_is_down_are_counted_and_logged_sparin
         async with aiohttp.ClientSession() as http:
             before = await publish_failed_total(http, app)
 
-            caplog.set_level(logging.INFO, logger="gameserver.fanout")
+            caplog.set_level(logging.INFO, logger="gameserver.bus.fanout")
             server.kill()
             for n in range(lost):
                 await client.send("PUBLIC", f"lost {n}")

@@ -1,6 +1,6 @@
 """Per-developer instances (seed 000): two instances from one config template do not see each other's data.
 
-Both run in this process from ``gameserver.instances.instance(template, k)``, the same configs that
+Both run in this process from ``gameserver.commands.instances.instance(template, k)``, the same configs that
 ``gameserver instances start`` gives its processes: over the in-process store each has its own, and over one
 shared real Redis their key prefixes keep them apart; each has its own SQLite database in its data dir.
 """
@@ -16,13 +16,13 @@ import pytest
 from redis.asyncio import Redis
 
 from gameserver.app import App
-from gameserver.instances import instance
+from gameserver.commands.instances import instance
 from tests.clients import WsClient
 
 BACKENDS = [pytest.param("embedded"), pytest.param("redis", marks=pytest.mark.integration)]
 
 PROBE = """
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 
 
 async def put(key: str, value: str, *, redis, keys, **_):

@@ -18,7 +18,7 @@ import pytest
 
 from gameserver import cli
 from gameserver.app import App
-from gameserver.jobs import Jobs, job
+from gameserver.features.jobs import Jobs, job
 from tests.server.support import wait_until
 from tests.server.test_jobs import FAST, eventually_dead, settled, write_package
 

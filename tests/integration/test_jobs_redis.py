@@ -16,7 +16,7 @@ import pytest
 
 from gameserver.app import App
 from gameserver.config import Config
-from gameserver.jobs import Jobs
+from gameserver.features.jobs import Jobs
 from tests.server.support import wait_until
 from tests.server.test_jobs import FAST, GATES, RUNS, eventually_dead, runs, write_package
 

@@ -14,9 +14,9 @@ import pytest
 
 from gameserver.app import App
 from gameserver.config import Config, RedisConfig
+from gameserver.features.nodes.record import NodeRecord
+from gameserver.features.nodes.store import NodeStore
 from gameserver.keys import Keys
-from gameserver.nodes.record import NodeRecord
-from gameserver.nodes.store import NodeStore
 from gameserver.storage.kv import open_redis
 from tests.clients import TcpClient, http_url
 from tests.conftest import delete_prefixed, new_prefix
@@ -146,16 +146,18 @@ async def test_redis_down_then_back_registers_again_with_one_warning(
     store = NodeStore(reader, app.resources.keys)
     try:
         assert names(await store.live()) == ["survivor"]
-        caplog.set_level(logging.INFO, logger="gameserver.nodes")
+        caplog.set_level(logging.INFO, logger="gameserver.features.nodes")
         redis_server.kill()
         failures = heartbeat.failures
         await wait_until(lambda: heartbeat.failures >= failures + 3, timeout=10.0)
-        warnings = [r for r in caplog.records if r.name == "gameserver.nodes" and r.levelno == logging.WARNING]
+        warnings = [r for r in caplog.records if r.name == "gameserver.features.nodes" and r.levelno == logging.WARNING]
         assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one line, however many beats fail
         assert "cannot write this node's entry" in warnings[0].getMessage()
         await redis_server.start()  # empty: what the node had written is gone with the old process
         await eventually(store.live, lambda nodes: names(nodes) == ["survivor"])
-        assert any("registered again" in r.getMessage() for r in caplog.records if r.name == "gameserver.nodes")
+        assert any(
+            "registered again" in r.getMessage() for r in caplog.records if r.name == "gameserver.features.nodes"
+        )
         assert not heartbeat.failing
     finally:
         await reader.aclose()

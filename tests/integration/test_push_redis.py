@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio
 
 from gameserver.app import App
-from gameserver.redisbus import RedisBus
+from gameserver.bus.redispubsub import RedisBus
 from tests.clients import TcpClient, WsClient
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from gameserver.redisbus import RedisBus
+from gameserver.bus.redispubsub import RedisBus
 from tests.clients import TcpClient, WsClient, http_url
 
 pytestmark = pytest.mark.integration

@@ -24,10 +24,10 @@ import modules.family
 import modules.friends
 import modules.inventory
 import modules.mail  # noqa: F401  (the modules' tables join the metadata)
-from gameserver.auth.accounts import create_account
 from gameserver.config import Config, DbConfig, RedisConfig
+from gameserver.features.identity.accounts import create_account
+from gameserver.features.mailbox import MailStore
 from gameserver.keys import Keys
-from gameserver.mail import MailStore
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
 from tests.conftest import delete_prefixed, new_prefix

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gameserver.errors import BadRequest
-from gameserver.mail import PlayerNotFound
+from gameserver.features.mailbox import PlayerNotFound
 from modules.account.handlers import names, profile, rename
 
 Ctx = Callable[..., dict[str, Any]]

@@ -11,7 +11,7 @@ import pytest
 from enums import MailKind
 from gameserver.config import Config
 from gameserver.errors import BadRequest
-from gameserver.mail import MailboxFull, MailStore, PlayerNotFound
+from gameserver.features.mailbox import MailboxFull, MailStore, PlayerNotFound
 from modules.friends.handlers import (
     AlreadyFriends,
     FriendRequestNotFound,

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from enums import ItemKind, MailKind
 from gameserver.config import Config
 from gameserver.errors import BadRequest, RateLimited
+from gameserver.features.mailbox import SYSTEM, Item, Mail, MailboxFull, MailNotFound, MailStore, PlayerNotFound
 from gameserver.keys import Keys
-from gameserver.mail import SYSTEM, Item, Mail, MailboxFull, MailNotFound, MailStore, PlayerNotFound
 from gameserver.storage.sql import Sql
 from modules.inventory.items import counts
 from modules.mail.handlers import AlreadyClaimed, NothingToClaim, claim, count_send, delete, list_mails, read, send

@@ -15,11 +15,11 @@ import jwt
 import pytest
 
 from gameserver.app import App
-from gameserver.auth.nonces import redeem_nonce
-from gameserver.auth.secret import SECRET_FILE
-from gameserver.auth.tokens import Tokens
 from gameserver.config import Config
 from gameserver.errors import ConfigError
+from gameserver.features.identity.nonces import redeem_nonce
+from gameserver.features.identity.secret import SECRET_FILE
+from gameserver.features.identity.tokens import Tokens
 from tests.clients import TcpClient, WsClient
 
 PASSWORD = "correct horse battery"
@@ -413,7 +413,7 @@ async def test_without_the_auth_role_tokens_still_work(
 async def test_login_rehashes_a_password_hashed_at_another_cost(
     app_factory: Callable[..., Any], client_session: aiohttp.ClientSession
 ) -> None:
-    from gameserver.auth.accounts import account_by_username
+    from gameserver.features.identity.accounts import account_by_username
 
     app = await app_factory()
     await register(Http(client_session, app.ports["http"]), "sam")

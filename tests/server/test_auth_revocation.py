@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from gameserver.app import App
-from gameserver.auth.tokens import Tokens
+from gameserver.features.identity.tokens import Tokens
 from tests.clients import ChatClient, TcpClient, WsClient
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from gameserver.app import App
-from gameserver.auth.nonces import issue_nonce
-from gameserver.chat import Chat
+from gameserver.features.chat import Chat
+from gameserver.features.identity.nonces import issue_nonce
 from gameserver.metrics import CHAT
 from tests.clients import ChatClient
 

@@ -104,7 +104,7 @@ async def test_handlers_read_the_current_game_config(
     package = tmp_path / "mods" / name
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "from gameserver.registry import handler\n\n"
+        "from gameserver.dispatch.registry import handler\n\n"
         "async def motd(*, game, **_):\n    return {'motd': game.data['world']['motd'], 'etag': game.etag}\n\n"
         "HANDLERS = {'motd': handler(motd, login=False)}\n"
     )

@@ -11,7 +11,7 @@ import pytest
 
 from gameserver.app import App
 from gameserver.config import Config
-from gameserver.console import console_enabled
+from gameserver.features.console import console_enabled
 from tests.clients import WsClient, http_url
 
 

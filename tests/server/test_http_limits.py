@@ -1,4 +1,5 @@
-"""The HTTP listener's size, rate and time limits, through real sockets (gameserver/http.py): the connection cap,
+"""The HTTP listener's size, rate and time limits, through real sockets (gameserver/drivers/http.py): the connection
+cap,
 the per-address request rate, the time to a complete request head and a route's deadline."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from gameserver.app import App
 from gameserver.config import Config
-from gameserver.http import timeout
+from gameserver.drivers.http import timeout
 from tests.clients import close_writer, http_url
 from tests.server.support import wait_until
 
@@ -73,7 +74,7 @@ async def test_connections_over_the_cap_are_closed_at_accept(
     listener = app.http
     clients = [await RawHttp.open(app) for _ in range(3)]
     await wait_until(lambda: len(listener.connections) == 3)
-    with caplog.at_level(logging.WARNING, logger="gameserver.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
         extra = [await RawHttp.open(app) for _ in range(2)]
         for client in extra:
             assert await client.closed()
@@ -100,7 +101,7 @@ async def test_connections_over_the_per_address_cap_are_closed_at_accept(
     counts = app.http.addresses.open
     clients = [await RawHttp.open(app) for _ in range(2)]
     await wait_until(lambda: counts == {"127.0.0.1": 2})
-    with caplog.at_level(logging.WARNING, logger="gameserver.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
         refused = await RawHttp.open(app)
         assert await refused.closed()
     assert "http: refusing 127.0.0.1:" in caplog.text and "2 connections open from 127.0.0.1" in caplog.text

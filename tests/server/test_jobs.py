@@ -26,11 +26,11 @@ import pytest
 from gameserver import metrics
 from gameserver.app import App
 from gameserver.config import Config
+from gameserver.dispatch.registry import handler
 from gameserver.errors import ConfigError
-from gameserver.jobs import BadJob, Jobs, Retry, every, job
-from gameserver.jobs.worker import GROUP
-from gameserver.registry import handler
-from gameserver.reload import reloader_of
+from gameserver.features.jobs import BadJob, Jobs, Retry, every, job
+from gameserver.features.jobs.worker import GROUP
+from gameserver.features.reload import reloader_of
 from gameserver.storage.kv import open_redis
 from tests.clients import TcpClient
 from tests.server.support import wait_until
@@ -261,7 +261,7 @@ async def test_a_job_that_keeps_failing_goes_to_the_dead_letters_with_its_error(
 ) -> None:
     _, jobs = await start(app_factory, kit)
     dead_before = sample("gameserver_job_dead_total", job="jobkit.fails")
-    with caplog.at_level(logging.WARNING, logger="gameserver.jobs"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.features.jobs"):
         job_id = await jobs.enqueue("jobkit.fails")
         await eventually_dead(jobs)
     [dead] = await jobs.dead()
@@ -271,7 +271,7 @@ async def test_a_job_that_keeps_failing_goes_to_the_dead_letters_with_its_error(
     assert sample("gameserver_job_dead_total", job="jobkit.fails") == dead_before + 1
     assert await jobs.counts() == {"ready": 0, "delayed": 0, "dead": 1}
     await wait_until(lambda: sample("gameserver_job_queue", state="dead") == 1)  # counted for /metrics each poll
-    failures = [r for r in caplog.records if r.name == "gameserver.jobs" and job_id in r.getMessage()]
+    failures = [r for r in caplog.records if r.name == "gameserver.features.jobs" and job_id in r.getMessage()]
     assert [r.levelname for r in failures] == ["WARNING", "ERROR"]  # retried, then dead: each with its traceback
     assert all(r.exc_info is not None for r in failures)
 

@@ -15,11 +15,11 @@ import pytest
 
 from enums import MailKind
 from gameserver.app import App
-from gameserver.auth.accounts import create_account
-from gameserver.jobs import Jobs
-from gameserver.mail import MailStore
-from gameserver.mail.broadcast import JOB, mail_id
-from gameserver.mail.maildir import Maildir, key_time_ns
+from gameserver.features.identity.accounts import create_account
+from gameserver.features.jobs import Jobs
+from gameserver.features.mailbox import MailStore
+from gameserver.features.mailbox.broadcast import JOB, mail_id
+from gameserver.features.mailbox.maildir import Maildir, key_time_ns
 from tests.clients import TcpClient, http_url
 from tests.server.test_jobs import settled
 

@@ -1,4 +1,4 @@
-"""Limits every listener enforces (gameserver/listener.py): idle clients, connection count, slow readers."""
+"""Limits every listener enforces (gameserver/drivers/listener.py): idle clients, connection count, slow readers."""
 
 from __future__ import annotations
 

@@ -93,6 +93,6 @@ async def test_a_transaction_that_keeps_losing_its_lock_answers_unavailable(
         again = await client.call("inventory.discard", discard, token=token)  # the lock is free: runs
         assert again["error"]["code"] == "not_enough_items"
     await client.close()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gameserver.dispatch"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gameserver.dispatch.dispatcher"]
     assert len(warnings) == 1 and warnings[0].startswith("inventory.discard: database busy (lock conflict)")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

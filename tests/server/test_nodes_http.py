@@ -14,8 +14,8 @@ from websockets.asyncio.client import connect
 from gameserver import __version__
 from gameserver.app import App
 from gameserver.config import Config
-from gameserver.nodes.heartbeat import Heartbeat
-from gameserver.nodes.store import NodeStore
+from gameserver.features.nodes.heartbeat import Heartbeat
+from gameserver.features.nodes.store import NodeStore
 from tests.clients import TcpClient, WsClient, http_url
 
 ADMIN_KEY = "nodes-admin-key-for-tests"

@@ -1,4 +1,4 @@
-"""Server pushes through the gate in one process (gameserver/bus.py, gameserver/redisbus.py): the plain
+"""Server pushes through the gate in one process (gameserver/bus/local.py, gameserver/bus/redispubsub.py): the plain
 in-process bus by default, and the Redis bus on the in-process store (``server.bus = "redis"`` without
 ``redis.url``), which takes the same path as between processes. Across two processes and the real Redis:
 tests/integration/test_push_redis.py."""
@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gameserver.app import App
-from gameserver.bus import LocalBus
-from gameserver.redisbus import RedisBus
+from gameserver.bus.local import LocalBus
+from gameserver.bus.redispubsub import RedisBus
 from tests.clients import TcpClient, WsClient
 from tests.server.support import wait_until
 

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from gameserver.reload import Reloader, reloader_of
+from gameserver.features.reload import Reloader, reloader_of
 from tests.clients import WsClient, http_url
 
 INIT = """
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from .handlers import slow, version
 
 HANDLERS = {"version": handler(version, login=False), "slow": handler(slow, login=False)}
@@ -173,7 +173,7 @@ async def test_new_and_removed_packages(app_factory: Callable[..., Any], hot: Pa
     def add() -> None:
         extra.mkdir()
         (extra / "__init__.py").write_text(
-            "from gameserver.registry import handler\n\nasync def ping(**_):\n    return 'pong'\n\n"
+            "from gameserver.dispatch.registry import handler\n\nasync def ping(**_):\n    return 'pong'\n\n"
             "HANDLERS = {'ping': handler(ping, login=False)}\n"
         )
 
@@ -194,7 +194,7 @@ async def test_reload_is_off_unless_asked(app: App) -> None:
 
 
 LIFECYCLE = """
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 
 VERSION = {version!r}
 EVENTS = {events!r}

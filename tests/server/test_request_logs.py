@@ -48,7 +48,7 @@ async def test_request_lines_and_handler_lines_share_the_correlation_id(
     package = tmp_path / "mods" / name
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "from gameserver.registry import handler\n\n"
+        "from gameserver.dispatch.registry import handler\n\n"
         "async def shout(text: str, *, log, **_):\n    log.warning('shouting %s', text)\n    return text.upper()\n\n"
         "HANDLERS = {'shout': handler(shout, login=False)}\n"
     )

@@ -1,4 +1,4 @@
-"""The token secret (gameserver/auth/secret.py): configured, or generated once into the data dir."""
+"""The token secret (gameserver/features/identity/secret.py): configured, or generated once into the data dir."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.auth.secret import SECRET_FILE, load_secret
 from gameserver.config import AuthConfig, load
 from gameserver.errors import ConfigError
+from gameserver.features.identity.secret import SECRET_FILE, load_secret
 
 
 def test_a_configured_secret_is_used_verbatim(tmp_path: Path) -> None:

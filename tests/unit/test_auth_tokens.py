@@ -1,4 +1,4 @@
-"""Session tokens (gameserver/auth/tokens.py): HS256 pinned, required claims, expiry, forgeries."""
+"""Session tokens (gameserver/features/identity/tokens.py): HS256 pinned, required claims, expiry, forgeries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Callable
 import jwt
 import pytest
 
-from gameserver.auth.tokens import LEEWAY, Claims, Tokens
 from gameserver.errors import Unauthorized
+from gameserver.features.identity.tokens import LEEWAY, Claims, Tokens
 
 KEY = b"k" * 64  # long enough for the HS512 forgery below too
 TOKENS = Tokens(KEY, issuer="gameserver", ttl=3600)

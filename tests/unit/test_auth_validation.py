@@ -1,11 +1,11 @@
-"""What usernames, passwords and display names may be (gameserver/auth/validation.py)."""
+"""What usernames, passwords and display names may be (gameserver/features/identity/validation.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gameserver.auth.validation import check_display_name, check_password, check_username
 from gameserver.errors import BadRequest
+from gameserver.features.identity.validation import check_display_name, check_password, check_username
 
 USERNAME = {"min_len": 3, "max_len": 12}
 PASSWORD = {"min_len": 8, "max_len": 16}

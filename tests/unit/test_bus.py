@@ -1,4 +1,4 @@
-"""The in-process bus (gameserver/bus.py) and the bound sessions it pushes to (gameserver/session.py): plain
+"""The in-process bus (gameserver/bus/local.py) and the bound sessions it pushes to (gameserver/bus/sessions.py): plain
 calls, no serialisation; :class:`Sessions` tells its presence about a player's first and last connection."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gameserver.bus import LocalBus
+from gameserver.bus.local import LocalBus
+from gameserver.bus.sessions import Session, Sessions
 from gameserver.protocol.codec import Format
 from gameserver.ratelimit import TokenBucket
-from gameserver.session import Session, Sessions
 
 
 class Conn(Session):

@@ -1,4 +1,4 @@
-"""The dispatcher (gameserver/dispatch.py) driven with a recording session: no sockets, a real event loop.
+"""The dispatcher (gameserver/dispatch/dispatcher.py) driven with a recording session: no sockets, a real event loop.
 
 Replies are awaited, never timed: each test waits for the reply it expects (PROTOCOL.md, "Gate").
 """
@@ -15,13 +15,13 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from gameserver.auth.tokens import Claims
-from gameserver.dispatch import BUSY_MESSAGE, INTERNAL_MESSAGE, Dispatcher
+from gameserver.bus.sessions import Session, Sessions
+from gameserver.dispatch.dispatcher import BUSY_MESSAGE, INTERNAL_MESSAGE, Dispatcher
+from gameserver.dispatch.registry import Handler, compile_entry
 from gameserver.errors import GameError, Unauthorized
+from gameserver.features.identity.tokens import Claims
 from gameserver.protocol.codec import Format, encode_json, encode_msgpack
 from gameserver.ratelimit import TokenBucket
-from gameserver.registry import Handler, compile_entry
-from gameserver.session import Session, Sessions
 
 RESOURCES = {"config": "the-config", "db": "the-db", "redis": "the-redis", "push": "the-push"}
 INJECTABLE = set(RESOURCES) | {"uid", "session", "log", "args", "claims"}
@@ -385,12 +385,12 @@ async def test_crash_answers_internal_and_logs_the_traceback(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = RecordingSession()
-    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
         reply = await call(dispatcher, {"id": 11, "fn": "t.crash"}, session)
     assert reply == error(11, "internal", INTERNAL_MESSAGE)
     assert INTERNAL_MESSAGE == "programming error"
     assert SECRET not in repr(session.sent) and "RuntimeError" not in repr(session.sent)
-    (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch"]
+    (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch.dispatcher"]
     correlation_id = f"node1-{session.id}-11"
     assert correlation_id in record.getMessage()
     assert correlation_id not in repr(session.sent)
@@ -402,7 +402,7 @@ async def test_crash_answers_internal_and_logs_the_traceback(
 async def test_reply_that_cannot_be_encoded_answers_internal(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture, fn: str, fmt: Format
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
         assert await call(dispatcher, {"id": 1, "fn": fn}, fmt=fmt) == error(1, "internal", INTERNAL_MESSAGE)
     assert "correlation id node1-" in caplog.text
 
@@ -415,7 +415,7 @@ async def test_bytes_are_fine_in_msgpack(dispatcher: Dispatcher) -> None:
 async def test_backend_down_answers_unavailable(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture, fn: str
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="gameserver.dispatch"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.dispatch.dispatcher"):
         assert await call(dispatcher, {"id": 1, "fn": fn}) == error(1, "unavailable", "a backend is unavailable")
     assert "backend unavailable" in caplog.text
 
@@ -424,9 +424,9 @@ async def test_a_lost_lock_conflict_answers_unavailable_with_a_warning(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Not a bug: nothing was written and the client may try again (PROTOCOL.md, `unavailable`)."""
-    with caplog.at_level(logging.WARNING, logger="gameserver.dispatch"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.dispatch.dispatcher"):
         assert await call(dispatcher, {"id": 1, "fn": "t.mysql_deadlock"}) == error(1, "unavailable", BUSY_MESSAGE)
-    (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch"]
+    (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch.dispatcher"]
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "t.mysql_deadlock: database busy (lock conflict)" in record.getMessage() and "1213" in record.getMessage()
 
@@ -464,7 +464,7 @@ async def test_a_failing_token_hook_answers_internal(dispatcher: Dispatcher, cap
 
     dispatcher.authenticate = broken
     session = RecordingSession()
-    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
         reply = await call(dispatcher, {"id": 1, "fn": "t.whoami", "token": "good"}, session)
     assert reply == error(1, "internal", INTERNAL_MESSAGE)
     assert SECRET not in repr(session.sent) and SECRET in caplog.text

@@ -12,7 +12,7 @@ import pytest
 
 import enums
 from gameserver.cli import main
-from gameserver.enums_export import FORMATS, export, shared_enums
+from gameserver.commands.enums_export import FORMATS, export, shared_enums
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

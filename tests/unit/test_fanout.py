@@ -1,4 +1,4 @@
-"""gameserver/fanout.py without a Redis: what is lost is counted, per channel prefix, and logged sparingly."""
+"""gameserver/bus/fanout.py without a Redis: what is lost is counted, per channel prefix, and logged sparingly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import fakeredis
 import pytest
 
-from gameserver.fanout import LOSS_LOG_INTERVAL, MAX_OUTBOX, RedisFanout
+from gameserver.bus.fanout import LOSS_LOG_INTERVAL, MAX_OUTBOX, RedisFanout
 
 
 def loss_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

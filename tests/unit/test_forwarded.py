@@ -1,12 +1,12 @@
-"""The client's address behind trusted proxies (gameserver/forwarded.py): pure, a table of cases."""
+"""The client's address behind trusted proxies (gameserver/drivers/forwarded.py): pure, a table of cases."""
 
 from __future__ import annotations
 
 import pytest
 
 from gameserver.config import load
+from gameserver.drivers.forwarded import client_address, parse_networks
 from gameserver.errors import ConfigError
-from gameserver.forwarded import client_address, parse_networks
 
 PROXIES = parse_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
 

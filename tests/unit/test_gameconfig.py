@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gameserver.errors import ConfigError
-from gameserver.gameconfig import GameData, etag_matches, read_game_config
+from gameserver.features.configserver import GameData, etag_matches, read_game_config
 
 
 def test_a_folder_becomes_one_object_keyed_by_file_and_subfolder(tmp_path: Path) -> None:

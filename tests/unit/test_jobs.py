@@ -1,4 +1,5 @@
-"""Background jobs without a store (gameserver/jobs/spec.py, envelope.py): the job table's start-up checks, argument
+"""Background jobs without a store (gameserver/features/jobs/spec.py, envelope.py): the job table's start-up checks,
+argument
 binding at enqueue time, the msgpack envelope, the backoff and the periods of periodic jobs."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import pytest
 
 from gameserver.config import JobsConfig
 from gameserver.errors import ConfigError
-from gameserver.jobs import BadJob, Job, every, job
-from gameserver.jobs.envelope import MAX_SIZE, Envelope, backoff, bind, decode, encode
-from gameserver.jobs.spec import JobEntry, build_jobs, compile_job
+from gameserver.features.jobs import BadJob, Job, every, job
+from gameserver.features.jobs.envelope import MAX_SIZE, Envelope, backoff, bind, decode, encode
+from gameserver.features.jobs.spec import JobEntry, build_jobs, compile_job
 
 INJECTABLE = frozenset({"db", "redis", "config", "jobs", "log", "job_id", "job_try", "scheduled_at"})
 CONFIG = JobsConfig()

@@ -1,4 +1,5 @@
-"""`gameserver jobs` without a store (gameserver/jobs/command.py, its parser in gameserver/cli.py): the arguments it
+"""`gameserver jobs` without a store (gameserver/features/jobs/command.py, its parser in gameserver/cli.py): the
+arguments it
 refuses, what it says without redis.url, and its output as pure functions of the dead letters. Against a real
 Redis: tests/integration/test_jobs_cli.py and tests/blackbox/test_jobs_cli.py."""
 
@@ -7,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from gameserver.cli import main
-from gameserver.jobs import DeadJob
-from gameserver.jobs.command import ERROR_WIDTH, change_text, last_line, status_text, table, to_json
+from gameserver.features.jobs import DeadJob
+from gameserver.features.jobs.command import ERROR_WIDTH, change_text, last_line, status_text, table, to_json
 
 TRACEBACK = """Traceback (most recent call last):
   File "modules/daily/jobs.py", line 12, in thank

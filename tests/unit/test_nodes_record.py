@@ -1,5 +1,5 @@
 """The node registry's pure parts: an entry as Redis hash fields and back, which entries are live, the pick, the
-advertised addresses and URLs, the settings (gameserver/nodes/record.py, advertise.py; docs/operations.md)."""
+advertised addresses and URLs, the settings (gameserver/features/nodes/record.py, advertise.py; docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from gameserver.config import Config, load
 from gameserver.errors import ConfigError
-from gameserver.nodes.advertise import advertised_host, listener_addresses, listener_urls
-from gameserver.nodes.command import main as command_main
-from gameserver.nodes.command import table
-from gameserver.nodes.record import NodeRecord, address, least_loaded, live
+from gameserver.features.nodes.advertise import advertised_host, listener_addresses, listener_urls
+from gameserver.features.nodes.command import main as command_main
+from gameserver.features.nodes.command import table
+from gameserver.features.nodes.record import NodeRecord, address, least_loaded, live
 
 RECORD = NodeRecord(
     node="n1",

@@ -1,4 +1,4 @@
-"""Pushes between processes (gameserver/redisbus.py) over an in-memory stand-in for Redis pub/sub: what a
+"""Pushes between processes (gameserver/bus/redispubsub.py) over an in-memory stand-in for Redis pub/sub: what a
 process subscribes to, what it publishes, and that every connection gets a push once. The real Redis is in
 tests/integration/test_push_redis.py."""
 
@@ -10,11 +10,11 @@ from typing import Any
 import msgpack
 import pytest
 
-from gameserver.bus import Receiver
+from gameserver.bus.local import Receiver
+from gameserver.bus.redispubsub import RedisBus
+from gameserver.bus.sessions import Sessions
 from gameserver.keys import Keys
 from gameserver.protocol.codec import Format
-from gameserver.redisbus import RedisBus
-from gameserver.session import Sessions
 from tests.unit.test_bus import Conn
 
 KEYS = Keys("t:")
@@ -32,7 +32,7 @@ class Hub:
 
 
 class FakeFanout:
-    """What :class:`RedisBus` uses of :class:`~gameserver.fanout.RedisFanout`."""
+    """What :class:`RedisBus` uses of :class:`~gameserver.bus.fanout.RedisFanout`."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -164,7 +164,7 @@ def test_a_bad_push_on_the_channel_is_logged_and_dropped(caplog: pytest.LogCaptu
     _, sessions, fanout = process(hub)
     conn = Conn(sessions)
     conn.bind(7)
-    with caplog.at_level(logging.WARNING, "gameserver.bus"):
+    with caplog.at_level(logging.WARNING, "gameserver.bus.local"):
         for payload in (b"\xc1", msgpack.packb({"origin": "x"}), msgpack.packb([1, 2])):
             fanout.publish("t:push.7", payload)
     assert conn.sent == []
@@ -178,7 +178,7 @@ async def test_bound_waits_for_the_subscription(caplog: pytest.LogCaptureFixture
     conn.bind(7)
     assert await conn.bound()
     fanout.confirm = False
-    with caplog.at_level(logging.WARNING, "gameserver.bus"):
+    with caplog.at_level(logging.WARNING, "gameserver.bus.local"):
         assert not await conn.bound(0.01)
     assert "did not confirm the push subscription of uid 7" in caplog.text
 

@@ -1,4 +1,4 @@
-"""The function table (gameserver/registry.py): signatures read once, client args checked on each call."""
+"""The function table (gameserver/dispatch/registry.py): signatures read once, client args checked on each call."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from gameserver.dispatch.registry import Entry, Handler, build_table, compile_entry, discover, handler
 from gameserver.errors import BadRequest, ConfigError
-from gameserver.registry import Entry, Handler, build_table, compile_entry, discover, handler
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
 INJECTABLE = frozenset({"config", "db", "redis", "uid", "session", "log", "args"})

@@ -1,4 +1,5 @@
-"""gameserver/mail/maildir.py and store.py: Maildir delivery, new -> cur, paths that cannot escape, the cap."""
+"""gameserver/features/mailbox/maildir.py and store.py: Maildir delivery, new -> cur, paths that cannot escape, the
+cap."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pytest
 
 from enums import MailKind
 from gameserver.errors import BadRequest
-from gameserver.mail import SYSTEM, Mail, MailboxFull, MailNotFound, MailStore
-from gameserver.mail.maildir import COUNT_FILE, TMP_MAX_AGE, Entry, Maildir, check_id, check_key
+from gameserver.features.mailbox import SYSTEM, Mail, MailboxFull, MailNotFound, MailStore
+from gameserver.features.mailbox.maildir import COUNT_FILE, TMP_MAX_AGE, Entry, Maildir, check_id, check_key
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -128,8 +129,8 @@ KILLED_WRITER = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     from enums import MailKind
-    from gameserver.mail.maildir import Maildir
-    from gameserver.mail.message import Mail, compose
+    from gameserver.features.mailbox.maildir import Maildir
+    from gameserver.features.mailbox.message import Mail, compose
 
     def stop_before_rename(src, dst):
         print("written", flush=True)  # the mail is in tmp/, fsynced; the parent kills us now
@@ -262,9 +263,9 @@ RACER = textwrap.dedent(
     import sys, threading
     from pathlib import Path
     from enums import MailKind
-    from gameserver.mail import MailboxFull
-    from gameserver.mail.maildir import Maildir
-    from gameserver.mail.message import Mail, compose
+    from gameserver.features.mailbox import MailboxFull
+    from gameserver.features.mailbox.maildir import Maildir
+    from gameserver.features.mailbox.message import Mail, compose
 
     path, limit, threads, each = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     data = compose(Mail(MailKind.PLAYER, 2, "racer", "race", "x", sent_at=1))

@@ -1,4 +1,4 @@
-"""gameserver/mail/message.py: the file form is ASCII and gives back exactly what went in."""
+"""gameserver/features/mailbox/message.py: the file form is ASCII and gives back exactly what went in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from enums import ItemKind, MailKind
 from gameserver.errors import BadRequest
-from gameserver.mail.message import Item, Mail, check_items, check_text, compose, parse
+from gameserver.features.mailbox.message import Item, Mail, check_items, check_text, compose, parse
 
 TEXTS = ["plain", "礼物 🎁 for you", "two  spaces\tand tab", "line\nbreaks\r\nkept\n", "", "é" * 500]
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gameserver.errors import CloseCode, ProtocolViolation
-from gameserver.protocol.chat import (
+from gameserver.protocol.lines import (
     COMMAND_SIZE,
     DEFAULT_MAX_LINE,
     Command,

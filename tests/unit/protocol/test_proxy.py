@@ -67,7 +67,7 @@ def test_the_longest_v1_line_is_107_bytes() -> None:
 
 
 def test_an_ipv4_mapped_address_is_the_ipv4_address() -> None:
-    # As gameserver/forwarded.py reads one: the per-address limits see one client, however it is written.
+    # As gameserver/drivers/forwarded.py reads one: the per-address limits see one client, however it is written.
     parsed = parse(b"PROXY TCP6 ::ffff:203.0.113.7 ::1 1 2\r\n")
     assert parsed is not None and parsed.source == ("203.0.113.7", 1)
     parsed = parse(encode_v2(("::ffff:203.0.113.7", 1), ("::1", 2)))
