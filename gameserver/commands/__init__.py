@@ -1,0 +1,1 @@
+"""Subcommands of `gameserver` that are tools rather than the server: the terminal client, instances, enums."""
