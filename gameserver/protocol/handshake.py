@@ -13,7 +13,7 @@ import http
 from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
-from gameserver.protocol.framing import NO_OUTPUT, Wire
+from gameserver.protocol.framing import Wire
 
 WS_VERSION = "13"
 END_OF_HEAD = b"\r\n\r\n"  # a handshake request is a GET with no body: it ends with its head
@@ -26,15 +26,17 @@ class HandshakeFramer:
         max_size: the largest message any route takes (websockets checks nothing else with it here).
     """
 
+    __slots__ = ("protocol", "rest", "_tail", "output", "done")
+
     wire = Wire.WEBSOCKET
     half_close = False
-    output = NO_OUTPUT
-    done = False
 
     def __init__(self, max_size: int) -> None:
         self.protocol = ServerProtocol(max_size=max_size)
         self.rest = b""  # what came after the request head: the first frames, for the codec
         self._tail = b""  # the last bytes of the request head so far, to find its end across reads
+        self.output: list[bytes] = []  # the error response to a request that is not one (websockets' 400)
+        self.done = False  # ... after which the socket closes
 
     def feed(self, data: bytes) -> list[Request]:
         head = self._tail + data
@@ -45,7 +47,14 @@ class HandshakeFramer:
         self._tail = head[-(len(END_OF_HEAD) - 1) :]
         ws = self.protocol
         ws.receive_data(data)
-        return [event for event in ws.events_received() if isinstance(event, Request)]
+        requests = [event for event in ws.events_received() if isinstance(event, Request)]
+        if not requests:  # not HTTP, or a head over websockets' limits: its error response, then close
+            for chunk in ws.data_to_send():
+                if chunk:
+                    self.output.append(chunk)
+                else:
+                    self.done = True
+        return requests
 
     def accept(self, request: Request) -> Response:
         response = self.protocol.accept(request)

@@ -195,7 +195,7 @@ async def test_the_websocket_listener_behind_a_stream_proxy(app_factory: Callabl
     with pytest.raises(InvalidMessage):  # closed before the upgrade: the cap counts the client, not the proxy
         await ws_as(("203.0.113.7", 40002))
     await first.close()
-    assert app.listeners["gate-tcp"].proxy_protocol is False  # gate.proxy_protocol is another setting
+    assert app.listeners["gate-tcp"].limits.proxy_protocol is False  # gate.proxy_protocol is another setting
 
 
 async def test_the_proxy_protocol_without_trusted_proxies_stops_start_up(app_factory: Callable[..., Any]) -> None:
