@@ -238,7 +238,8 @@ async def _serve(config: Config) -> int:
     if left:
         # Requests stuck in a backend past the grace (a hung database, SQLite's busy wait in its thread): asyncio's
         # exit would wait for them, and the interpreter for the driver's threads. The grace is the promise.
-        log.warning("exiting with %d tasks still running past the grace", len(left))
+        names = sorted({task.get_coro().__qualname__ for task in left})  # type: ignore[union-attr]
+        log.warning("exiting with %d tasks still running past the grace: %s", len(left), ", ".join(names[:5]))
         logging.shutdown()
         sys.stderr.flush()
         os._exit(0)

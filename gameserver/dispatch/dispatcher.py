@@ -53,6 +53,7 @@ access_log = logging.getLogger("gameserver.access")
 INTERNAL_MESSAGE = "programming error"
 BUSY_MESSAGE = "the database is busy, try again"
 SWEEP_PERIOD = 0.05
+CANCEL_BATCH = 256  # requests cancelled at once at the end of the shutdown grace, between checks of the clock
 
 Authenticate = Callable[[str], "Claims"]
 """Turns a token into its claims (``uid``, ...) or raises :class:`Unauthorized`; the auth feature provides it.
@@ -304,18 +305,24 @@ class Dispatcher:
             return False
 
     async def cancel_all(self, timeout: float) -> None:
-        """Cancel every request in flight; each answers ``outcome_unknown`` (it may have been applied). Returns
-        after ``timeout`` seconds at most: a handler stuck in a backend's thread (SQLite's busy wait) is left."""
+        """Cancel every request in flight; each answers ``outcome_unknown`` (it may have been applied) as it ends.
+
+        Returns within ``timeout`` seconds: the requests are cancelled a batch at a time (thousands unwinding at
+        once would hold the loop past any deadline), and those not reached in time, or stuck in a backend's
+        thread (SQLite's busy wait), are left, unanswered: their connections close, which says as much.
+        """
         # A task cancelled before its first step never runs _run, so it could neither answer nor leave
         # _deadlines: let the requests dispatched in this loop iteration start first.
         await asyncio.sleep(0)
         tasks = list(self._deadlines)
         try:
             async with asyncio.timeout(timeout):
-                await cancel_and_wait(tasks)  # each answers as it ends; a cancel lost in redis-py is repeated
+                for start in range(0, len(tasks), CANCEL_BATCH):
+                    # Each answers as it ends; a cancel lost in redis-py is repeated.
+                    await cancel_and_wait(tasks[start : start + CANCEL_BATCH])
         except TimeoutError:
             left = sum(not task.done() for task in tasks)
-            log.warning("shutdown: %d cancelled requests did not end within %gs; left behind", left, timeout)
+            log.warning("shutdown: %d requests still running at the end of the grace are left unanswered", left)
         for task in tasks:  # dispatched during the sleep above and cancelled unstarted
             self._deadlines.pop(task, None)
         if not self._deadlines:
