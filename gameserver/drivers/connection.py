@@ -275,7 +275,7 @@ class Connection(asyncio.Protocol):
         goodbye: a WebSocket closing handshake needs the peer's close frame)."""
         transport = self.transport
         if transport is not None and self.paused_since is None and not transport.is_closing():
-            if not self.draining or self.closed:
+            if not self.draining or self.closing:
                 transport.resume_reading()
 
     def write(self, data: bytes) -> None:
@@ -317,8 +317,8 @@ class Connection(asyncio.Protocol):
             return
         if data:
             self.write(data)
-        if self.draining and self.transport is not None and self.paused_since is None:
-            self.transport.resume_reading()  # for the peer's close frame; the framer drops data frames now
+        if self.draining:
+            self.resume_reading()  # for the peer's close frame; the framer drops data frames now
 
     def shutdown(self) -> None:
         """The server is stopping: close after the replies already queued (WebSocket: close code 1001)."""
