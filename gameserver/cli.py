@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     instances_commands.add_parser("status", help="show each instance: PID, state, ports, data dir, log file")
     stop = instances_commands.add_parser("stop", help="stop instances by their PID files (all if none named)")
     stop.add_argument("names", nargs="*", help="dev1 dev2 ... or 1 2 ...")
+    restart = instances_commands.add_parser("restart", help="restart one instance and wait until it is healthy")
+    restart.add_argument("name", help="dev1, dev2, ... or 1, 2, ...")
+    restart.add_argument("--code", help="run it in this folder (a pushed checkout: its modules, its game data)")
     nodes = commands.add_parser("nodes", help="list the live nodes in the node registry (this config's Redis)")
     _config_args(nodes)
     nodes.add_argument("--role", choices=ROLES, help="only the nodes with this role")
@@ -177,6 +180,8 @@ def run_instances(args: argparse.Namespace) -> int:
             return instances.start(args.config, args.count)
         if args.instances_command == "stop":
             return instances.stop(args.config, args.names)
+        if args.instances_command == "restart":
+            return instances.restart(args.config, args.name, code=args.code)
         return instances.status(args.config)
     except ConfigError as exc:
         print(f"gameserver: config error: {exc}", file=sys.stderr)
