@@ -27,9 +27,18 @@ PORT_FLAGS = {
 }
 
 
-def _config_args(parser: argparse.ArgumentParser) -> None:
+def _config_args(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """The flags that pick the config; with ``server``, also those that change what a server listens on."""
     parser.add_argument("--config", "-c", help="config file (default ./config.toml if present)")
     parser.add_argument("--profile", "-p", default="", help="a [profiles.NAME] section to lay over the base")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any setting (repeatable)"
+    )
+    if server:
+        _server_args(parser)
+
+
+def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roles", help=f"comma-separated subset of {','.join(ROLES)}")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it up)")
     parser.add_argument("--gate-port", type=int, help="raw TCP gate port (default 8880)")
@@ -38,9 +47,6 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
     parser.add_argument("--data-dir", help="where the SQLite file, secrets and mail live (default ./var)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any setting (repeatable)"
-    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -50,13 +56,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or "." not in key:
             raise ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
         overrides[key.strip()] = Text(raw)
-    if args.roles:
+    if getattr(args, "roles", None):
         overrides["server.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
-    if args.host:
+    if getattr(args, "host", None):
         overrides["server.host"] = args.host
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         overrides["server.data_dir"] = args.data_dir
-    if args.log_level:
+    if getattr(args, "log_level", None):
         overrides["log.level"] = args.log_level
     if getattr(args, "reload", False):
         overrides["modules.reload"] = True
@@ -79,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     run.add_argument("--reload", action="store_true", help="hot-reload module packages when their files change")
     client = commands.add_parser("client", help="a terminal game client for play-testing (gate over WebSocket)")
-    _config_args(client)
+    _config_args(client, server=False)
     client.add_argument("--url", default="", help="gate WebSocket URL (default: ws://HOST:WS_PORT/gate from config)")
+    client.add_argument(
+        "--http-url", default="", help="HTTP base URL, for `functions` (default: http://HOST:HTTP_PORT from config)"
+    )
     client.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
     instances = commands.add_parser("instances", help="per-developer servers dev1..devN side by side")
     instances.add_argument("--config", "-c", help="the config template (default ./config.toml)")
@@ -168,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "client":
         from gameserver.commands import client
 
-        return client.main(config, url=args.url, timeout=args.timeout)
+        return client.main(config, url=args.url, http=args.http_url, timeout=args.timeout)
     return run(config)
 
 
