@@ -1,0 +1,230 @@
+"""deploy/kubernetes renders with `kubectl kustomize`, every object it renders passes the Kubernetes schemas (strict,
+offline: kubernetes-validate), and the manifests agree with the server: each pod's config.toml and variables make a
+config the server accepts, its ports and probes are the config's, it is given longer to stop than the server needs,
+and the Services, the PodDisruptionBudgets and the HPA pick the pods they mean to."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gameserver.config import Config, load
+from gameserver.errors import ConfigError
+from tests.conftest import IN_CI
+
+KUBERNETES = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+OVERLAYS = ["all-in-one", "split"]
+VERSIONS = ["1.30.0", "1.37.0"]  # the oldest with preStop's sleep action, and the newest kubernetes-validate knows
+IMAGE = "localhost/gameserver:latest"  # what the container image build tags (podman kube play runs it as is)
+ROLE_LABEL = "gameserver/"  # gameserver/gate: "true", ...: the roles a pod runs, for the LoadBalancer Services
+SECRET = "a-secret-of-at-least-thirty-two-bytes-for-tokens"
+POD_FIELDS = {"metadata.name": "gameserver-7d9f-abcde", "status.podIP": "10.1.2.3"}
+RENDERED: dict[str, list[dict[str, Any]]] = {}
+
+
+def require_kubectl() -> str:
+    kubectl = shutil.which("kubectl")
+    if kubectl is not None:
+        return kubectl
+    message = "kubectl is not installed (apt-get install kubectl; scripts/services does in CI)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """What `kubectl kustomize deploy/kubernetes/overlays/<overlay>` prints, parsed (once per run)."""
+    if overlay not in RENDERED:
+        command = [require_kubectl(), "kustomize", str(KUBERNETES / "overlays" / overlay)]
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        RENDERED[overlay] = [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+    return RENDERED[overlay]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(request.param)
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def named(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [doc for doc in of_kind(docs, kind) if doc["metadata"]["name"] == name]
+    return doc
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return dict(only)
+
+
+def pod_labels(deployment: dict[str, Any]) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def selects(selector: dict[str, str], deployment: dict[str, Any]) -> bool:
+    labels = pod_labels(deployment)
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def pod_env(docs: list[dict[str, Any]], deployment: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
+    """The variables the pod's container gets: the Secret's (``secrets`` laid over its data), then its own."""
+    spec = container(deployment)
+    env: dict[str, str] = {}
+    for source in spec.get("envFrom", []):
+        secret = named(docs, "Secret", source["secretRef"]["name"])
+        env.update({key: base64.b64decode(value).decode() for key, value in secret["data"].items()})
+    env.update(secrets)
+    for variable in spec.get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            env[variable["name"]] = POD_FIELDS[variable["valueFrom"]["fieldRef"]["fieldPath"]]
+    return env
+
+
+def pod_config(docs: list[dict[str, Any]], deployment: dict[str, Any], tmp: Path, **secrets: str) -> Config:
+    """What `gameserver run --config ...` builds in the pod: the mounted ConfigMap's file and the pod's variables."""
+    spec = container(deployment)
+    args = spec["args"]
+    assert args[:2] == ["run", "--config"]
+    path = Path(args[2])
+    (volume,) = [m for m in spec["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    (config_map,) = [
+        named(docs, "ConfigMap", v["configMap"]["name"])
+        for v in deployment["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == volume["name"]
+    ]
+    local = tmp / path.name
+    local.write_text(config_map["data"][path.name])
+    return load(local, env=pod_env(docs, deployment, secrets))
+
+
+def roles(deployment: dict[str, Any]) -> set[str]:
+    return {key.removeprefix(ROLE_LABEL) for key, value in pod_labels(deployment).items() if key.startswith(ROLE_LABEL)}
+
+
+def deployments(rendered: tuple[str, list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    yield from of_kind(rendered[1], "Deployment")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_object_passes_the_kubernetes_schemas(rendered: tuple[str, list[dict[str, Any]]], version: str) -> None:
+    kinds = {doc["kind"] for doc in rendered[1]}
+    assert {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget"} <= kinds
+    for doc in rendered[1]:
+        kubernetes_validate.validate(doc, version, strict=True)  # raises on any unknown or ill-typed field
+
+
+def test_the_shipped_secrets_give_a_config_the_server_accepts(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    overlay, docs = rendered
+    for deployment in deployments(rendered):
+        if overlay == "all-in-one":  # the embedded defaults: SQLite and the in-process store in the data volume
+            config = pod_config(docs, deployment, tmp_path)
+            assert (config.db.url, config.redis.url, config.auth.secret) == ("", "", "")
+        else:  # separate pods need one token secret: the shipped placeholder is refused, a real one taken
+            with pytest.raises(ConfigError, match="auth.secret"):
+                pod_config(docs, deployment, tmp_path)
+            config = pod_config(docs, deployment, tmp_path, GAMESERVER_AUTH__SECRET=SECRET)
+            assert config.db.url.startswith("mysql+asyncmy://") and config.redis.url.startswith("redis://")
+            assert config.auth.secret == SECRET
+        assert config.server.host == "0.0.0.0"
+        assert (config.server.node_id, config.server.advertise_host) == tuple(POD_FIELDS.values())
+        volumes = {m["mountPath"] for m in container(deployment)["volumeMounts"]}
+        assert config.server.data_dir in volumes
+
+
+def test_each_deployment_runs_the_roles_its_labels_say(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    overlay, docs = rendered
+    everywhere: set[str] = set()
+    for deployment in deployments(rendered):
+        config = pod_config(docs, deployment, tmp_path, GAMESERVER_AUTH__SECRET=SECRET)
+        assert set(config.server.roles) == roles(deployment)
+        # gameserver/app.py refuses a gate without a worker until requests can cross processes
+        assert "gate" not in config.server.roles or "worker" in config.server.roles
+        everywhere |= roles(deployment)
+    assert everywhere == {"gate", "worker", "chat", "auth"}
+    expected = {"all-in-one": {"gameserver"}, "split": {"gameserver-worker", "gameserver-chat", "gameserver-auth"}}
+    assert {d["metadata"]["name"] for d in deployments(rendered)} == expected[overlay]
+
+
+def test_ports_probes_and_the_time_to_stop_follow_the_config(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    docs = rendered[1]
+    for deployment in deployments(rendered):
+        config = pod_config(docs, deployment, tmp_path, GAMESERVER_AUTH__SECRET=SECRET)
+        spec = container(deployment)
+        ports = {port["name"]: port["containerPort"] for port in spec["ports"]}
+        wanted = {"gate-tcp": config.gate.tcp_port, "ws": config.gate.ws_port, "chat-tcp": config.chat.tcp_port}
+        assert ports == {**wanted, "http": config.http.port}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert spec[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+        pod = deployment["spec"]["template"]["spec"]
+        pre_stop = spec["lifecycle"]["preStop"]["sleep"]["seconds"]
+        assert pre_stop > 0  # the endpoints and load balancers drop the pod before SIGTERM
+        assert pod["terminationGracePeriodSeconds"] > pre_stop + config.server.shutdown_grace
+        for kind in ("requests", "limits"):
+            assert set(spec["resources"][kind]) == {"cpu", "memory"}
+        assert spec["image"] == IMAGE
+
+
+def test_services_and_budgets_pick_the_pods_they_mean(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    docs = rendered[1]
+    pods = list(deployments(rendered))
+    public = {"gameserver-gate-public": "gate", "gameserver-chat-public": "chat"}
+    for service in of_kind(docs, "Service"):
+        name, spec = service["metadata"]["name"], service["spec"]
+        chosen = [d for d in pods if selects(spec["selector"], d)]
+        if name in public:  # for players, by role: every pod that runs it, none that does not
+            assert spec["type"] == "LoadBalancer" and spec["externalTrafficPolicy"] == "Local"
+            assert chosen and chosen == [d for d in pods if public[name] in roles(d)]
+        else:  # internal: its own Deployment's pods
+            assert spec["type"] == "ClusterIP"
+            assert [d["metadata"]["name"] for d in chosen] == [name]
+        for port in spec["ports"]:
+            assert all(port["targetPort"] in {p["name"] for p in container(d)["ports"]} for d in chosen)
+    assert set(public) <= {s["metadata"]["name"] for s in of_kind(docs, "Service")}
+    budgets = of_kind(docs, "PodDisruptionBudget")
+    assert len(budgets) == len(pods)
+    for budget in budgets:
+        chosen = [d for d in pods if selects(budget["spec"]["selector"]["matchLabels"], d)]
+        assert [d["metadata"]["name"] for d in chosen] == [budget["metadata"]["name"]]
+        assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_the_split_workers_scale_on_cpu() -> None:
+    docs = render("split")
+    (hpa,) = of_kind(docs, "HorizontalPodAutoscaler")
+    target = hpa["spec"]["scaleTargetRef"]
+    workers = named(docs, "Deployment", target["name"])
+    assert target["kind"] == "Deployment" and "worker" in roles(workers)
+    assert "replicas" not in workers["spec"]  # the HPA owns them: an apply would reset what it scaled to
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu" and "cpu" in container(workers)["resources"]["requests"]
+    assert 1 < hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+
+
+def test_all_in_one_is_one_pod_podman_kube_play_can_run() -> None:
+    """podman kube play runs the rendered file as it is: one pod template, volumes it can make on a single host."""
+    docs = render("all-in-one")
+    (deployment,) = of_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1  # its data lives in the pod until db.url and redis.url are set
+    assert not of_kind(docs, "HorizontalPodAutoscaler")
+    for volume in deployment["spec"]["template"]["spec"]["volumes"]:
+        assert set(volume) - {"name"} <= {"emptyDir", "configMap", "secret", "hostPath"}
