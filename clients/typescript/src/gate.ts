@@ -382,10 +382,10 @@ export class GateClient implements Caller {
       this.closedWaiters.splice(0).forEach((resolve) => resolve());
       return;
     }
-    this.events.emit("disconnected", { code, reason });
     const policy = this.reconnectPolicy;
     if (policy === null || this.attempts >= policy.maxAttempts) {
       this.setState("idle");
+      this.events.emit("disconnected", { code, reason });
       const error = new ConnectionError(ClientErrorCodes.DISCONNECTED, `the connection dropped (code ${code})`);
       this.failAll(error);
       this.rejectWaiters(error);
@@ -394,6 +394,7 @@ export class GateClient implements Caller {
     const delay = backoffDelay(this.attempts, policy);
     this.attempts += 1;
     this.setState(this.everOpened ? "reconnecting" : "connecting");
+    this.events.emit("disconnected", { code, reason });
     this.events.emit("reconnecting", { attempt: this.attempts, delay });
     this.reconnectTimer = setTimeout(() => this.attempt(), delay);
   }
