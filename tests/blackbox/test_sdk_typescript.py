@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gameserver import sdk
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from gameserver.sdk.model import describe
 from tests.blackbox.support import clean_env, run_command, start_logged, stop
 from tests.conftest import IN_CI
