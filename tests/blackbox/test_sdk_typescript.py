@@ -88,6 +88,10 @@ def test_the_sdk_suite_passes_against_a_live_server(package: Path, server: dict[
     counts = dict(re.findall(r"^# (tests|pass|fail|skipped) (\d+)$", output, re.MULTILINE))
     assert counts["fail"] == "0" and counts["skipped"] == "0", output
     assert int(counts["pass"]) >= 16, output  # the live suite ran, not just the offline tests
+    # The example game loop of docs/clients.md, as a player would run it.
+    played = _run(["node", "dist/examples/bot.js", "docbot", "3"], package, NODE_TIMEOUT, env)
+    assert "playing as docbot" in played and "[world] docbot: tick 3:" in played, played
+    assert "done: best score" in played, played
 
 
 SHOP = """
