@@ -43,7 +43,6 @@ export interface AuthOptions {
 }
 
 export interface AuthEvents {
-  [name: string]: unknown[];
   /** A new token: after register, login, refresh or `use()`. */
   token: [Session];
   /** A refresh failed but will be retried (network, rate limit, server busy). */
@@ -65,7 +64,7 @@ export class Auth {
 
   constructor(options: AuthOptions) {
     this.base = options.url.replace(/\/+$/, "");
-    const fetchFn = options.fetch ?? (globalThis as { fetch?: FetchLike }).fetch;
+    const fetchFn = options.fetch ?? (globalThis as unknown as { fetch?: FetchLike }).fetch;
     if (fetchFn === undefined) {
       throw new TypeError("no global fetch here: pass one as the `fetch` option");
     }

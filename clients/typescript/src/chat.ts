@@ -49,7 +49,6 @@ export interface ChatOptions {
 export type ChatState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 export interface ChatEvents {
-  [name: string]: unknown[];
   state: [ChatState];
   /** Logged in (again, after a reconnect): the identity the server answered `OK` with. */
   login: [ChatIdentity];
@@ -217,7 +216,14 @@ export class ChatClient {
       return;
     }
     const text = typeof data === "string" ? data : new TextDecoder().decode(data as ArrayBuffer);
-    const [command, payload] = parseChatLine(text);
+    try {
+      this.handle(...parseChatLine(text));
+    } catch (error) {
+      this.events.emit("error", new ChatError(ClientErrorCodes.PROTOCOL, `chat: unreadable line: ${String(error)}`));
+    }
+  }
+
+  private handle(command: string, payload: string): void {
     switch (command) {
       case "OK":
         this.loggedIn(JSON.parse(payload) as ChatIdentity);

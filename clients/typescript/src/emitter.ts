@@ -2,7 +2,7 @@
 
 type Listener = (...args: unknown[]) => void;
 
-export class Emitter<Events extends { [name: string]: unknown[] }> {
+export class Emitter<Events extends { [K in keyof Events]: unknown[] }> {
   private readonly listeners = new Map<keyof Events, Set<Listener>>();
 
   on<K extends keyof Events>(event: K, listener: (...args: Events[K]) => void): () => void {

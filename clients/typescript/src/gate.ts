@@ -53,7 +53,6 @@ export interface GateOptions {
 export type GateState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 export interface GateEvents {
-  [name: string]: unknown[];
   state: [GateState];
   /** The connection is open (and bound, when a token is known); queued calls go out now. */
   connected: [{ reconnected: boolean; uid: number | null }];
@@ -259,7 +258,10 @@ export class GateClient implements Caller {
         if (!(error instanceof CallError)) {
           return; // the connection dropped during the bind: lost() reconnects
         }
-        this.events.emit("error", error); // a revoked or expired token: carry on unbound
+        if (error.code === "unauthorized" && this.tokenSource === undefined) {
+          this.ownToken = null; // expired or revoked: binding with it again would fail again
+        }
+        this.events.emit("error", error); // carry on unbound: calls that need a login answer unauthorized
       }
     }
     if (socket !== this.socket || this.currentState === "closed") {

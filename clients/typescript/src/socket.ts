@@ -21,7 +21,7 @@ export type WebSocketClass = new (url: string) => object;
 export const OPEN = 1;
 
 export function openSocket(url: string, WebSocket: WebSocketClass | undefined): SocketLike {
-  const Class = WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+  const Class = WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketClass }).WebSocket;
   if (Class === undefined) {
     throw new TypeError("no global WebSocket here: pass one as the `WebSocket` option (on Node: the `ws` package)");
   }
