@@ -7,7 +7,7 @@ export interface ReconnectOptions {
   maxDelay?: number;
   /** Growth per attempt (default 2). */
   factor?: number;
-  /** Give up after this many failed attempts in a row (default: never). */
+  /** Give up when this many reconnect attempts in a row have failed (default: never). */
   maxAttempts?: number;
 }
 

@@ -44,6 +44,8 @@ export interface ChatOptions {
   reconnect?: boolean | ReconnectOptions;
   /** Send `PING` this often in ms so that the server's idle timeout (300 s) never closes us (60000; 0: never). */
   pingInterval?: number;
+  /** Give up an attempt that has not logged in within this many ms, and try again (10000). */
+  connectTimeout?: number;
 }
 
 export type ChatState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
@@ -91,6 +93,7 @@ export class ChatClient {
   private readonly WebSocketClass: WebSocketClass | undefined;
   private readonly reconnectPolicy: ReturnType<typeof reconnectOptions>;
   private readonly pingInterval: number;
+  private readonly connectTimeout: number;
   private readonly events = new Emitter<ChatEvents>();
   private socket: SocketLike | null = null;
   private currentState: ChatState = "idle";
@@ -100,6 +103,7 @@ export class ChatClient {
   private everOpened = false;
   private revoked = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private pinger: ReturnType<typeof setInterval> | undefined;
   private closedWaiters: Array<() => void> = [];
 
@@ -109,6 +113,7 @@ export class ChatClient {
     this.WebSocketClass = options.WebSocket;
     this.reconnectPolicy = reconnectOptions(options.reconnect);
     this.pingInterval = options.pingInterval ?? 60_000;
+    this.connectTimeout = options.connectTimeout ?? 10_000;
   }
 
   get state(): ChatState {
@@ -209,6 +214,7 @@ export class ChatClient {
     socket.onmessage = (event) => this.received(socket, event.data);
     socket.onclose = (event) => this.lost(socket, event.code, event.reason);
     socket.onerror = () => undefined;
+    this.connectTimer = setTimeout(() => socket.close(), this.connectTimeout);
   }
 
   private received(socket: SocketLike, data: unknown): void {
@@ -253,6 +259,7 @@ export class ChatClient {
   }
 
   private loggedIn(identity: ChatIdentity): void {
+    this.stopConnectTimer();
     this.me = identity;
     this.attempts = 0;
     this.everOpened = true;
@@ -275,6 +282,7 @@ export class ChatClient {
       return;
     }
     this.socket = null;
+    this.stopConnectTimer();
     if (this.pinger !== undefined) {
       clearInterval(this.pinger);
       this.pinger = undefined;
@@ -316,7 +324,15 @@ export class ChatClient {
     waiters.forEach((waiter) => waiter.reject(error));
   }
 
+  private stopConnectTimer(): void {
+    if (this.connectTimer !== undefined) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
+  }
+
   private stopTimers(): void {
+    this.stopConnectTimer();
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;

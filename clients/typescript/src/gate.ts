@@ -41,6 +41,8 @@ export interface GateOptions {
   timeout?: number;
   /** Default for calls made while disconnected (`queue`). */
   whileDisconnected?: WhileDisconnected;
+  /** Give up an attempt that has not opened (and bound) within this many ms, and try again (10000). */
+  connectTimeout?: number;
   /** Reconnect after a drop (default true: 250 ms doubling to 10 s, with jitter, forever). */
   reconnect?: boolean | ReconnectOptions;
   /** The token to bind each new connection with. Without it the client keeps the token of its last
@@ -90,6 +92,7 @@ export class GateClient implements Caller {
   private readonly encoding: Encoding;
   private readonly defaultTimeout: number;
   private readonly whileDisconnected: WhileDisconnected;
+  private readonly connectTimeout: number;
   private readonly reconnectPolicy: ReturnType<typeof reconnectOptions>;
   private readonly tokenSource: TokenSource | undefined;
   private readonly WebSocketClass: WebSocketClass | undefined;
@@ -104,6 +107,7 @@ export class GateClient implements Caller {
   private attempts = 0;
   private everOpened = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private closedWaiters: Array<() => void> = [];
   private ownToken: string | null = null;
   private boundUid: number | null = null;
@@ -113,6 +117,7 @@ export class GateClient implements Caller {
     this.encoding = options.encoding ?? "msgpack";
     this.defaultTimeout = options.timeout ?? 15_000;
     this.whileDisconnected = options.whileDisconnected ?? "queue";
+    this.connectTimeout = options.connectTimeout ?? 10_000;
     this.reconnectPolicy = reconnectOptions(options.reconnect);
     this.tokenSource = options.auth;
     this.WebSocketClass = options.WebSocket;
@@ -245,6 +250,8 @@ export class GateClient implements Caller {
     socket.onmessage = (event) => this.received(socket, event.data);
     socket.onclose = (event) => this.lost(socket, event.code, event.reason);
     socket.onerror = () => undefined; // a close event follows, with the code
+    // A network that swallows packets leaves a socket connecting for minutes: give up sooner and retry.
+    this.connectTimer = setTimeout(() => socket.close(), this.connectTimeout);
   }
 
   private async opened(socket: SocketLike): Promise<void> {
@@ -256,7 +263,7 @@ export class GateClient implements Caller {
         uid = bound.uid;
       } catch (error) {
         if (!(error instanceof CallError)) {
-          return; // the connection dropped during the bind: lost() reconnects
+          return; // the connection dropped during the bind (lost() reconnects), or the bind timed out (as the attempt)
         }
         if (error.code === "unauthorized" && this.tokenSource === undefined) {
           this.ownToken = null; // expired or revoked: binding with it again would fail again
@@ -267,6 +274,7 @@ export class GateClient implements Caller {
     if (socket !== this.socket || this.currentState === "closed") {
       return;
     }
+    this.stopConnectTimer();
     const reconnected = this.everOpened;
     this.attempts = 0;
     this.everOpened = true;
@@ -286,9 +294,8 @@ export class GateClient implements Caller {
   /** A request straight on `socket`, ahead of the queue (the re-bind). */
   private direct(socket: SocketLike, fn: string, args: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id: 0, fn, args, token: undefined, timeout: this.defaultTimeout, resolve, reject, timer: undefined };
-      pending.timer = setTimeout(() => this.timedOut(pending), pending.timeout);
-      this.transmit(socket, pending);
+      const pending: Pending = { id: 0, fn, args, token: undefined, timeout: this.connectTimeout, resolve, reject, timer: undefined };
+      this.transmit(socket, pending); // no timer of its own: the attempt's connectTimeout covers it
     });
   }
 
@@ -372,6 +379,7 @@ export class GateClient implements Caller {
       return;
     }
     this.socket = null;
+    this.stopConnectTimer();
     const inflight = [...this.inflight.values()];
     this.inflight.clear();
     for (const pending of inflight) {
@@ -399,6 +407,13 @@ export class GateClient implements Caller {
     this.events.emit("disconnected", { code, reason });
     this.events.emit("reconnecting", { attempt: this.attempts, delay });
     this.reconnectTimer = setTimeout(() => this.attempt(), delay);
+  }
+
+  private stopConnectTimer(): void {
+    if (this.connectTimer !== undefined) {
+      clearTimeout(this.connectTimer);
+      this.connectTimer = undefined;
+    }
   }
 
   private timedOut(pending: Pending): void {

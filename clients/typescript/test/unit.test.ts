@@ -1,9 +1,12 @@
 // The runtime's pure parts, and the gate client's behaviour while it has no connection (no server needed).
 
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import net from "node:net";
 import { test } from "node:test";
 
 import { decode, encode } from "@msgpack/msgpack";
+import WebSocket from "ws";
 
 import {
   backoffDelay,
@@ -102,4 +105,29 @@ test("the typed layer calls the generic call with the function's name and argume
     ["family.create", { name: "Otters" }],
     ["leaderboard.top", { board: "global" }],
   ]);
+});
+
+test("an attempt that never opens is given up after connectTimeout, then retried up to maxAttempts", async () => {
+  const accepted: net.Socket[] = [];
+  const silent = net.createServer((socket) => accepted.push(socket)); // accepts, never answers the upgrade
+  silent.listen(0, "127.0.0.1");
+  await once(silent, "listening");
+  const port = (silent.address() as net.AddressInfo).port;
+  const gate = new GateClient({
+    url: `ws://127.0.0.1:${port}/gate`,
+    WebSocket,
+    connectTimeout: 20,
+    reconnect: { initialDelay: 1, maxAttempts: 2 },
+  });
+  const attempts: number[] = [];
+  gate.on("reconnecting", ({ attempt }) => attempts.push(attempt));
+  try {
+    await assert.rejects(gate.connect(), (error: unknown) => error instanceof ConnectionError && error.code === "disconnected");
+    assert.deepEqual(attempts, [1, 2]);
+    assert.equal(gate.state, "idle");
+  } finally {
+    await gate.close();
+    accepted.forEach((socket) => socket.destroy());
+    await new Promise((resolve) => silent.close(resolve));
+  }
 });
