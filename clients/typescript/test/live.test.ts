@@ -24,6 +24,7 @@ import {
   HttpError,
   isError,
   MailKind,
+  type ChatIdentity,
   type ChatMessage,
   type MailSummary,
   type Session,
@@ -82,6 +83,8 @@ function expectCode(code: string, type: new (...args: never[]) => Error = CallEr
 
 describe("against a live server", { skip }, () => {
   const proxy = new Proxy(new URL(WS ?? "ws://127.0.0.1:1"));
+  const chatProxy = new Proxy(new URL(WS ?? "ws://127.0.0.1:1"));
+  let chatViaProxy: string;
   let aliceAuth: Auth;
   let alice: GateClient; // through the proxy, bound with the HTTP login's token
   let bob: GateClient; // direct, logged in over the gate
@@ -92,6 +95,7 @@ describe("against a live server", { skip }, () => {
 
   before(async () => {
     const viaProxy = await proxy.listen();
+    chatViaProxy = await chatProxy.listen();
     aliceAuth = new Auth({ url: HTTP! });
     const session = await aliceAuth.register(`alice${run}`, PASSWORD, "Alice");
     aliceUid = session.uid;
@@ -107,7 +111,7 @@ describe("against a live server", { skip }, () => {
   after(async () => {
     aliceAuth.stop();
     await Promise.all([alice.close(), bob.close()]);
-    await proxy.close();
+    await Promise.all([proxy.close(), chatProxy.close()]);
   });
 
   test("the connection is bound after connect and after a gate register", async () => {
@@ -204,7 +208,7 @@ describe("against a live server", { skip }, () => {
   });
 
   test("family and chat: public and family channels, typed chat errors", async () => {
-    const chat = new ChatClient({ url: `${WS}/chat`, nonce: () => aliceAuth.nonce(), WebSocket });
+    const chat = new ChatClient({ url: `${chatViaProxy}/chat`, nonce: () => aliceAuth.nonce(), WebSocket });
     const bobChat = new ChatClient({ url: `${WS}/chat`, nonce: () => b.auth.nonce(), WebSocket });
     try {
       const me = await chat.connect();
@@ -244,6 +248,14 @@ describe("against a live server", { skip }, () => {
       assert.deepEqual(await b.family.leave(), { family_id: family.family_id, disbanded: false });
       assert.deepEqual(await a.family.disband(), { family_id: family.family_id, members: [aliceUid] });
       await assert.rejects(a.family.members(), expectCode(ErrorCodes.NOT_IN_FAMILY));
+
+      // A dropped chat connection logs in again with a fresh nonce.
+      const again = new Promise<ChatIdentity>((resolve) => chat.on("login", resolve));
+      chatProxy.drop();
+      assert.deepEqual(await again, { uid: aliceUid, name: "Alice", world: 1, family: null });
+      const heardAgain = new Promise<ChatMessage>((resolve) => bobChat.on("public", resolve));
+      chat.say("public", "back");
+      assert.equal((await heardAgain).text, "back");
     } finally {
       await Promise.all([chat.close(), bobChat.close()]);
     }
