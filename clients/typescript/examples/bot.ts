@@ -30,7 +30,9 @@ async function main(): Promise<void> {
   // 2. The gate: bound with the token now and after every reconnect; calls made while it reconnects wait.
   const gate = new GateClient({ url: `${WS}/gate`, auth, WebSocket });
   const game = new GameApi(gate);
-  gate.on("reconnecting", ({ attempt, delay }) => console.log(`gate: reconnect #${attempt} in ${Math.round(delay)} ms`));
+  gate.on("reconnecting", ({ attempt, delay }) =>
+    console.log(`gate: reconnect #${attempt} in ${Math.round(delay)} ms`),
+  );
   gate.onPush<MailSummary>("mail.new", (mail) => console.log(`mail from ${mail.from_name}: ${mail.subject}`));
   await gate.connect();
   const me = await game.account.profile();

@@ -183,7 +183,9 @@ export class GateClient implements Caller {
         return;
       }
       if ((options.whileDisconnected ?? this.whileDisconnected) === "fail") {
-        reject(new ConnectionError(ClientErrorCodes.NOT_CONNECTED, `${fn}: not connected (state ${this.currentState})`));
+        reject(
+          new ConnectionError(ClientErrorCodes.NOT_CONNECTED, `${fn}: not connected (state ${this.currentState})`),
+        );
         return;
       }
       pending.timer = setTimeout(() => this.timedOut(pending), timeout);
@@ -242,6 +244,7 @@ export class GateClient implements Caller {
       socket = openSocket(this.url, this.WebSocketClass);
     } catch (error) {
       this.setState("idle");
+      this.failAll(error as Error);
       this.rejectWaiters(error as Error);
       return;
     }
@@ -294,8 +297,8 @@ export class GateClient implements Caller {
   /** A request straight on `socket`, ahead of the queue (the re-bind). */
   private direct(socket: SocketLike, fn: string, args: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { id: 0, fn, args, token: undefined, timeout: this.connectTimeout, resolve, reject, timer: undefined };
-      this.transmit(socket, pending); // no timer of its own: the attempt's connectTimeout covers it
+      const timeout = this.connectTimeout; // no timer of its own: the attempt's connectTimeout covers it
+      this.transmit(socket, { id: 0, fn, args, token: undefined, timeout, resolve, reject, timer: undefined });
     });
   }
 
@@ -385,7 +388,10 @@ export class GateClient implements Caller {
     for (const pending of inflight) {
       this.settle(pending);
       pending.reject(
-        new ConnectionError(ClientErrorCodes.DISCONNECTED, `${pending.fn}: the connection dropped (code ${code}); it may have run`),
+        new ConnectionError(
+          ClientErrorCodes.DISCONNECTED,
+          `${pending.fn}: the connection dropped (code ${code}); it may have run`,
+        ),
       );
     }
     if (this.currentState === "closed") {

@@ -1,6 +1,15 @@
 /** gameserver's TypeScript/JavaScript client: the runtime (gate, auth, chat) and the generated typed layer. */
 
-export { Auth, jwtClaims, type AuthEvents, type AuthOptions, type FetchLike, type FetchResponse, type Nonce, type Session } from "./auth.js";
+export {
+  Auth,
+  jwtClaims,
+  type AuthEvents,
+  type AuthOptions,
+  type FetchLike,
+  type FetchResponse,
+  type Nonce,
+  type Session,
+} from "./auth.js";
 export { backoffDelay, DEFAULT_RECONNECT, type ReconnectOptions } from "./backoff.js";
 export {
   ChatClient,

@@ -140,7 +140,10 @@ describe("against a live server", { skip }, () => {
     assert.equal(refreshed.uid, bobUid);
     assert.equal(bob.token, refreshed.token);
     assert.equal(typeof (await b.auth.nonce()).nonce, "string");
-    await assert.rejects(b.auth.login({ username: `bob${run}`, password: "wrong password!" }), expectCode("wrong_credentials"));
+    await assert.rejects(
+      b.auth.login({ username: `bob${run}`, password: "wrong password!" }),
+      expectCode("wrong_credentials"),
+    );
     await assert.rejects(new Auth({ url: HTTP! }).login(`bob${run}`, "wrong password!"), (error: unknown) => {
       assert.ok(error instanceof HttpError);
       assert.equal(error.status, 401);

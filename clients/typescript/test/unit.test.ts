@@ -29,7 +29,12 @@ test("requests encode as msgpack or JSON and frames decode as replies or pushes"
   assert.equal(encodeRequest(request, "json"), '{"id":7,"fn":"sys.echo","args":{"a":1}}');
   const packed = encodeRequest(request, "msgpack") as Uint8Array;
   assert.deepEqual(decode(packed), request);
-  assert.deepEqual(decodeFrame(encode({ id: 7, ok: true, data: { a: 1 } })), { kind: "reply", id: 7, ok: true, data: { a: 1 } });
+  assert.deepEqual(decodeFrame(encode({ id: 7, ok: true, data: { a: 1 } })), {
+    kind: "reply",
+    id: 7,
+    ok: true,
+    data: { a: 1 },
+  });
   const bytes = encode({ id: 8, ok: true, data: null });
   assert.deepEqual(decodeFrame(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)), {
     kind: "reply",
@@ -52,10 +57,22 @@ test("requests encode as msgpack or JSON and frames decode as replies or pushes"
 });
 
 test("backoff grows to its cap with jitter in the upper half", () => {
-  assert.equal(backoffDelay(0, DEFAULT_RECONNECT, () => 0), 125);
-  assert.equal(backoffDelay(0, DEFAULT_RECONNECT, () => 1), 250);
-  assert.equal(backoffDelay(3, DEFAULT_RECONNECT, () => 1), 2000);
-  assert.equal(backoffDelay(30, DEFAULT_RECONNECT, () => 0.5), 7500);
+  assert.equal(
+    backoffDelay(0, DEFAULT_RECONNECT, () => 0),
+    125,
+  );
+  assert.equal(
+    backoffDelay(0, DEFAULT_RECONNECT, () => 1),
+    250,
+  );
+  assert.equal(
+    backoffDelay(3, DEFAULT_RECONNECT, () => 1),
+    2000,
+  );
+  assert.equal(
+    backoffDelay(30, DEFAULT_RECONNECT, () => 0.5),
+    7500,
+  );
 });
 
 test("chat lines have a 10-character command field", () => {
@@ -67,7 +84,9 @@ test("chat lines have a 10-character command field", () => {
 });
 
 test("a JWT's claims are read without verifying", () => {
-  const payload = Buffer.from(JSON.stringify({ sub: "7", iat: 1000.5, exp: 1100, iss: "gämeserver" })).toString("base64url");
+  const payload = Buffer.from(JSON.stringify({ sub: "7", iat: 1000.5, exp: 1100, iss: "gämeserver" })).toString(
+    "base64url",
+  );
   assert.deepEqual(jwtClaims(`header.${payload}.signature`), { sub: "7", iat: 1000.5, exp: 1100, iss: "gämeserver" });
   assert.deepEqual(jwtClaims("not a token"), {});
 });
@@ -85,7 +104,10 @@ test("without a connection a call fails at once or waits in the queue until its 
     return true;
   });
   await gate.close();
-  await assert.rejects(gate.call("sys.time"), (error: unknown) => error instanceof ConnectionError && error.code === "closed");
+  await assert.rejects(
+    gate.call("sys.time"),
+    (error: unknown) => error instanceof ConnectionError && error.code === "closed",
+  );
 });
 
 test("the typed layer calls the generic call with the function's name and arguments", async () => {
@@ -122,7 +144,10 @@ test("an attempt that never opens is given up after connectTimeout, then retried
   const attempts: number[] = [];
   gate.on("reconnecting", ({ attempt }) => attempts.push(attempt));
   try {
-    await assert.rejects(gate.connect(), (error: unknown) => error instanceof ConnectionError && error.code === "disconnected");
+    await assert.rejects(
+      gate.connect(),
+      (error: unknown) => error instanceof ConnectionError && error.code === "disconnected",
+    );
     assert.deepEqual(attempts, [1, 2]);
     assert.equal(gate.state, "idle");
   } finally {
