@@ -54,7 +54,7 @@ def package() -> Path:
     # npm keeps its cache (~/.npm) between runs: `ci` then installs from it without the network.
     _run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund"], PACKAGE, NPM_TIMEOUT)
     tsc = str(PACKAGE / "node_modules" / ".bin" / "tsc")
-    _run([tsc, "-p", "."], PACKAGE, NPM_TIMEOUT)
+    _run([tsc, "-p", ".", "--strict"], PACKAGE, NPM_TIMEOUT)
     _run([tsc, "-p", "tsconfig.browser.json"], PACKAGE, NPM_TIMEOUT)  # src/ needs nothing of Node's: DOM types only
     return PACKAGE
 
