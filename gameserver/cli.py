@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | nodes | jobs | enums export``: the command line."""
+"""``gameserver run | check-config | client | instances | nodes | jobs | enums export | sdk``: the command line."""
 
 from __future__ import annotations
 
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
     export.add_argument("--format", "-f", default="json", choices=("json", "csharp", "lua", "typescript"))
     export.add_argument("--out", "-o", help="file to write (default stdout)")
+    sdk = commands.add_parser("sdk", help="generate a client SDK's typed layer from the modules and enums")
+    _config_args(sdk)
+    sdk.add_argument("language", choices=("typescript", "csharp"))
+    sdk.add_argument("--out", "-o", required=True, help="folder to write (e.g. clients/typescript/src/generated)")
     return parser
 
 
@@ -174,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=getattr(args, "json", False),
             limit=getattr(args, "limit", None),
         )
+    if args.command == "sdk":
+        return generate_sdk(config, args.language, args.out)
     if args.command == "client":
         from gameserver.commands import client
 
@@ -206,6 +212,31 @@ def export_enums(fmt: str, out: str | None) -> int:
             f.write(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def generate_sdk(config: Config, language: str, out: str) -> int:
+    """Describe the modules ``config`` loads (its ``modules.paths``, less ``modules.disabled``) and write the
+    language's typed layer into ``out``, removing the files an earlier run generated there and this one did not."""
+    from pathlib import Path
+
+    from gameserver import sdk
+    from gameserver.sdk.model import describe
+
+    try:
+        api = describe(
+            paths=config.modules.paths, disabled=config.modules.disabled, default_timeout=config.worker.timeout
+        )
+        written, removed = sdk.write(Path(out), sdk.render(language, api), language)
+    except (ConfigError, ValueError) as exc:
+        print(f"gameserver: sdk {language}: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {Path(out) / path}")
+    for path in removed:
+        print(f"removed {Path(out) / path}")
+    if not written and not removed:
+        print(f"{out}: up to date")
     return 0
 
 
