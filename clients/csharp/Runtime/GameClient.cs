@@ -68,7 +68,7 @@ namespace GameServer.Client
         /// <summary>The player the connection is bound to (session.bind or a gate login), else null.</summary>
         public long? Uid { get { lock (sync) return uid; } }
 
-        public AuthClient Auth { get { return auth; } }
+        public AuthClient AuthClient { get { return auth; } }
 
         public Dispatcher Dispatcher { get { return dispatcher; } }
 

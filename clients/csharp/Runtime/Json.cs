@@ -37,6 +37,7 @@ namespace GameServer.Client
         static void Write(StringBuilder sb, object value)
         {
             if (value == null) { sb.Append("null"); return; }
+            if (value is IWireValue) { Write(sb, ((IWireValue)value).ToWire()); return; }
             if (value is string) { WriteString(sb, (string)value); return; }
             if (value is bool) { sb.Append((bool)value ? "true" : "false"); return; }
             if (value is Enum) { sb.Append(Convert.ToInt64(value, CultureInfo.InvariantCulture).ToString(CultureInfo.InvariantCulture)); return; }

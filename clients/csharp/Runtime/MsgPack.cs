@@ -39,6 +39,7 @@ namespace GameServer.Client
         static void Write(Stream s, object value)
         {
             if (value == null) { s.WriteByte(0xc0); return; }
+            if (value is IWireValue) { Write(s, ((IWireValue)value).ToWire()); return; }
             if (value is bool) { s.WriteByte((bool)value ? (byte)0xc3 : (byte)0xc2); return; }
             if (value is string) { WriteString(s, (string)value); return; }
             if (value is Enum) { WriteInt(s, Convert.ToInt64(value, CultureInfo.InvariantCulture)); return; }

@@ -6,6 +6,13 @@ using System.Globalization;
 
 namespace GameServer.Client
 {
+    /// <summary>A typed value that knows its wire shape (the generated TypedDict classes): Json and MsgPack
+    /// write <see cref="ToWire"/>'s result in its place.</summary>
+    public interface IWireValue
+    {
+        object ToWire();
+    }
+
     /// <summary>Wire value -> typed value; a value of the wrong shape throws a GameServerException with code
     /// <c>protocol</c> naming what was expected, so a server/SDK mismatch is loud.</summary>
     public static class Wire
@@ -15,6 +22,9 @@ namespace GameServer.Client
             return new GameServerException(ClientErrorCodes.Protocol,
                 "expected " + expected + ", got " + (value == null ? "null" : value.GetType().Name));
         }
+
+        /// <summary>The value as it came (for handlers without a return annotation).</summary>
+        public static object Any(object value) { return value; }
 
         public static long Int(object value)
         {
