@@ -140,17 +140,19 @@ class _Types:
             return f"{name}?" if self._is_value(inner) else name
         raise ValueError(f"unknown type kind {kind!r}")
 
-    def reader(self, t: dict[str, Any]) -> str:
-        """A C# ``Func<object, T>`` expression turning a wire value into :meth:`name`'s type."""
+    def reader(self, t: dict[str, Any], depth: int = 0) -> str:
+        """A C# ``Func<object, T>`` expression turning a wire value into :meth:`name`'s type (lambda parameters
+        numbered by ``depth``: C# 6 refuses a nested lambda reusing its parent's name)."""
         kind = t["kind"]
+        d = f"d{depth}"
         if kind in ("any", "null"):
             return "Wire.Any"
         if kind in _SCALARS:
             return _SCALARS[kind][1]
         if kind == "list":
-            return f"d => Wire.List<{self.name(t['items'])}>(d, {self.reader(t['items'])})"
+            return f"{d} => Wire.List<{self.name(t['items'])}>({d}, {self.reader(t['items'], depth + 1)})"
         if kind == "dict":
-            return f"d => Wire.Dict<{self.name(t['values'])}>(d, {self.reader(t['values'])})"
+            return f"{d} => Wire.Dict<{self.name(t['values'])}>({d}, {self.reader(t['values'], depth + 1)})"
         if kind == "enum":
             return f"Wire.Enum<{t['name']}>" if self.enums.get(t["name"]) == "int" else "Wire.Str"
         if kind == "object":
@@ -161,7 +163,7 @@ class _Types:
             if inner is None:
                 return "Wire.Any"
             helper = "Nullable" if self._is_value(inner) else "OrNull"
-            return f"d => Wire.{helper}<{self.name(inner)}>(d, {self.reader(inner)})"
+            return f"{d} => Wire.{helper}<{self.name(inner)}>({d}, {self.reader(inner, depth + 1)})"
         raise ValueError(f"unknown type kind {kind!r}")
 
     def optional(self, t: dict[str, Any]) -> str:
@@ -171,10 +173,10 @@ class _Types:
 
     def optional_reader(self, t: dict[str, Any]) -> str:
         if self._is_value(t):
-            return f"d => Wire.Nullable<{self.name(t)}>(d, {self.reader(t)})"
-        if t["kind"] in ("any", "null") or self._nullable_of(t) is not None:
+            return f"d0 => Wire.Nullable<{self.name(t)}>(d0, {self.reader(t, 1)})"
+        if t["kind"] in ("any", "null", "union"):  # object, or nullable already
             return self.reader(t)
-        return f"d => Wire.OrNull<{self.name(t)}>(d, {self.reader(t)})"
+        return f"d0 => Wire.OrNull<{self.name(t)}>(d0, {self.reader(t, 1)})"
 
     def _is_value(self, t: dict[str, Any]) -> bool:
         if t["kind"] == "enum":
@@ -324,7 +326,7 @@ def _render_types(types: _Types) -> str:
             prop = f"{prop}_" if prop == name else prop
             kind = types.name(field["type"]) if field["required"] else types.optional(field["type"])
             read = types.reader(field["type"]) if field["required"] else types.optional_reader(field["type"])
-            props.append((field, prop, read))
+            props.append((field, prop, kind, read))
             body.append(f"        public {kind} {prop} {{ get; set; }}")
         body += [
             "",
@@ -332,8 +334,8 @@ def _render_types(types: _Types) -> str:
             "        {",
             f"            var value = new {name}();",
             *(
-                f"            value.{prop} = ({read})(Wire.Field(data, {json.dumps(f['name'])}));"
-                for f, prop, read in props
+                f"            value.{prop} = Wire.Read<{kind}>(Wire.Field(data, {json.dumps(f['name'])}), {read});"
+                for f, prop, kind, read in props
             ),
             "            return value;",
             "        }",
@@ -342,7 +344,7 @@ def _render_types(types: _Types) -> str:
             "        {",
             "            var wire = new Dictionary<string, object>();",
         ]
-        for field, prop, _ in props:
+        for field, prop, _, _ in props:
             key = json.dumps(field["name"])
             if field["required"]:
                 body.append(f"            wire[{key}] = {prop};")

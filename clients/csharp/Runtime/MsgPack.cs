@@ -104,13 +104,21 @@ namespace GameServer.Client
             s.Write(bytes, 0, bytes.Length);
         }
 
+        // The smallest form, unsigned for positive values, as msgpack-python writes them.
         static void WriteInt(Stream s, long v)
         {
-            if (v >= 0 && v < 128) s.WriteByte((byte)v);
-            else if (v < 0 && v >= -32) s.WriteByte((byte)(sbyte)v);
-            else if (v >= sbyte.MinValue && v <= sbyte.MaxValue) { s.WriteByte(0xd0); s.WriteByte((byte)(sbyte)v); }
-            else if (v >= short.MinValue && v <= short.MaxValue) { s.WriteByte(0xd1); WriteBig(s, (ulong)v, 2); }
-            else if (v >= int.MinValue && v <= int.MaxValue) { s.WriteByte(0xd2); WriteBig(s, (ulong)v, 4); }
+            if (v >= 0)
+            {
+                if (v < 128) s.WriteByte((byte)v);
+                else if (v <= byte.MaxValue) { s.WriteByte(0xcc); s.WriteByte((byte)v); }
+                else if (v <= ushort.MaxValue) { s.WriteByte(0xcd); WriteBig(s, (ulong)v, 2); }
+                else if (v <= uint.MaxValue) { s.WriteByte(0xce); WriteBig(s, (ulong)v, 4); }
+                else { s.WriteByte(0xcf); WriteBig(s, (ulong)v, 8); }
+            }
+            else if (v >= -32) s.WriteByte((byte)(sbyte)v);
+            else if (v >= sbyte.MinValue) { s.WriteByte(0xd0); s.WriteByte((byte)(sbyte)v); }
+            else if (v >= short.MinValue) { s.WriteByte(0xd1); WriteBig(s, (ulong)v, 2); }
+            else if (v >= int.MinValue) { s.WriteByte(0xd2); WriteBig(s, (ulong)v, 4); }
             else { s.WriteByte(0xd3); WriteBig(s, (ulong)v, 8); }
         }
 

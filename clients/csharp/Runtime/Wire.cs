@@ -23,6 +23,9 @@ namespace GameServer.Client
                 "expected " + expected + ", got " + (value == null ? "null" : value.GetType().Name));
         }
 
+        /// <summary><paramref name="read"/> applied to <paramref name="value"/> (the generated classes' fields).</summary>
+        public static T Read<T>(object value, Func<object, T> read) { return read(value); }
+
         /// <summary>The value as it came (for handlers without a return annotation).</summary>
         public static object Any(object value) { return value; }
 

@@ -20,7 +20,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["players"] = players;
-            return client.CallAsync<Dictionary<string, object>>("account.names", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("account.names", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Returns {"uid", "name", "world", "family"} of the caller, or of <c>player</c>. Raises player_not_found.</summary>
@@ -30,7 +30,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             if (player != null) wire["player"] = player;
-            return client.CallAsync<Dictionary<string, object>>("account.profile", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("account.profile", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Changes the caller's display name; returns the new profile. Raises bad_request for a bad name.</summary>
@@ -39,7 +39,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["name"] = name;
-            return client.CallAsync<Dictionary<string, object>>("account.rename", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("account.rename", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -57,7 +57,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["username"] = username;
             wire["password"] = password;
-            return client.CallAsync<Dictionary<string, object>>("auth.login", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("auth.login", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Revoke every token of the caller issued up to now and close their other gate connections; this one stays</summary>
@@ -65,7 +65,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> LogoutAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.logout", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("auth.logout", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>A single-use chat login nonce carrying the caller's identity. Returns {nonce, expires_in}.</summary>
@@ -73,7 +73,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> NonceAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.nonce", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("auth.nonce", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>A fresh token for the caller (send it before the current one expires). Returns {uid, token}; raises</summary>
@@ -81,7 +81,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> RefreshAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.refresh", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("auth.refresh", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,</summary>
@@ -93,7 +93,7 @@ namespace GameServer.Api
             wire["username"] = username;
             wire["password"] = password;
             if (displayName != null) wire["display_name"] = displayName;
-            return client.CallAsync<Dictionary<string, object>>("auth.register", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("auth.register", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -110,7 +110,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["name"] = name;
-            return client.CallAsync<Dictionary<string, object>>("family.create", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.create", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Dissolves the caller's family (owner only); returns {"family_id", "members"} (uids that were in it).</summary>
@@ -118,7 +118,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> DisbandAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("family.disband", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.disband", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Joins a family of the caller's world as a member; returns {"family_id", "name", "role"}.</summary>
@@ -127,7 +127,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["family_id"] = familyId;
-            return client.CallAsync<Dictionary<string, object>>("family.join", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.join", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>An elder or the owner removes a member of lower rank; returns {"uid"}. The member gets the push</summary>
@@ -136,7 +136,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["member"] = member;
-            return client.CallAsync<Dictionary<string, object>>("family.kick", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.kick", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Leaves the caller's family; returns {"family_id", "disbanded"} (the last member's leaving disbands</summary>
@@ -144,7 +144,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> LeaveAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("family.leave", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.leave", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Returns {"family_id", "name", "world", "members": [{"uid", "name", "role"}]} of the caller's family</summary>
@@ -154,7 +154,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             if (familyId != null) wire["family_id"] = familyId;
-            return client.CallAsync<Dictionary<string, object>>("family.members", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.members", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>The owner gives <c>member</c> a role (FamilyRole); giving OWNER hands the family over and makes the</summary>
@@ -164,7 +164,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["member"] = member;
             wire["role"] = role;
-            return client.CallAsync<Dictionary<string, object>>("family.set_role", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("family.set_role", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -181,7 +181,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["sender"] = sender;
-            return client.CallAsync<Dictionary<string, object>>("friends.accept", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("friends.accept", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Declines <c>sender</c>'s request; returns {"uid"}. Raises friend_request_not_found.</summary>
@@ -190,7 +190,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["sender"] = sender;
-            return client.CallAsync<Dictionary<string, long>>("friends.decline", wire, d => Wire.Dict<long>(d, Wire.Int), options);
+            return client.CallAsync<Dictionary<string, long>>("friends.decline", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
         }
 
         /// <summary>Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller).</summary>
@@ -198,7 +198,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> ListAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("friends.list", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("friends.list", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Ends a friendship, for both; returns {"uid"}. Raises not_friends.</summary>
@@ -207,7 +207,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["friend"] = friend;
-            return client.CallAsync<Dictionary<string, long>>("friends.remove", wire, d => Wire.Dict<long>(d, Wire.Int), options);
+            return client.CallAsync<Dictionary<string, long>>("friends.remove", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
         }
 
         /// <summary>Asks <c>to</c> to be friends; they get a mail (kind FRIEND_REQUEST, data {"from"}) and answer with</summary>
@@ -216,7 +216,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["to"] = to;
-            return client.CallAsync<Dictionary<string, object>>("friends.request", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("friends.request", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -234,7 +234,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["item"] = item;
             wire["count"] = count;
-            return client.CallAsync<Dictionary<string, object>>("inventory.discard", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("inventory.discard", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Returns {"items": [{"item", "name", "count"}]}: what the caller owns, by ItemKind id.</summary>
@@ -242,7 +242,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> GetAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("inventory.get", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("inventory.get", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -259,7 +259,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
-            return client.CallAsync<Dictionary<string, long>>("leaderboard.rank", wire, d => Wire.Dict<long>(d, Wire.Int), options);
+            return client.CallAsync<Dictionary<string, long>>("leaderboard.rank", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
         }
 
         /// <summary>Record a score; the board keeps each player's best. Returns {"best", "improved"}; raises</summary>
@@ -269,7 +269,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
             wire["score"] = score;
-            return client.CallAsync<Dictionary<string, object>>("leaderboard.submit", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("leaderboard.submit", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>The <c>limit</c> best scores (at most <c>max_top</c>), highest first, up to <c>cache_ttl</c> seconds old. Returns</summary>
@@ -280,7 +280,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
             if (limit != null) wire["limit"] = limit;
-            return client.CallAsync<Dictionary<string, object>>("leaderboard.top", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("leaderboard.top", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
     }
 
@@ -297,7 +297,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, object>>("mail.claim", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("mail.claim", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Deletes the mail (an unclaimed gift goes with it); returns {"mail_id"}. Raises mail_not_found.</summary>
@@ -306,7 +306,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, string>>("mail.delete", wire, d => Wire.Dict<string>(d, Wire.Str), options);
+            return client.CallAsync<Dictionary<string, string>>("mail.delete", wire, d0 => Wire.Dict<string>(d0, Wire.Str), options);
         }
 
         /// <summary>Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",</summary>
@@ -318,7 +318,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             if (page != null) wire["page"] = page;
             if (size != null) wire["size"] = size;
-            return client.CallAsync<Dictionary<string, object>>("mail.list", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("mail.list", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Returns the mail with its body and marks it read. Raises mail_not_found.</summary>
@@ -327,7 +327,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, object>>("mail.read", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("mail.read", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full.</summary>
@@ -338,7 +338,7 @@ namespace GameServer.Api
             wire["to"] = to;
             wire["subject"] = subject;
             wire["body"] = body;
-            return client.CallAsync<Dictionary<string, string>>("mail.send", wire, d => Wire.Dict<string>(d, Wire.Str), options);
+            return client.CallAsync<Dictionary<string, string>>("mail.send", wire, d0 => Wire.Dict<string>(d0, Wire.Str), options);
         }
     }
 
@@ -355,7 +355,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["token"] = token;
-            return client.CallAsync<Dictionary<string, long>>("session.bind", wire, d => Wire.Dict<long>(d, Wire.Int), options);
+            return client.CallAsync<Dictionary<string, long>>("session.bind", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
         }
     }
 
@@ -371,7 +371,7 @@ namespace GameServer.Api
         public Task<Dictionary<string, object>> EchoAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("sys.echo", wire, d => Wire.Dict<object>(d, Wire.Any), options);
+            return client.CallAsync<Dictionary<string, object>>("sys.echo", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
         }
 
         /// <summary>Returns the server time in milliseconds since the epoch.</summary>
