@@ -65,6 +65,8 @@ namespace GameServer.Client
     {
         /// <summary>The chat edge's WebSocket URL, e.g. <c>ws://127.0.0.1:8881/chat</c>.</summary>
         public Uri Url;
+        /// <summary>How long a WebSocket handshake may take.</summary>
+        public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
         /// <summary>How long to wait for LOGIN's answer.</summary>
         public TimeSpan LoginTimeout = TimeSpan.FromSeconds(10);
         /// <summary>A PING this often keeps the connection inside the server's <c>chat.idle_timeout</c> (300 s).</summary>
@@ -209,7 +211,11 @@ namespace GameServer.Client
         {
             var nonce = await nonceSource().ConfigureAwait(false);
             var ws = new ClientWebSocket();
-            await ws.ConnectAsync(options.Url, lifetime.Token).ConfigureAwait(false);
+            using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(lifetime.Token))
+            {
+                connecting.CancelAfter(options.ConnectTimeout);
+                await ws.ConnectAsync(options.Url, connecting.Token).ConfigureAwait(false);
+            }
             var answer = new TaskCompletionSource<ChatIdentity>(TaskCreationOptions.RunContinuationsAsynchronously);
             lock (sync)
             {

@@ -215,7 +215,11 @@ namespace GameServer.Client
         async Task OpenAsync()
         {
             var ws = new ClientWebSocket();
-            await ws.ConnectAsync(options.Url, lifetime.Token).ConfigureAwait(false);
+            using (var connecting = CancellationTokenSource.CreateLinkedTokenSource(lifetime.Token))
+            {
+                connecting.CancelAfter(options.ConnectTimeout);
+                await ws.ConnectAsync(options.Url, connecting.Token).ConfigureAwait(false);
+            }
             lock (sync)
             {
                 if (state == ConnectionState.Closed)
@@ -350,6 +354,12 @@ namespace GameServer.Client
         // A gate login binds the connection and hands out a token (docs/auth.md): keep it for reconnects.
         void Learn(string fn, object data)
         {
+            if (fn == "auth.logout") // every token of the player is revoked and this connection unbound (docs/auth.md)
+            {
+                lock (sync) uid = null;
+                if (auth != null) auth.Forget();
+                return;
+            }
             if (fn != "auth.login" && fn != "auth.register" && fn != "auth.refresh" && fn != "session.bind") return;
             var map = data as IDictionary<string, object>;
             if (map == null) return;

@@ -34,6 +34,8 @@ namespace GameServer.Client
         /// <summary>The gate's WebSocket URL, e.g. <c>ws://127.0.0.1:8881/gate</c>.</summary>
         public Uri Url;
         public WireEncoding Encoding = WireEncoding.MsgPack;
+        /// <summary>How long a WebSocket handshake may take.</summary>
+        public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
         /// <summary>A call's timeout unless its <see cref="CallOptions"/> say otherwise.</summary>
         public TimeSpan Timeout = TimeSpan.FromSeconds(10);
         /// <summary>Reconnect on its own after the connection drops (not after <see cref="GameClient.CloseAsync"/>).</summary>

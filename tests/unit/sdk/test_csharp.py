@@ -151,3 +151,12 @@ def test_write_replaces_its_own_stale_files_only(tmp_path: Path) -> None:
     assert [path.name for path in written] == sorted(files)
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([*files, "Mine.cs"])
     assert csharp.write(files, tmp_path) == written  # again: the same, nothing to do
+
+
+def test_every_file_of_the_unity_package_has_a_meta_with_its_own_guid() -> None:
+    package = ROOT / "clients" / "csharp"
+    assets = [p for p in package.rglob("*") if p.suffix != ".meta" and "Tests~" not in p.relative_to(package).parts]
+    missing = [str(p.relative_to(package)) for p in assets if not Path(f"{p}.meta").exists()]
+    assert not missing, f"Unity ignores these in a package installed from git: {missing}"
+    guids = [Path(f"{p}.meta").read_text().split("guid: ")[1].split("\n")[0] for p in assets]
+    assert len(set(guids)) == len(guids)
