@@ -324,9 +324,8 @@ namespace GameServer.Scenario
         static object Get(object reply, string name)
         {
             var typed = reply as IWireValue;
-            var map = (IDictionary<string, object>)(typed != null ? typed.ToWire() : reply);
-            object value;
-            return map.TryGetValue(name, out value) ? value : null;
+            var map = (System.Collections.IDictionary)(typed != null ? typed.ToWire() : reply); // any value type
+            return map.Contains(name) ? map[name] : null;
         }
 
         static int Count(object list)
