@@ -29,7 +29,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gameserver.registry import Entry, build_table, discover
+from gameserver.dispatch.registry import Entry, build_table, discover
 
 VERSION = 1
 PER_REQUEST = ("uid", "session", "log", "args", "claims")  # what the dispatcher injects per request
@@ -54,7 +54,7 @@ def describe(
     disabled: Iterable[str] = (),
     default_timeout: float = 10.0,
 ) -> dict[str, Any]:
-    """The API of ``modules`` (by default every module :func:`~gameserver.registry.discover` finds in
+    """The API of ``modules`` (by default every module :func:`~gameserver.dispatch.registry.discover` finds in
     ``modules/`` and ``paths``, less ``disabled``), the shared enums and the error codes.
 
     Raises:

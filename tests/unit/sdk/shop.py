@@ -6,7 +6,7 @@ import types
 from typing import Any, NotRequired, TypedDict
 
 from enums import ErrorCode, ItemKind
-from gameserver.registry import handler
+from gameserver.dispatch.registry import handler
 from gameserver.sdk.model import describe
 
 

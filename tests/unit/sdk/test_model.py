@@ -9,8 +9,8 @@ from typing import Any, Literal, NotRequired, TypedDict
 import pytest
 
 from enums import FamilyRole, ItemKind
+from gameserver.dispatch.registry import handler
 from gameserver.errors import ConfigError
-from gameserver.registry import handler
 from gameserver.sdk.model import describe, type_of
 
 
