@@ -163,10 +163,17 @@ namespace GameServer.Client
 
         async void RefreshDue(int mine)
         {
-            lock (sync) if (mine != generation) return;
+            string current;
+            lock (sync)
+            {
+                if (mine != generation) return;
+                current = token;
+            }
             try
             {
-                await RefreshAsync().ConfigureAwait(false);
+                var data = await PostAsync("auth/refresh", null, current).ConfigureAwait(false);
+                lock (sync) if (mine != generation) return; // forgotten or replaced meanwhile: keep that
+                Keep(data);
             }
             catch (Exception e)
             {
