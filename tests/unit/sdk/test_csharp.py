@@ -160,3 +160,9 @@ def test_every_file_of_the_unity_package_has_a_meta_with_its_own_guid() -> None:
     assert not missing, f"Unity ignores these in a package installed from git: {missing}"
     guids = [Path(f"{p}.meta").read_text().split("guid: ")[1].split("\n")[0] for p in assets]
     assert len(set(guids)) == len(guids)
+
+
+def test_main_writes_the_shipped_layer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert csharp.main(["--out", str(tmp_path)]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(p.name for p in CHECKED_IN.iterdir())
+    assert capsys.readouterr().out.splitlines() == [str(tmp_path / name) for name in sorted(csharp.render(describe()))]
