@@ -80,37 +80,47 @@ def test_the_scenario_under_mono(tmp_path: Path) -> None:
         ws=ws,
         http=http,
     )
-    log = tmp_path / "server.log"
-    server, _ = start_logged(command, tmp_path, log)
+    logs = [tmp_path / "server-1.log"]
     lines: list[str] = []
+
+    def story() -> str:
+        return "\n".join(lines) + "".join(f"\n--- {log.name} ---\n{log.read_text(errors='replace')}" for log in logs)
+
+    server, _ = start_logged(command, tmp_path, logs[0])
     program = subprocess.Popen(
         [mono, "--debug", str(exe), f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{ws}"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**clean_env(), "MONO_ENV_OPTIONS": ""},
+        env=clean_env(),
     )
     try:
         assert program.stdout is not None and program.stdin is not None
         for line in program.stdout:
             lines.append(line.rstrip("\n"))
             if lines[-1] == "restart":  # the forced disconnect: SIGTERM (WebSocket close 1001), then a new process
-                assert stop(server) == 0, log.read_text(errors="replace")
-                server, _ = start_logged(command, tmp_path, log)
+                assert stop(server) == 0, story()
+                logs.append(tmp_path / "server-2.log")
+                server, _ = start_logged(command, tmp_path, logs[-1])
                 program.stdin.write("restarted\n")
                 program.stdin.flush()
         code = program.wait(timeout=SCENARIO_TIMEOUT)
+        stopped = stop(server)
+    except BaseException:
+        print(story())  # pytest shows it with the failure
+        raise
     finally:
         if program.poll() is None:
             program.kill()
             program.wait()
-        stopped = stop(server)
+        if server.poll() is None:
+            stop(server)
     output = "\n".join(lines)
-    print(output)  # shown by pytest -s or on failure
-    assert code == 0, f"{output}\n--- server log ---\n{log.read_text(errors='replace')}"
+    print(output)  # shown by pytest -s
+    assert code == 0, story()
     steps = [line.removeprefix("ok ") for line in lines if line.startswith("ok ")]
     expected = ["register login", "connect bind", "typed calls", "push", "errors timeout", "refresh", "chat"]
     assert steps == [*expected, "reconnect", "chat after reconnect"], output
     assert lines[-1] == "done"
-    assert stopped == 0
+    assert stopped == 0, story()
