@@ -15,30 +15,30 @@ namespace GameServer.Api
 
         /// <summary>Returns {"players": [{"uid", "name"}]} for those of <c>players</c> that exist (at most 100 asked).</summary>
         /// <remarks><c>account.names</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> NamesAsync(List<long> players, CallOptions options = null)
+        public Task<Names> NamesAsync(List<long> players, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["players"] = players;
-            return client.CallAsync<Dictionary<string, object>>("account.names", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Names>("account.names", wire, Names.FromWire, options);
         }
 
         /// <summary>Returns {"uid", "name", "world", "family"} of the caller, or of <c>player</c>. Raises player_not_found.</summary>
         /// <param name="player">optional: null leaves it out (the server's default: null)</param>
         /// <remarks><c>account.profile</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> ProfileAsync(long? player = null, CallOptions options = null)
+        public Task<Profile> ProfileAsync(long? player = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             if (player != null) wire["player"] = player;
-            return client.CallAsync<Dictionary<string, object>>("account.profile", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Profile>("account.profile", wire, Profile.FromWire, options);
         }
 
         /// <summary>Changes the caller's display name; returns the new profile. Raises bad_request for a bad name.</summary>
         /// <remarks><c>account.rename</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> RenameAsync(string name, CallOptions options = null)
+        public Task<Profile> RenameAsync(string name, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["name"] = name;
-            return client.CallAsync<Dictionary<string, object>>("account.rename", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Profile>("account.rename", wire, Profile.FromWire, options);
         }
     }
 
@@ -51,48 +51,48 @@ namespace GameServer.Api
 
         /// <summary>Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited.</summary>
         /// <remarks><c>auth.login</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> LoginAsync(string username, string password, CallOptions options = null)
+        public Task<AuthSession> LoginAsync(string username, string password, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["username"] = username;
             wire["password"] = password;
-            return client.CallAsync<Dictionary<string, object>>("auth.login", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<AuthSession>("auth.login", wire, AuthSession.FromWire, options);
         }
 
         /// <summary>Revoke every token of the caller issued up to now and close their other gate connections; this one stays</summary>
         /// <remarks><c>auth.logout</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> LogoutAsync(CallOptions options = null)
+        public Task<LoggedOut> LogoutAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.logout", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<LoggedOut>("auth.logout", wire, LoggedOut.FromWire, options);
         }
 
         /// <summary>A single-use chat login nonce carrying the caller's identity. Returns {nonce, expires_in}.</summary>
         /// <remarks><c>auth.nonce</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> NonceAsync(CallOptions options = null)
+        public Task<ChatNonce> NonceAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.nonce", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<ChatNonce>("auth.nonce", wire, ChatNonce.FromWire, options);
         }
 
         /// <summary>A fresh token for the caller (send it before the current one expires). Returns {uid, token}; raises</summary>
         /// <remarks><c>auth.refresh</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> RefreshAsync(CallOptions options = null)
+        public Task<AuthSession> RefreshAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("auth.refresh", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<AuthSession>("auth.refresh", wire, AuthSession.FromWire, options);
         }
 
         /// <summary>Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,</summary>
         /// <param name="displayName">optional: null leaves it out (the server's default: null)</param>
         /// <remarks><c>auth.register</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> RegisterAsync(string username, string password, string displayName = null, CallOptions options = null)
+        public Task<AuthSession> RegisterAsync(string username, string password, string displayName = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["username"] = username;
             wire["password"] = password;
             if (displayName != null) wire["display_name"] = displayName;
-            return client.CallAsync<Dictionary<string, object>>("auth.register", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<AuthSession>("auth.register", wire, AuthSession.FromWire, options);
         }
     }
 
@@ -105,65 +105,65 @@ namespace GameServer.Api
 
         /// <summary>Creates a family owned by the caller; returns {"family_id", "name", "world"}.</summary>
         /// <remarks><c>family.create</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> CreateAsync(string name, CallOptions options = null)
+        public Task<FamilyCreated> CreateAsync(string name, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["name"] = name;
-            return client.CallAsync<Dictionary<string, object>>("family.create", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FamilyCreated>("family.create", wire, FamilyCreated.FromWire, options);
         }
 
         /// <summary>Dissolves the caller's family (owner only); returns {"family_id", "members"} (uids that were in it).</summary>
         /// <remarks><c>family.disband</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> DisbandAsync(CallOptions options = null)
+        public Task<FamilyDisbanded> DisbandAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("family.disband", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FamilyDisbanded>("family.disband", wire, FamilyDisbanded.FromWire, options);
         }
 
         /// <summary>Joins a family of the caller's world as a member; returns {"family_id", "name", "role"}.</summary>
         /// <remarks><c>family.join</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> JoinAsync(long familyId, CallOptions options = null)
+        public Task<FamilyJoined> JoinAsync(long familyId, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["family_id"] = familyId;
-            return client.CallAsync<Dictionary<string, object>>("family.join", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FamilyJoined>("family.join", wire, FamilyJoined.FromWire, options);
         }
 
         /// <summary>An elder or the owner removes a member of lower rank; returns {"uid"}. The member gets the push</summary>
         /// <remarks><c>family.kick</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> KickAsync(long member, CallOptions options = null)
+        public Task<Kicked> KickAsync(long member, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["member"] = member;
-            return client.CallAsync<Dictionary<string, object>>("family.kick", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Kicked>("family.kick", wire, Kicked.FromWire, options);
         }
 
         /// <summary>Leaves the caller's family; returns {"family_id", "disbanded"} (the last member's leaving disbands</summary>
         /// <remarks><c>family.leave</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> LeaveAsync(CallOptions options = null)
+        public Task<FamilyLeft> LeaveAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("family.leave", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FamilyLeft>("family.leave", wire, FamilyLeft.FromWire, options);
         }
 
         /// <summary>Returns {"family_id", "name", "world", "members": [{"uid", "name", "role"}]} of the caller's family</summary>
         /// <param name="familyId">optional: null leaves it out (the server's default: null)</param>
         /// <remarks><c>family.members</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> MembersAsync(long? familyId = null, CallOptions options = null)
+        public Task<FamilyInfo> MembersAsync(long? familyId = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             if (familyId != null) wire["family_id"] = familyId;
-            return client.CallAsync<Dictionary<string, object>>("family.members", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FamilyInfo>("family.members", wire, FamilyInfo.FromWire, options);
         }
 
         /// <summary>The owner gives <c>member</c> a role (FamilyRole); giving OWNER hands the family over and makes the</summary>
         /// <remarks><c>family.set_role</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> SetRoleAsync(long member, long role, CallOptions options = null)
+        public Task<RoleSet> SetRoleAsync(long member, long role, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["member"] = member;
             wire["role"] = role;
-            return client.CallAsync<Dictionary<string, object>>("family.set_role", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<RoleSet>("family.set_role", wire, RoleSet.FromWire, options);
         }
     }
 
@@ -176,46 +176,46 @@ namespace GameServer.Api
 
         /// <summary>Accepts <c>sender</c>'s request; returns {"uid", "name"} of the new friend, who gets the push</summary>
         /// <remarks><c>friends.accept</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> AcceptAsync(long sender, CallOptions options = null)
+        public Task<Friend> AcceptAsync(long sender, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["sender"] = sender;
-            return client.CallAsync<Dictionary<string, object>>("friends.accept", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Friend>("friends.accept", wire, Friend.FromWire, options);
         }
 
         /// <summary>Declines <c>sender</c>'s request; returns {"uid"}. Raises friend_request_not_found.</summary>
         /// <remarks><c>friends.decline</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, long>> DeclineAsync(long sender, CallOptions options = null)
+        public Task<FriendUid> DeclineAsync(long sender, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["sender"] = sender;
-            return client.CallAsync<Dictionary<string, long>>("friends.decline", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
+            return client.CallAsync<FriendUid>("friends.decline", wire, FriendUid.FromWire, options);
         }
 
         /// <summary>Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller).</summary>
         /// <remarks><c>friends.list</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> ListAsync(CallOptions options = null)
+        public Task<FriendList> ListAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("friends.list", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FriendList>("friends.list", wire, FriendList.FromWire, options);
         }
 
         /// <summary>Ends a friendship, for both; returns {"uid"}. Raises not_friends.</summary>
         /// <remarks><c>friends.remove</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, long>> RemoveAsync(long friend, CallOptions options = null)
+        public Task<FriendUid> RemoveAsync(long friend, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["friend"] = friend;
-            return client.CallAsync<Dictionary<string, long>>("friends.remove", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
+            return client.CallAsync<FriendUid>("friends.remove", wire, FriendUid.FromWire, options);
         }
 
         /// <summary>Asks <c>to</c> to be friends; they get a mail (kind FRIEND_REQUEST, data {"from"}) and answer with</summary>
         /// <remarks><c>friends.request</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> RequestAsync(long to, CallOptions options = null)
+        public Task<FriendRequested> RequestAsync(long to, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["to"] = to;
-            return client.CallAsync<Dictionary<string, object>>("friends.request", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<FriendRequested>("friends.request", wire, FriendRequested.FromWire, options);
         }
     }
 
@@ -228,20 +228,20 @@ namespace GameServer.Api
 
         /// <summary>Throws away <c>count</c> of <c>item</c>; returns {"item", "count"} left. Raises not_enough_items.</summary>
         /// <remarks><c>inventory.discard</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> DiscardAsync(long item, long count, CallOptions options = null)
+        public Task<ItemLeft> DiscardAsync(long item, long count, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["item"] = item;
             wire["count"] = count;
-            return client.CallAsync<Dictionary<string, object>>("inventory.discard", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<ItemLeft>("inventory.discard", wire, ItemLeft.FromWire, options);
         }
 
         /// <summary>Returns {"items": [{"item", "name", "count"}]}: what the caller owns, by ItemKind id.</summary>
         /// <remarks><c>inventory.get</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> GetAsync(CallOptions options = null)
+        public Task<Inventory> GetAsync(CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
-            return client.CallAsync<Dictionary<string, object>>("inventory.get", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Inventory>("inventory.get", wire, Inventory.FromWire, options);
         }
     }
 
@@ -254,32 +254,32 @@ namespace GameServer.Api
 
         /// <summary>The caller's best score and rank (1 = first). Returns {"score", "rank"}; raises</summary>
         /// <remarks><c>leaderboard.rank</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, long>> RankAsync(string board, CallOptions options = null)
+        public Task<Rank> RankAsync(string board, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
-            return client.CallAsync<Dictionary<string, long>>("leaderboard.rank", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
+            return client.CallAsync<Rank>("leaderboard.rank", wire, Rank.FromWire, options);
         }
 
         /// <summary>Record a score; the board keeps each player's best. Returns {"best", "improved"}; raises</summary>
         /// <remarks><c>leaderboard.submit</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> SubmitAsync(string board, long score, CallOptions options = null)
+        public Task<Submitted> SubmitAsync(string board, long score, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
             wire["score"] = score;
-            return client.CallAsync<Dictionary<string, object>>("leaderboard.submit", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Submitted>("leaderboard.submit", wire, Submitted.FromWire, options);
         }
 
         /// <summary>The <c>limit</c> best scores (at most <c>max_top</c>), highest first, up to <c>cache_ttl</c> seconds old. Returns</summary>
         /// <param name="limit">optional: null leaves it out (the server's default: 10)</param>
         /// <remarks><c>leaderboard.top</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> TopAsync(string board, long? limit = null, CallOptions options = null)
+        public Task<Top> TopAsync(string board, long? limit = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["board"] = board;
             if (limit != null) wire["limit"] = limit;
-            return client.CallAsync<Dictionary<string, object>>("leaderboard.top", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<Top>("leaderboard.top", wire, Top.FromWire, options);
         }
     }
 
@@ -292,52 +292,52 @@ namespace GameServer.Api
 
         /// <summary>Moves the mail's items into the inventory, once; returns {"mail_id", "items"}.</summary>
         /// <remarks><c>mail.claim</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> ClaimAsync(string mailId, CallOptions options = null)
+        public Task<MailClaimed> ClaimAsync(string mailId, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, object>>("mail.claim", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<MailClaimed>("mail.claim", wire, MailClaimed.FromWire, options);
         }
 
         /// <summary>Deletes the mail (an unclaimed gift goes with it); returns {"mail_id"}. Raises mail_not_found.</summary>
         /// <remarks><c>mail.delete</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, string>> DeleteAsync(string mailId, CallOptions options = null)
+        public Task<MailId> DeleteAsync(string mailId, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, string>>("mail.delete", wire, d0 => Wire.Dict<string>(d0, Wire.Str), options);
+            return client.CallAsync<MailId>("mail.delete", wire, MailId.FromWire, options);
         }
 
         /// <summary>Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",</summary>
         /// <param name="page">optional: null leaves it out (the server's default: 0)</param>
         /// <param name="size">optional: null leaves it out (the server's default: null)</param>
         /// <remarks><c>mail.list</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> ListAsync(long? page = null, long? size = null, CallOptions options = null)
+        public Task<MailPage> ListAsync(long? page = null, long? size = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             if (page != null) wire["page"] = page;
             if (size != null) wire["size"] = size;
-            return client.CallAsync<Dictionary<string, object>>("mail.list", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<MailPage>("mail.list", wire, MailPage.FromWire, options);
         }
 
         /// <summary>Returns the mail with its body and marks it read. Raises mail_not_found.</summary>
         /// <remarks><c>mail.read</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, object>> ReadAsync(string mailId, CallOptions options = null)
+        public Task<MailFull> ReadAsync(string mailId, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["mail_id"] = mailId;
-            return client.CallAsync<Dictionary<string, object>>("mail.read", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+            return client.CallAsync<MailFull>("mail.read", wire, MailFull.FromWire, options);
         }
 
         /// <summary>Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full.</summary>
         /// <remarks><c>mail.send</c>; needs a login; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, string>> SendAsync(long to, string subject, string body, CallOptions options = null)
+        public Task<MailId> SendAsync(long to, string subject, string body, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["to"] = to;
             wire["subject"] = subject;
             wire["body"] = body;
-            return client.CallAsync<Dictionary<string, string>>("mail.send", wire, d0 => Wire.Dict<string>(d0, Wire.Str), options);
+            return client.CallAsync<MailId>("mail.send", wire, MailId.FromWire, options);
         }
     }
 
@@ -350,11 +350,11 @@ namespace GameServer.Api
 
         /// <summary>Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token.</summary>
         /// <remarks><c>session.bind</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<Dictionary<string, long>> BindAsync(string token, CallOptions options = null)
+        public Task<Bound> BindAsync(string token, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["token"] = token;
-            return client.CallAsync<Dictionary<string, long>>("session.bind", wire, d0 => Wire.Dict<long>(d0, Wire.Int), options);
+            return client.CallAsync<Bound>("session.bind", wire, Bound.FromWire, options);
         }
     }
 

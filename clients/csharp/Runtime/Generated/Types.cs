@@ -6,5 +6,808 @@ using GameServer.Client;
 
 namespace GameServer.Api
 {
-    // No handler takes or returns a TypedDict yet.
+    /// <summary>The map <c>AuthSession</c> of the server's handlers.</summary>
+    public sealed class AuthSession : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Token { get; set; }
+
+        public static AuthSession FromWire(object data)
+        {
+            var value = new AuthSession();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Token = Wire.Read<string>(Wire.Field(data, "token"), Wire.Str);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["token"] = Token;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Bound</c> of the server's handlers.</summary>
+    public sealed class Bound : IWireValue
+    {
+        public long Uid { get; set; }
+
+        public static Bound FromWire(object data)
+        {
+            var value = new Bound();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>ChatNonce</c> of the server's handlers.</summary>
+    public sealed class ChatNonce : IWireValue
+    {
+        public string Nonce { get; set; }
+        public double ExpiresIn { get; set; }
+
+        public static ChatNonce FromWire(object data)
+        {
+            var value = new ChatNonce();
+            value.Nonce = Wire.Read<string>(Wire.Field(data, "nonce"), Wire.Str);
+            value.ExpiresIn = Wire.Read<double>(Wire.Field(data, "expires_in"), Wire.Float);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["nonce"] = Nonce;
+            wire["expires_in"] = ExpiresIn;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyCreated</c> of the server's handlers.</summary>
+    public sealed class FamilyCreated : IWireValue
+    {
+        public long FamilyId { get; set; }
+        public string Name { get; set; }
+        public long World { get; set; }
+
+        public static FamilyCreated FromWire(object data)
+        {
+            var value = new FamilyCreated();
+            value.FamilyId = Wire.Read<long>(Wire.Field(data, "family_id"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.World = Wire.Read<long>(Wire.Field(data, "world"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["family_id"] = FamilyId;
+            wire["name"] = Name;
+            wire["world"] = World;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyDisbanded</c> of the server's handlers.</summary>
+    public sealed class FamilyDisbanded : IWireValue
+    {
+        public long FamilyId { get; set; }
+        public List<long> Members { get; set; }
+
+        public static FamilyDisbanded FromWire(object data)
+        {
+            var value = new FamilyDisbanded();
+            value.FamilyId = Wire.Read<long>(Wire.Field(data, "family_id"), Wire.Int);
+            value.Members = Wire.Read<List<long>>(Wire.Field(data, "members"), d0 => Wire.List<long>(d0, Wire.Int));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["family_id"] = FamilyId;
+            wire["members"] = Members;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyInfo</c> of the server's handlers.</summary>
+    public sealed class FamilyInfo : IWireValue
+    {
+        public long FamilyId { get; set; }
+        public string Name { get; set; }
+        public long World { get; set; }
+        public List<FamilyMember> Members { get; set; }
+
+        public static FamilyInfo FromWire(object data)
+        {
+            var value = new FamilyInfo();
+            value.FamilyId = Wire.Read<long>(Wire.Field(data, "family_id"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.World = Wire.Read<long>(Wire.Field(data, "world"), Wire.Int);
+            value.Members = Wire.Read<List<FamilyMember>>(Wire.Field(data, "members"), d0 => Wire.List<FamilyMember>(d0, FamilyMember.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["family_id"] = FamilyId;
+            wire["name"] = Name;
+            wire["world"] = World;
+            wire["members"] = Members;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyJoined</c> of the server's handlers.</summary>
+    public sealed class FamilyJoined : IWireValue
+    {
+        public long FamilyId { get; set; }
+        public string Name { get; set; }
+        public FamilyRole Role { get; set; }
+
+        public static FamilyJoined FromWire(object data)
+        {
+            var value = new FamilyJoined();
+            value.FamilyId = Wire.Read<long>(Wire.Field(data, "family_id"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.Role = Wire.Read<FamilyRole>(Wire.Field(data, "role"), Wire.Enum<FamilyRole>);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["family_id"] = FamilyId;
+            wire["name"] = Name;
+            wire["role"] = Role;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyLeft</c> of the server's handlers.</summary>
+    public sealed class FamilyLeft : IWireValue
+    {
+        public long FamilyId { get; set; }
+        public bool Disbanded { get; set; }
+
+        public static FamilyLeft FromWire(object data)
+        {
+            var value = new FamilyLeft();
+            value.FamilyId = Wire.Read<long>(Wire.Field(data, "family_id"), Wire.Int);
+            value.Disbanded = Wire.Read<bool>(Wire.Field(data, "disbanded"), Wire.Bool);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["family_id"] = FamilyId;
+            wire["disbanded"] = Disbanded;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FamilyMember</c> of the server's handlers.</summary>
+    public sealed class FamilyMember : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Name { get; set; }
+        public FamilyRole Role { get; set; }
+
+        public static FamilyMember FromWire(object data)
+        {
+            var value = new FamilyMember();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.Role = Wire.Read<FamilyRole>(Wire.Field(data, "role"), Wire.Enum<FamilyRole>);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            wire["role"] = Role;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Friend</c> of the server's handlers.</summary>
+    public sealed class Friend : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Name { get; set; }
+
+        public static Friend FromWire(object data)
+        {
+            var value = new Friend();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FriendList</c> of the server's handlers.</summary>
+    public sealed class FriendList : IWireValue
+    {
+        public List<Friend> Friends { get; set; }
+        public List<Friend> Requests { get; set; }
+
+        public static FriendList FromWire(object data)
+        {
+            var value = new FriendList();
+            value.Friends = Wire.Read<List<Friend>>(Wire.Field(data, "friends"), d0 => Wire.List<Friend>(d0, Friend.FromWire));
+            value.Requests = Wire.Read<List<Friend>>(Wire.Field(data, "requests"), d0 => Wire.List<Friend>(d0, Friend.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["friends"] = Friends;
+            wire["requests"] = Requests;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FriendRequested</c> of the server's handlers.</summary>
+    public sealed class FriendRequested : IWireValue
+    {
+        public long To { get; set; }
+        public bool Accepted { get; set; }
+        public string MailId { get; set; }
+
+        public static FriendRequested FromWire(object data)
+        {
+            var value = new FriendRequested();
+            value.To = Wire.Read<long>(Wire.Field(data, "to"), Wire.Int);
+            value.Accepted = Wire.Read<bool>(Wire.Field(data, "accepted"), Wire.Bool);
+            value.MailId = Wire.Read<string>(Wire.Field(data, "mail_id"), d0 => Wire.OrNull<string>(d0, Wire.Str));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["to"] = To;
+            wire["accepted"] = Accepted;
+            wire["mail_id"] = MailId;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FriendUid</c> of the server's handlers.</summary>
+    public sealed class FriendUid : IWireValue
+    {
+        public long Uid { get; set; }
+
+        public static FriendUid FromWire(object data)
+        {
+            var value = new FriendUid();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Inventory</c> of the server's handlers.</summary>
+    public sealed class Inventory : IWireValue
+    {
+        public List<OwnedItem> Items { get; set; }
+
+        public static Inventory FromWire(object data)
+        {
+            var value = new Inventory();
+            value.Items = Wire.Read<List<OwnedItem>>(Wire.Field(data, "items"), d0 => Wire.List<OwnedItem>(d0, OwnedItem.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["items"] = Items;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>ItemLeft</c> of the server's handlers.</summary>
+    public sealed class ItemLeft : IWireValue
+    {
+        public ItemKind Item { get; set; }
+        public long Count { get; set; }
+
+        public static ItemLeft FromWire(object data)
+        {
+            var value = new ItemLeft();
+            value.Item = Wire.Read<ItemKind>(Wire.Field(data, "item"), Wire.Enum<ItemKind>);
+            value.Count = Wire.Read<long>(Wire.Field(data, "count"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["item"] = Item;
+            wire["count"] = Count;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Kicked</c> of the server's handlers.</summary>
+    public sealed class Kicked : IWireValue
+    {
+        public long Uid { get; set; }
+
+        public static Kicked FromWire(object data)
+        {
+            var value = new Kicked();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>LoggedOut</c> of the server's handlers.</summary>
+    public sealed class LoggedOut : IWireValue
+    {
+        public long Uid { get; set; }
+        public long RevokedBefore { get; set; }
+
+        public static LoggedOut FromWire(object data)
+        {
+            var value = new LoggedOut();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.RevokedBefore = Wire.Read<long>(Wire.Field(data, "revoked_before"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["revoked_before"] = RevokedBefore;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailClaimed</c> of the server's handlers.</summary>
+    public sealed class MailClaimed : IWireValue
+    {
+        public string MailId { get; set; }
+        public List<MailItem> Items { get; set; }
+
+        public static MailClaimed FromWire(object data)
+        {
+            var value = new MailClaimed();
+            value.MailId = Wire.Read<string>(Wire.Field(data, "mail_id"), Wire.Str);
+            value.Items = Wire.Read<List<MailItem>>(Wire.Field(data, "items"), d0 => Wire.List<MailItem>(d0, MailItem.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["mail_id"] = MailId;
+            wire["items"] = Items;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailFull</c> of the server's handlers.</summary>
+    public sealed class MailFull : IWireValue
+    {
+        public string MailId { get; set; }
+        public MailKind Kind { get; set; }
+        public long From { get; set; }
+        public string FromName { get; set; }
+        public string Subject { get; set; }
+        public bool Unread { get; set; }
+        public long SentAt { get; set; }
+        public List<MailItem> Items { get; set; }
+        public Dictionary<string, object> Data { get; set; }
+        public bool? Claimed { get; set; }
+        public string Body { get; set; }
+
+        public static MailFull FromWire(object data)
+        {
+            var value = new MailFull();
+            value.MailId = Wire.Read<string>(Wire.Field(data, "mail_id"), Wire.Str);
+            value.Kind = Wire.Read<MailKind>(Wire.Field(data, "kind"), Wire.Enum<MailKind>);
+            value.From = Wire.Read<long>(Wire.Field(data, "from"), Wire.Int);
+            value.FromName = Wire.Read<string>(Wire.Field(data, "from_name"), Wire.Str);
+            value.Subject = Wire.Read<string>(Wire.Field(data, "subject"), Wire.Str);
+            value.Unread = Wire.Read<bool>(Wire.Field(data, "unread"), Wire.Bool);
+            value.SentAt = Wire.Read<long>(Wire.Field(data, "sent_at"), Wire.Int);
+            value.Items = Wire.Read<List<MailItem>>(Wire.Field(data, "items"), d0 => Wire.List<MailItem>(d0, MailItem.FromWire));
+            value.Data = Wire.Read<Dictionary<string, object>>(Wire.Field(data, "data"), d0 => Wire.OrNull<Dictionary<string, object>>(d0, d1 => Wire.Dict<object>(d1, Wire.Any)));
+            value.Claimed = Wire.Read<bool?>(Wire.Field(data, "claimed"), d0 => Wire.Nullable<bool>(d0, Wire.Bool));
+            value.Body = Wire.Read<string>(Wire.Field(data, "body"), Wire.Str);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["mail_id"] = MailId;
+            wire["kind"] = Kind;
+            wire["from"] = From;
+            wire["from_name"] = FromName;
+            wire["subject"] = Subject;
+            wire["unread"] = Unread;
+            wire["sent_at"] = SentAt;
+            wire["items"] = Items;
+            if (Data != null) wire["data"] = Data;
+            if (Claimed != null) wire["claimed"] = Claimed;
+            wire["body"] = Body;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailId</c> of the server's handlers.</summary>
+    public sealed class MailId : IWireValue
+    {
+        public string MailId_ { get; set; }
+
+        public static MailId FromWire(object data)
+        {
+            var value = new MailId();
+            value.MailId_ = Wire.Read<string>(Wire.Field(data, "mail_id"), Wire.Str);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["mail_id"] = MailId_;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailItem</c> of the server's handlers.</summary>
+    public sealed class MailItem : IWireValue
+    {
+        public ItemKind Item { get; set; }
+        public long Count { get; set; }
+
+        public static MailItem FromWire(object data)
+        {
+            var value = new MailItem();
+            value.Item = Wire.Read<ItemKind>(Wire.Field(data, "item"), Wire.Enum<ItemKind>);
+            value.Count = Wire.Read<long>(Wire.Field(data, "count"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["item"] = Item;
+            wire["count"] = Count;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailPage</c> of the server's handlers.</summary>
+    public sealed class MailPage : IWireValue
+    {
+        public List<MailSummary> Mails { get; set; }
+        public long Unread { get; set; }
+        public long Total { get; set; }
+        public long Page { get; set; }
+        public long Size { get; set; }
+
+        public static MailPage FromWire(object data)
+        {
+            var value = new MailPage();
+            value.Mails = Wire.Read<List<MailSummary>>(Wire.Field(data, "mails"), d0 => Wire.List<MailSummary>(d0, MailSummary.FromWire));
+            value.Unread = Wire.Read<long>(Wire.Field(data, "unread"), Wire.Int);
+            value.Total = Wire.Read<long>(Wire.Field(data, "total"), Wire.Int);
+            value.Page = Wire.Read<long>(Wire.Field(data, "page"), Wire.Int);
+            value.Size = Wire.Read<long>(Wire.Field(data, "size"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["mails"] = Mails;
+            wire["unread"] = Unread;
+            wire["total"] = Total;
+            wire["page"] = Page;
+            wire["size"] = Size;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>MailSummary</c> of the server's handlers.</summary>
+    public sealed class MailSummary : IWireValue
+    {
+        public string MailId { get; set; }
+        public MailKind Kind { get; set; }
+        public long From { get; set; }
+        public string FromName { get; set; }
+        public string Subject { get; set; }
+        public bool Unread { get; set; }
+        public long SentAt { get; set; }
+        public List<MailItem> Items { get; set; }
+        public Dictionary<string, object> Data { get; set; }
+        public bool? Claimed { get; set; }
+
+        public static MailSummary FromWire(object data)
+        {
+            var value = new MailSummary();
+            value.MailId = Wire.Read<string>(Wire.Field(data, "mail_id"), Wire.Str);
+            value.Kind = Wire.Read<MailKind>(Wire.Field(data, "kind"), Wire.Enum<MailKind>);
+            value.From = Wire.Read<long>(Wire.Field(data, "from"), Wire.Int);
+            value.FromName = Wire.Read<string>(Wire.Field(data, "from_name"), Wire.Str);
+            value.Subject = Wire.Read<string>(Wire.Field(data, "subject"), Wire.Str);
+            value.Unread = Wire.Read<bool>(Wire.Field(data, "unread"), Wire.Bool);
+            value.SentAt = Wire.Read<long>(Wire.Field(data, "sent_at"), Wire.Int);
+            value.Items = Wire.Read<List<MailItem>>(Wire.Field(data, "items"), d0 => Wire.List<MailItem>(d0, MailItem.FromWire));
+            value.Data = Wire.Read<Dictionary<string, object>>(Wire.Field(data, "data"), d0 => Wire.OrNull<Dictionary<string, object>>(d0, d1 => Wire.Dict<object>(d1, Wire.Any)));
+            value.Claimed = Wire.Read<bool?>(Wire.Field(data, "claimed"), d0 => Wire.Nullable<bool>(d0, Wire.Bool));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["mail_id"] = MailId;
+            wire["kind"] = Kind;
+            wire["from"] = From;
+            wire["from_name"] = FromName;
+            wire["subject"] = Subject;
+            wire["unread"] = Unread;
+            wire["sent_at"] = SentAt;
+            wire["items"] = Items;
+            if (Data != null) wire["data"] = Data;
+            if (Claimed != null) wire["claimed"] = Claimed;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Names</c> of the server's handlers.</summary>
+    public sealed class Names : IWireValue
+    {
+        public List<PlayerName> Players { get; set; }
+
+        public static Names FromWire(object data)
+        {
+            var value = new Names();
+            value.Players = Wire.Read<List<PlayerName>>(Wire.Field(data, "players"), d0 => Wire.List<PlayerName>(d0, PlayerName.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["players"] = Players;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>OwnedItem</c> of the server's handlers.</summary>
+    public sealed class OwnedItem : IWireValue
+    {
+        public ItemKind Item { get; set; }
+        public string Name { get; set; }
+        public long Count { get; set; }
+
+        public static OwnedItem FromWire(object data)
+        {
+            var value = new OwnedItem();
+            value.Item = Wire.Read<ItemKind>(Wire.Field(data, "item"), Wire.Enum<ItemKind>);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.Count = Wire.Read<long>(Wire.Field(data, "count"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["item"] = Item;
+            wire["name"] = Name;
+            wire["count"] = Count;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>PlayerName</c> of the server's handlers.</summary>
+    public sealed class PlayerName : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Name { get; set; }
+
+        public static PlayerName FromWire(object data)
+        {
+            var value = new PlayerName();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Profile</c> of the server's handlers.</summary>
+    public sealed class Profile : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Name { get; set; }
+        public long World { get; set; }
+        public long? Family { get; set; }
+
+        public static Profile FromWire(object data)
+        {
+            var value = new Profile();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.World = Wire.Read<long>(Wire.Field(data, "world"), Wire.Int);
+            value.Family = Wire.Read<long?>(Wire.Field(data, "family"), d0 => Wire.Nullable<long>(d0, Wire.Int));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            wire["world"] = World;
+            wire["family"] = Family;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Rank</c> of the server's handlers.</summary>
+    public sealed class Rank : IWireValue
+    {
+        public long Score { get; set; }
+        public long Rank_ { get; set; }
+
+        public static Rank FromWire(object data)
+        {
+            var value = new Rank();
+            value.Score = Wire.Read<long>(Wire.Field(data, "score"), Wire.Int);
+            value.Rank_ = Wire.Read<long>(Wire.Field(data, "rank"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["score"] = Score;
+            wire["rank"] = Rank_;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>RoleSet</c> of the server's handlers.</summary>
+    public sealed class RoleSet : IWireValue
+    {
+        public long Uid { get; set; }
+        public FamilyRole Role { get; set; }
+
+        public static RoleSet FromWire(object data)
+        {
+            var value = new RoleSet();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Role = Wire.Read<FamilyRole>(Wire.Field(data, "role"), Wire.Enum<FamilyRole>);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["role"] = Role;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Score</c> of the server's handlers.</summary>
+    public sealed class Score : IWireValue
+    {
+        public long Uid { get; set; }
+        public long Score_ { get; set; }
+
+        public static Score FromWire(object data)
+        {
+            var value = new Score();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Score_ = Wire.Read<long>(Wire.Field(data, "score"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["score"] = Score_;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Submitted</c> of the server's handlers.</summary>
+    public sealed class Submitted : IWireValue
+    {
+        public long Best { get; set; }
+        public bool Improved { get; set; }
+
+        public static Submitted FromWire(object data)
+        {
+            var value = new Submitted();
+            value.Best = Wire.Read<long>(Wire.Field(data, "best"), Wire.Int);
+            value.Improved = Wire.Read<bool>(Wire.Field(data, "improved"), Wire.Bool);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["best"] = Best;
+            wire["improved"] = Improved;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Top</c> of the server's handlers.</summary>
+    public sealed class Top : IWireValue
+    {
+        public string Board { get; set; }
+        public List<Score> Scores { get; set; }
+
+        public static Top FromWire(object data)
+        {
+            var value = new Top();
+            value.Board = Wire.Read<string>(Wire.Field(data, "board"), Wire.Str);
+            value.Scores = Wire.Read<List<Score>>(Wire.Field(data, "scores"), d0 => Wire.List<Score>(d0, Score.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["board"] = Board;
+            wire["scores"] = Scores;
+            return wire;
+        }
+    }
 }
