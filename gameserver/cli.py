@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | nodes | jobs | enums export``: the command line."""
+"""``gameserver run | check-config | client | instances | nodes | jobs | enums export | sdk``: the command line."""
 
 from __future__ import annotations
 
@@ -28,9 +28,18 @@ PORT_FLAGS = {
 }
 
 
-def _config_args(parser: argparse.ArgumentParser) -> None:
+def _config_args(parser: argparse.ArgumentParser, *, server: bool = True) -> None:
+    """The flags that pick the config; with ``server``, also those that change what a server listens on."""
     parser.add_argument("--config", "-c", help="config file (default ./config.toml if present)")
     parser.add_argument("--profile", "-p", default="", help="a [profiles.NAME] section to lay over the base")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any setting (repeatable)"
+    )
+    if server:
+        _server_args(parser)
+
+
+def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--roles", help=f"comma-separated subset of {','.join(ROLES)}")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 opens it up)")
     parser.add_argument("--gate-port", type=int, help="raw TCP gate port (default 8880)")
@@ -39,9 +48,6 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
     parser.add_argument("--data-dir", help="where the SQLite file, secrets and mail live (default ./var)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any setting (repeatable)"
-    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -51,13 +57,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or "." not in key:
             raise ConfigError(f"--set {item}: expected SECTION.KEY=VALUE")
         overrides[key.strip()] = Text(raw)
-    if args.roles:
+    if getattr(args, "roles", None):
         overrides["server.roles"] = [r.strip() for r in args.roles.split(",") if r.strip()]
-    if args.host:
+    if getattr(args, "host", None):
         overrides["server.host"] = args.host
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         overrides["server.data_dir"] = args.data_dir
-    if args.log_level:
+    if getattr(args, "log_level", None):
         overrides["log.level"] = args.log_level
     if getattr(args, "reload", False):
         overrides["modules.reload"] = True
@@ -80,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(run)
     run.add_argument("--reload", action="store_true", help="hot-reload module packages when their files change")
     client = commands.add_parser("client", help="a terminal game client for play-testing (gate over WebSocket)")
-    _config_args(client)
+    _config_args(client, server=False)
     client.add_argument("--url", default="", help="gate WebSocket URL (default: ws://HOST:WS_PORT/gate from config)")
+    client.add_argument(
+        "--http-url", default="", help="HTTP base URL, for `functions` (default: http://HOST:HTTP_PORT from config)"
+    )
     client.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
     instances = commands.add_parser("instances", help="per-developer servers dev1..devN side by side")
     instances.add_argument("--config", "-c", help="the config template (default ./config.toml)")
@@ -91,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     instances_commands.add_parser("status", help="show each instance: PID, state, ports, data dir, log file")
     stop = instances_commands.add_parser("stop", help="stop instances by their PID files (all if none named)")
     stop.add_argument("names", nargs="*", help="dev1 dev2 ... or 1 2 ...")
+    restart = instances_commands.add_parser("restart", help="restart one instance and wait until it is healthy")
+    restart.add_argument("name", help="dev1, dev2, ... or 1, 2, ...")
+    restart.add_argument("--code", help="run it in this folder (a pushed checkout: its modules, its game data)")
     nodes = commands.add_parser("nodes", help="list the live nodes in the node registry (this config's Redis)")
     _config_args(nodes)
     nodes.add_argument("--role", choices=ROLES, help="only the nodes with this role")
@@ -103,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
     export.add_argument("--format", "-f", default="json", choices=("json", "csharp", "lua", "typescript"))
     export.add_argument("--out", "-o", help="file to write (default stdout)")
+    sdk = commands.add_parser("sdk", help="generate a client SDK's typed layer from the modules and enums")
+    _config_args(sdk)
+    sdk.add_argument("language", choices=("typescript", "csharp"))
+    sdk.add_argument("--out", "-o", required=True, help="folder to write (e.g. clients/typescript/src/generated)")
     return parser
 
 
@@ -163,10 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=getattr(args, "json", False),
             limit=getattr(args, "limit", None),
         )
+    if args.command == "sdk":
+        return generate_sdk(config, args.language, args.out)
     if args.command == "client":
         from gameserver.commands import client
 
-        return client.main(config, url=args.url, timeout=args.timeout)
+        return client.main(config, url=args.url, http=args.http_url, timeout=args.timeout)
     return run(config)
 
 
@@ -178,6 +196,8 @@ def run_instances(args: argparse.Namespace) -> int:
             return instances.start(args.config, args.count)
         if args.instances_command == "stop":
             return instances.stop(args.config, args.names)
+        if args.instances_command == "restart":
+            return instances.restart(args.config, args.name, code=args.code)
         return instances.status(args.config)
     except ConfigError as exc:
         print(f"gameserver: config error: {exc}", file=sys.stderr)
@@ -193,6 +213,31 @@ def export_enums(fmt: str, out: str | None) -> int:
             f.write(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def generate_sdk(config: Config, language: str, out: str) -> int:
+    """Describe the modules ``config`` loads (its ``modules.paths``, less ``modules.disabled``) and write the
+    language's typed layer into ``out``, removing the files an earlier run generated there and this one did not."""
+    from pathlib import Path
+
+    from gameserver import sdk
+    from gameserver.sdk.model import describe
+
+    try:
+        api = describe(
+            paths=config.modules.paths, disabled=config.modules.disabled, default_timeout=config.worker.timeout
+        )
+        written, removed = sdk.write(Path(out), sdk.render(language, api), language)
+    except (ConfigError, ValueError) as exc:
+        print(f"gameserver: sdk {language}: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {Path(out) / path}")
+    for path in removed:
+        print(f"removed {Path(out) / path}")
+    if not written and not removed:
+        print(f"{out}: up to date")
     return 0
 
 

@@ -1,9 +1,20 @@
 #!/usr/bin/env python
-"""Gate benchmark: closed-loop ``sys.echo`` over WebSocket and raw TCP, against a bare websockets echo server.
+"""Gate benchmark: closed-loop ``sys.echo`` over WebSocket and raw TCP, against a bare websockets echo server
+and, with ``--baseline node``, Node's ``ws`` + ``msgpackr`` speaking the same protocol; reconnect storms and the
+memory of idle connections.
 
     .venv/bin/python scripts/bench.py            # full run: C = 1, 50, 500; 5 s per scenario
     .venv/bin/python scripts/bench.py --quick    # 1 s per scenario
     .venv/bin/python scripts/bench.py --duration 10 --concurrency 50,500
+    .venv/bin/python scripts/bench.py --baseline node --rounds 3   # beside Node ws; medians of 3 rounds
+    .venv/bin/python scripts/bench.py --baseline node --rounds 3 --storm 5000 --idle 19000
+
+With ``--rounds N`` every scenario runs N times (the rounds interleave, so a slow spell of the machine touches
+every server alike) and the tables show the median of the rounds with the spread (lowest-highest); a ratio is the
+median of the per-round ratios. ``--storm N`` opens N WebSocket connections at once from many source addresses
+(127.0.0.2-254) while 50 connections already open keep calling, and reports how long until every handshake is
+done and the open connections' p99 meanwhile. ``--idle N`` holds N idle WebSocket connections and reports the
+server's RSS per connection, and the resting RSS of ``gameserver run`` with every role on the embedded defaults.
 
 Each of C connections keeps exactly one request in flight: send, wait for the reply, send again. Three
 servers run under the same load, each pinned to CPU 0 (the load generator is pinned to CPU 1):
@@ -41,11 +52,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import benchconnect
 import benchlib
+import benchnode
 import msgpack
 from benchlib import HOST, BenchError, ServerProcess, percentile, verdict
 
-KINDS = ("echo-ws", "gate-ws", "gate-tcp", "echo-tcp")
+KINDS = ("echo-ws", "gate-ws", "gate-tcp", "echo-tcp", "node-ws")
 ARGS = {"text": "hello, world", "seq": 12345}
 REQUEST = {"id": 1, "fn": "sys.echo", "args": ARGS}
 
@@ -55,6 +68,10 @@ TCP_VS_WS = 1.5
 P99_MS = 5.0
 P99_AT = 50
 
+NODE_TARGET = 1.0  # issue 18: server CPU per request at or below Node ws's
+NODE_MOONSHOT = 0.8
+STORM_BACKGROUND = 50
+MAX_CONNECTIONS = 20000  # connections already open and calling during a storm
 STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
 
 
@@ -345,6 +362,8 @@ def start_gate(workdir: Path, cpu: int | None, rate: float) -> ServerProcess:
         f"gate.burst={int(rate)}",
         "--set",
         "gate.max_per_address=0",  # every load connection comes from 127.0.0.1
+        "--set",
+        f"gate.max_connections={MAX_CONNECTIONS}",  # storms and idle connections go past the default 10000
     ]
     return ServerProcess("gate", argv, workdir, cpu, r"gate-tcp=(?P<tcp>\d+), ws=(?P<ws>\d+)")
 
@@ -392,7 +411,24 @@ def echo_server() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Report
+# Report: the median of the rounds, with the spread
+
+
+Cell = tuple[str, int]  # (kind, C)
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def spread(values: Sequence[float], fmt: str) -> str:
+    """``median`` alone for one value, else ``median (lowest-highest)``."""
+    text = format(median(values), fmt)
+    return text if len(values) < 2 else f"{text} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
 def fmt_row(cells: Sequence[str], widths: Sequence[int]) -> str:
@@ -401,82 +437,120 @@ def fmt_row(cells: Sequence[str], widths: Sequence[int]) -> str:
     )
 
 
-def print_table(results: Sequence[Result]) -> None:
+def by_cell(results: Sequence[Result]) -> dict[Cell, list[Result]]:
+    grouped: dict[Cell, list[Result]] = {}
+    for r in results:
+        grouped.setdefault((r.kind, r.conns), []).append(r)
+    return grouped
+
+
+def print_table(grouped: dict[Cell, list[Result]]) -> None:
+    rounds = max(len(v) for v in grouped.values())
+    per = "median (lowest-highest) of " + f"{rounds} rounds" if rounds > 1 else "one round"
+    print(f"per scenario, {per}:")
     header = ("server", "C", "req/s", "p50 ms", "p99 ms", "srv us/req", "srv cpu", "gen cpu", "steal")
-    widths = (9, 4, 8, 7, 7, 10, 7, 7, 5)
+    widths = (9, 4, 8, 7, 7, 22 if rounds > 1 else 10, 7, 7, 5)
     print(fmt_row(header, widths))
     print(fmt_row(["-" * w for w in widths], widths))
-    for r in results:
+    for (kind, conns), rs in grouped.items():
         cells = (
-            r.kind,
-            str(r.conns),
-            f"{r.rps:,.0f}",
-            f"{r.percentile(0.5):.3f}",
-            f"{r.percentile(0.99):.3f}",
-            f"{r.us_per_request:.1f}",
-            f"{r.server_cpu / r.seconds:.0%}",
-            f"{r.client_cpu / r.seconds:.0%}",
-            f"{r.steal:.0%}",
+            kind,
+            str(conns),
+            f"{median([r.rps for r in rs]):,.0f}",
+            f"{median([r.percentile(0.5) for r in rs]):.3f}",
+            f"{median([r.percentile(0.99) for r in rs]):.3f}",
+            spread([r.us_per_request for r in rs], ".1f"),
+            f"{median([r.server_cpu / r.seconds for r in rs]):.0%}",
+            f"{median([r.client_cpu / r.seconds for r in rs]):.0%}",
+            f"{max(r.steal for r in rs):.0%}",
         )
         print(fmt_row(cells, widths))
 
 
-def print_targets(results: Sequence[Result]) -> None:
-    by = {(r.kind, r.conns): r for r in results}
-    levels = sorted({r.conns for r in results})
+def round_ratios(grouped: dict[Cell, list[Result]], a: str, b: str, c: int, attr: str) -> list[float]:
+    """``a``'s ``attr`` over ``b``'s, one ratio per round in which both ran at concurrency ``c``."""
+    pairs = zip(grouped.get((a, c), []), grouped.get((b, c), []))
+    return [getattr(x, attr) / getattr(y, attr) for x, y in pairs]
+
+
+RATIOS = (
+    ("CPU/req gate-ws/node-ws", "gate-ws", "node-ws", "us_per_request"),
+    ("CPU/req gate-tcp/node-ws", "gate-tcp", "node-ws", "us_per_request"),
+    ("throughput gate-ws/node-ws", "gate-ws", "node-ws", "rps"),
+    ("throughput gate-ws/echo-ws", "gate-ws", "echo-ws", "rps"),
+    ("throughput gate-tcp/gate-ws", "gate-tcp", "gate-ws", "rps"),
+    ("CPU/req echo-ws/gate-ws", "echo-ws", "gate-ws", "us_per_request"),
+    ("CPU/req gate-ws/gate-tcp", "gate-ws", "gate-tcp", "us_per_request"),
+)
+
+
+def us_per_request(grouped: dict[Cell, list[Result]], kind: str, c: int) -> float:
+    return median([r.us_per_request for r in grouped[kind, c]])
+
+
+def print_targets(grouped: dict[Cell, list[Result]]) -> None:
+    levels = sorted({c for _, c in grouped})
     print()
-    print("ratios                     " + "".join(f"{f'C={c}':>10}" for c in levels))
-    rows = (
-        ("throughput gate-ws/echo-ws", "gate-ws", "echo-ws", "rps"),
-        ("throughput gate-tcp/gate-ws", "gate-tcp", "gate-ws", "rps"),
-        ("CPU/req echo-ws/gate-ws", "echo-ws", "gate-ws", "us_per_request"),
-        ("CPU/req gate-ws/gate-tcp", "gate-ws", "gate-tcp", "us_per_request"),
-    )
-    ratios: dict[tuple[str, int], float] = {}
-    for label, a, b, attr in rows:
+    print("ratios (median of the rounds' ratios)" + "".join(f"{f'C={c}':>20}" for c in levels))
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for label, a, b, attr in RATIOS:
         cells = []
         for c in levels:
-            if (a, c) in by and (b, c) in by:
-                ratios[label, c] = getattr(by[a, c], attr) / getattr(by[b, c], attr)
-                cells.append(f"{ratios[label, c]:10.2f}")
-            else:
-                cells.append(f"{'-':>10}")
-        print(f"{label:<27}" + "".join(cells))
+            values = round_ratios(grouped, a, b, c, attr)
+            if values:
+                ratios[label, c] = values
+            cells.append(f"{spread(values, '.2f') if values else '-':>20}")
+        if any(cell.strip() != "-" for cell in cells):
+            print(f"{label:<37}" + "".join(cells))
     # What each server spends per request beyond the bare TCP echo: the part its own code decides.
-    for kind in ("echo-ws", "gate-ws", "gate-tcp"):
+    for kind in ("echo-ws", "gate-ws", "gate-tcp", "node-ws"):
         cells = [
-            f"{by[kind, c].us_per_request - by['echo-tcp', c].us_per_request:10.1f}"
-            if (kind, c) in by and ("echo-tcp", c) in by
-            else f"{'-':>10}"
+            f"{us_per_request(grouped, kind, c) - us_per_request(grouped, 'echo-tcp', c):20.1f}"
+            if (kind, c) in grouped and ("echo-tcp", c) in grouped
+            else f"{'-':>20}"
             for c in levels
         ]
-        print(f"{f'us/req {kind} - echo-tcp':<27}" + "".join(cells))
+        if any(cell.strip() != "-" for cell in cells):
+            print(f"{f'us/req {kind} - echo-tcp':<37}" + "".join(cells))
 
-    # Throughput targets are judged where the server is saturated (C >= 50); C = 1 measures round trips.
     print()
+    node = [c for c in levels if ("node-ws", c) in grouped]
+    if node:
+        print(
+            f"targets (issue 18): server CPU per request <= {NODE_TARGET}x Node ws's at every C"
+            f" (moonshot {NODE_MOONSHOT}x)"
+        )
+        for kind in ("gate-ws", "gate-tcp"):
+            for c in node:
+                got = ratios.get((f"CPU/req {kind}/node-ws", c))
+                if got:
+                    value = median(got)
+                    mark = verdict(value <= NODE_TARGET) + (" (moonshot met)" if value <= NODE_MOONSHOT else "")
+                    print(f"  {kind} C={c:<4} {value:.2f}x  {mark}")
+    # Throughput targets are judged where the server is saturated (C >= 50); C = 1 measures round trips.
     print("targets (issue 2; throughput judged at every C >= 50, informational):")
     saturated = [c for c in levels if c >= P99_AT]
     for label, need, key in (
         (f"gate-ws >= {WS_VS_ECHO}x echo-ws throughput", WS_VS_ECHO, "throughput gate-ws/echo-ws"),
         (f"gate-tcp >= {TCP_VS_WS}x gate-ws throughput", TCP_VS_WS, "throughput gate-tcp/gate-ws"),
     ):
-        got = [(c, ratios[key, c]) for c in saturated if (key, c) in ratios]
+        got = [(c, median(ratios[key, c])) for c in saturated if (key, c) in ratios]
         if not got:
             print(f"  {label:<40} not measured")
             continue
         detail = ", ".join(f"C={c}: {v:.2f}x" for c, v in got)
         print(f"  {label:<40} {verdict(all(v >= need for _, v in got))}  ({detail})")
-    print_tcp_budget(by, saturated)
+    print_tcp_budget(grouped, saturated)
     for kind in ("gate-ws", "gate-tcp"):
         label = f"{kind} p99 <= {P99_MS:g} ms at C={P99_AT}"
-        if (kind, P99_AT) not in by:
+        if (kind, P99_AT) not in grouped:
             print(f"  {label:<40} not measured")
             continue
-        p99 = by[kind, P99_AT].percentile(0.99)
+        p99 = median([r.percentile(0.99) for r in grouped[kind, P99_AT]])
         print(f"  {label:<40} {verdict(p99 <= P99_MS)}  ({p99:.3f} ms)")
 
 
-def print_tcp_budget(by: dict[tuple[str, int], Result], levels: Sequence[int]) -> None:
+def print_tcp_budget(grouped: dict[Cell, list[Result]], levels: Sequence[int]) -> None:
     """What the TCP/WS target asks of the TCP gate, in server CPU per request, beside what it spends.
 
     Both gates share decode, dispatch, the handler's task and encode; only the framing differs. With the
@@ -484,9 +558,9 @@ def print_tcp_budget(by: dict[tuple[str, int], Result], levels: Sequence[int]) -
     its CPU per request / 1.5, of which the bare TCP echo (kernel, loopback, event loop) takes its floor.
     """
     for c in levels:
-        if not all((kind, c) in by for kind in ("gate-ws", "gate-tcp", "echo-tcp")):
+        if not all((kind, c) in grouped for kind in ("gate-ws", "gate-tcp", "echo-tcp")):
             continue
-        ws, tcp, floor = (by[kind, c].us_per_request for kind in ("gate-ws", "gate-tcp", "echo-tcp"))
+        ws, tcp, floor = (us_per_request(grouped, kind, c) for kind in ("gate-ws", "gate-tcp", "echo-tcp"))
         allowed = ws / TCP_VS_WS
         print(
             f"    C={c}: 1.5x needs gate-tcp <= {allowed:.1f} us/req; the echo-tcp floor is {floor:.1f}, leaving"
@@ -494,7 +568,15 @@ def print_tcp_budget(by: dict[tuple[str, int], Result], levels: Sequence[int]) -
         )
 
 
-# ---------------------------------------------------------------------------------------------------------
+def describe_machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return f"{model}, {os.cpu_count()} CPUs, Linux {os.uname().release}, python {sys.version.split()[0]}, load {load}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -503,7 +585,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 5, --quick 1)")
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, --quick 0.3)")
     parser.add_argument("--concurrency", default="1,50,500", help="comma-separated connection counts")
-    parser.add_argument("--servers", default=",".join(KINDS), help=f"comma-separated subset of {','.join(KINDS)}")
+    parser.add_argument("--servers", default=",".join(KINDS[:4]), help=f"comma-separated subset of {','.join(KINDS)}")
+    parser.add_argument("--baseline", choices=("none", "node"), default="none", help="node: add Node ws (node-ws)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every scenario; report medians (default 1)")
+    parser.add_argument("--storm", type=int, default=0, help="also open this many WebSocket connections at once")
+    parser.add_argument("--idle", type=int, default=0, help="also hold this many idle connections: RSS each")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU the servers are pinned to")
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the load generator is pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin anything")
@@ -514,27 +600,174 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
     args.levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
+    if args.baseline == "node" and "node-ws" not in args.kinds:
+        args.kinds.append("node-ws")
     if not args.levels or min(args.levels) < 1 or max(args.levels) > 5000:
         parser.error("--concurrency: counts between 1 and 5000")
     if unknown := set(args.kinds) - set(KINDS):
         parser.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0:
         parser.error("--duration: between 0 and 600 seconds; --warmup >= 0")
+    if not 1 <= args.rounds <= 50 or not 0 <= args.storm <= 19000 or not 0 <= args.idle <= 19000:
+        parser.error("--rounds: 1 to 50; --storm and --idle: 0 to 19000")
     return args
 
 
 @contextlib.contextmanager
-def servers(args: argparse.Namespace, workdir: Path, cpu: int | None) -> Iterator[dict[str, ServerProcess]]:
+def servers(kinds: Sequence[str], workdir: Path, cpu: int | None, rate: float) -> Iterator[dict[str, ServerProcess]]:
+    """The server processes that ``kinds`` need, by name (echo, gate, node); all stopped on leaving."""
     started: dict[str, ServerProcess] = {}
     try:
-        if {"echo-ws", "echo-tcp"} & set(args.kinds):
+        if {"echo-ws", "echo-tcp"} & set(kinds):
             started["echo"] = start_echo(workdir, cpu)
-        if {"gate-ws", "gate-tcp"} & set(args.kinds):
-            started["gate"] = start_gate(workdir, cpu, args.rate)
+        if {"gate-ws", "gate-tcp"} & set(kinds):
+            started["gate"] = start_gate(workdir, cpu, rate)
+        if "node-ws" in kinds:
+            started["node"] = benchnode.start(workdir, cpu)
         yield started
     finally:
         for server in started.values():
             server.stop()
+
+
+def target(kind: str, procs: dict[str, ServerProcess]) -> tuple[Target, ServerProcess]:
+    proc = procs[kind.partition("-")[0]]
+    port = proc.ports[kind.partition("-")[2]]
+    return Target(kind, port, "/gate" if kind == "gate-ws" else "/"), proc
+
+
+@dataclass
+class Storm:
+    kind: str
+    opened: int
+    failed: int
+    seconds: float
+    quiet_p99: float  # ms, the open connections' p99 in the second before the storm
+    storm_p99: float  # ms, and while it lasted
+    server_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.opened / self.seconds
+
+
+async def run_storm(target: Target, count: int, server: ServerProcess) -> Storm:
+    """``count`` handshakes at once while ``STORM_BACKGROUND`` connections keep calling."""
+    loop = asyncio.get_running_loop()
+    run = Run(loop)
+    request = target.request()
+    background = [LoadConnection(run, target, request) for _ in range(STORM_BACKGROUND)]
+    storm: benchconnect.Opened | None = None
+    try:
+        await asyncio.gather(*(loop.create_connection(lambda c=c: c, HOST, target.port) for c in background))
+        async with asyncio.timeout(benchlib.START_TIMEOUT):
+            await asyncio.gather(*(c.ready for c in background))
+        for client in background:
+            client.start()
+        run.measuring = True
+        await asyncio.sleep(1.0)
+        quiet, run.latencies = run.latencies, []
+        cpu0 = server.cpu_seconds()
+        storm = await benchconnect.open_many(target.port, target.path, count)
+        cpu1 = server.cpu_seconds()
+        run.measuring = False
+        if run.error is not None:
+            raise run.error
+    finally:
+        run.sending = False
+        await benchlib.close_all(background)
+        if storm is not None:
+            await benchconnect.close(storm.connections)
+    return Storm(
+        target.kind,
+        len(storm.connections),
+        len(storm.failures),
+        storm.seconds,
+        percentile(quiet, 0.99) * 1000,
+        percentile(run.latencies, 0.99) * 1000,
+        cpu1 - cpu0,
+    )
+
+
+def print_storms(storms: Sequence[Storm], count: int) -> None:
+    print()
+    print(
+        f"reconnect storm: {count} WebSocket handshakes at once from {len(benchconnect.SOURCES)} addresses, "
+        f"{STORM_BACKGROUND} open connections calling meanwhile (median of the rounds):"
+    )
+    header = ("server", "all done s", "handshakes/s", "failed", "srv cpu s", "p99 before ms", "p99 during ms")
+    widths = (9, 16, 14, 6, 9, 13, 13)
+    print(fmt_row(header, widths))
+    for kind in dict.fromkeys(s.kind for s in storms):
+        mine = [s for s in storms if s.kind == kind]
+        cells = (
+            kind,
+            spread([s.seconds for s in mine], ".2f"),
+            f"{median([s.rate for s in mine]):,.0f}",
+            str(max(s.failed for s in mine)),
+            f"{median([s.server_cpu for s in mine]):.2f}",
+            f"{median([s.quiet_p99 for s in mine]):.2f}",
+            f"{median([s.storm_p99 for s in mine]):.2f}",
+        )
+        print(fmt_row(cells, widths))
+    gate = [s.seconds for s in storms if s.kind == "gate-ws"]
+    node = [s.seconds for s in storms if s.kind == "node-ws"]
+    if gate and node:
+        ratio = median(gate) / median(node)
+        print(f"  target (issues 12, 18): gate-ws storm time <= node-ws's: {ratio:.2f}x  {verdict(ratio <= 1.0)}")
+
+
+def measure_idle(args: argparse.Namespace, workdir: Path, cpu: int | None) -> list[benchconnect.Idle]:
+    """Fresh servers (nothing run on them before) hold ``args.idle`` idle connections each."""
+    import uvloop
+
+    found: list[benchconnect.Idle] = []
+    for kind in [k for k in ("gate-ws", "node-ws", "echo-ws") if k in args.kinds]:
+        with servers([kind], workdir, cpu, args.rate) as procs:
+            tgt, proc = target(kind, procs)
+            found.append(uvloop.run(benchconnect.hold_idle(kind, proc.proc.pid, tgt.port, tgt.path, args.idle)))
+            proc.check_alive()
+    return found
+
+
+def resting_rss(workdir: Path) -> int:
+    """RSS in KiB of ``gameserver run`` with every role on the embedded defaults, at rest after its start."""
+    data = workdir / "rest"
+    argv = [sys.executable, "-m", "gameserver", "run", "--gate-port", "0", "--ws-port", "0", "--http-port", "0"]
+    argv += ["--set", "chat.tcp_port=0", "--data-dir", str(data), "--log-level", "warning"]
+    proc = ServerProcess("rest", argv, workdir, None, r"http=(?P<http>\d+)")
+    try:
+        time.sleep(benchconnect.SETTLE * 2)
+        return benchconnect.rss_kib(proc.proc.pid)
+    finally:
+        proc.stop()
+
+
+def print_memory(idle: Sequence[benchconnect.Idle], rest: int | None) -> None:
+    print()
+    if rest is not None:
+        print(
+            f"resting RSS of gameserver run, every role, embedded defaults: {rest / 1024:.1f} MiB "
+            f"(target, issue 18: <= 50 MiB: {verdict(rest <= 50 * 1024)})"
+        )
+    if not idle:
+        return
+    print(f"idle connections ({idle[0].count} each, fresh servers):")
+    header = ("server", "rest MiB", "held MiB", "KiB/conn", "opened in s")
+    widths = (9, 8, 8, 8, 11)
+    print(fmt_row(header, widths))
+    for i in idle:
+        cells = (
+            i.kind,
+            f"{i.rest_kib / 1024:.1f}",
+            f"{i.held_kib / 1024:.1f}",
+            f"{i.per_connection_kib:.2f}",
+            f"{i.seconds:.2f}",
+        )
+        print(fmt_row(cells, widths))
+    for i in idle:
+        if i.kind == "gate-ws":
+            print(f"  target (issue 18): gate-ws <= 4 KiB per idle connection: {verdict(i.per_connection_kib <= 4.0)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -545,6 +778,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvloop
 
     benchlib.interrupt_on_sigterm()  # stop the servers on SIGTERM as on Ctrl-C
+    if "node-ws" in args.kinds and (why := benchnode.missing()):
+        print(f"note: no Node baseline: {why}")
+        args.kinds.remove("node-ws")
+    benchconnect.raise_open_files(max(args.storm, args.idle, max(args.levels)) + STORM_BACKGROUND + 1000)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and {args.server_cpu, args.client_cpu} <= set(cpus) and args.server_cpu != args.client_cpu
     if not args.no_pin and not pin:
@@ -553,40 +790,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pin:
         os.sched_setaffinity(0, {args.client_cpu})
     print(
-        f"gate benchmark: sys.echo closed loop, {args.duration:g}s per scenario after {args.warmup:g}s warm-up; "
+        f"gate benchmark: sys.echo closed loop, {args.duration:g}s per scenario after {args.warmup:g}s warm-up, "
+        f"{args.rounds} round(s); "
         + (f"servers on CPU {args.server_cpu}, load generator on CPU {args.client_cpu}" if pin else "not pinned")
     )
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, request {len(msgpack.packb(REQUEST))} bytes")
+    print(f"machine: {describe_machine()}")
+    print(
+        f"request {len(msgpack.packb(REQUEST))} bytes"
+        + (f"; baseline {benchnode.versions()}" if "node-ws" in args.kinds else "")
+    )
     results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="gs-bench-") as tmp, servers(args, Path(tmp), server_cpu) as procs:
+    storms: list[Storm] = []
+    idle: list[benchconnect.Idle] = []
+    rest: int | None = None
+    with tempfile.TemporaryDirectory(prefix="gs-bench-") as tmp:
         try:
-            for conns in args.levels:
-                for kind in args.kinds:
-                    proc = procs[kind.partition("-")[0]]
-                    port = proc.ports[kind.partition("-")[2]]
-                    target = Target(kind, port, "/gate" if kind == "gate-ws" else "/")
-                    scenario = run_scenario(target, conns, args.warmup, args.duration, proc, server_cpu)
-                    result = uvloop.run(scenario)
-                    proc.check_alive()
-                    results.append(result)
-                    print(
-                        f"  {kind:<9} C={conns:<4} {result.rps:>9,.0f} req/s  {result.us_per_request:5.1f} us/req",
-                        flush=True,
-                    )
+            if args.idle:
+                idle = measure_idle(args, Path(tmp), server_cpu)
+                rest = resting_rss(Path(tmp))
+            with servers(args.kinds, Path(tmp), server_cpu, args.rate) as procs:
+                try:
+                    for round_no in range(1, args.rounds + 1):
+                        for conns in args.levels:
+                            for kind in args.kinds:
+                                tgt, proc = target(kind, procs)
+                                scenario = run_scenario(tgt, conns, args.warmup, args.duration, proc, server_cpu)
+                                result = uvloop.run(scenario)
+                                proc.check_alive()
+                                results.append(result)
+                                print(
+                                    f"  round {round_no} {kind:<9} C={conns:<4} {result.rps:>9,.0f} req/s"
+                                    f"  {result.us_per_request:5.1f} us/req",
+                                    flush=True,
+                                )
+                        if args.storm:
+                            for kind in [k for k in args.kinds if k.endswith("-ws")]:
+                                tgt, proc = target(kind, procs)
+                                storm = uvloop.run(run_storm(tgt, args.storm, proc))
+                                proc.check_alive()
+                                storms.append(storm)
+                                print(
+                                    f"  round {round_no} {kind:<9} storm of {args.storm}: {storm.seconds:.2f} s",
+                                    flush=True,
+                                )
+                except BenchError:
+                    for proc in procs.values():
+                        if proc.proc.poll() is not None:
+                            print(f"--- {proc.name} log:\n{proc.tail()}", file=sys.stderr)
+                    raise
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
-            for proc in procs.values():
-                if proc.proc.poll() is not None:
-                    print(f"--- {proc.name} log:\n{proc.tail()}", file=sys.stderr)
             return 1
     print()
-    print_table(results)
-    print_targets(results)
+    grouped = by_cell(results)
+    print_table(grouped)
+    print_targets(grouped)
+    if storms:
+        print_storms(storms, args.storm)
+    if idle or rest is not None:
+        print_memory(idle, rest)
     saturated = [r for r in results if r.conns >= P99_AT and r.server_cpu / r.seconds < 0.9]
     if saturated:
         print(
             "\nnote: the server was under 90% CPU in "
-            + ", ".join(f"{r.kind} C={r.conns}" for r in saturated)
+            + ", ".join(sorted({f"{r.kind} C={r.conns}" for r in saturated}))
             + ": the load generator (one process, one CPU), the round trip or another process on the server's"
             " CPU was the limit there; compare us/req, which depends less on it."
         )
@@ -594,8 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stolen:
         print(
             f"\nnote: the hypervisor took {max(r.steal for r in stolen):.0%} of the server's CPU in "
-            + ", ".join(f"{r.kind} C={r.conns}" for r in stolen)
-            + ": the host is busy and every figure of this run is noisier; repeat it and take the median."
+            + ", ".join(sorted({f"{r.kind} C={r.conns}" for r in stolen}))
+            + ": the host is busy and every figure of this run is noisier; compare within a round."
         )
     return 0
 

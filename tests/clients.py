@@ -81,6 +81,10 @@ class TcpClient:
         await close_writer(self.writer)
 
 
+def ws_scheme(kwargs: dict[str, Any]) -> str:
+    return "wss" if kwargs.get("ssl") else "ws"
+
+
 class WsClient:
     """WebSocket gate client: binary frames carry msgpack, text frames JSON."""
 
@@ -91,7 +95,8 @@ class WsClient:
 
     @classmethod
     async def open(cls, port: int, path: str = "/gate", *, binary: bool = True, **kwargs: Any) -> WsClient:
-        ws = await connect(f"ws://127.0.0.1:{port}{path}", max_size=None, **kwargs)
+        """``ssl=context`` connects with wss://; other keywords go to websockets' ``connect``."""
+        ws = await connect(f"{ws_scheme(kwargs)}://127.0.0.1:{port}{path}", max_size=None, **kwargs)
         return cls(ws, binary)
 
     async def send(self, message: Any) -> None:
@@ -229,8 +234,9 @@ class ChatClient:
         return cls(reader=reader, writer=writer)
 
     @classmethod
-    async def websocket(cls, port: int, path: str = "/chat") -> ChatClient:
-        return cls(ws=await connect(f"ws://127.0.0.1:{port}{path}", max_size=None))
+    async def websocket(cls, port: int, path: str = "/chat", **kwargs: Any) -> ChatClient:
+        """``ssl=context`` connects with wss://; other keywords go to websockets' ``connect``."""
+        return cls(ws=await connect(f"{ws_scheme(kwargs)}://127.0.0.1:{port}{path}", max_size=None, **kwargs))
 
     @property
     def kind(self) -> str:

@@ -1,4 +1,4 @@
-"""``gameserver instances start N | status | stop``: per-developer servers side by side on one box (seed 000).
+"""``gameserver instances start N | status | stop | restart NAME``: per-developer servers side by side on one box.
 
 Instance ``devK`` is the one config template (``config.toml``) with these changes: every port + 1000*K,
 ``server.data_dir`` = ``<data_dir>/devK`` (the SQLite file, secrets and mail live there), ``node_id`` devK,
@@ -8,7 +8,8 @@ and a MariaDB URL's database + ``_devK``. A ``[profiles.devK]`` section in the f
 Each instance runs as ``gameserver run`` in its own session (it outlives this command); its PID is kept in
 ``<data_dir>/gameserver.pid`` and what it prints before its log is open in ``<data_dir>/console.log``.
 ``stop`` sends SIGTERM to the PIDs in those files (after checking that they still are gameserver processes)
-and waits for a graceful exit.
+and waits for a graceful exit. ``restart devK --code DIR`` runs devK in DIR, a developer's pushed checkout
+(``deploy/git/post-receive``), so that the template's relative module and game-data paths name their code.
 """
 
 from __future__ import annotations
@@ -92,7 +93,11 @@ def instance(path: str | None, k: int) -> Instance:
     for key, value in derived.items():
         if key.endswith("port") and value > MAX_PORT:
             raise ConfigError(f"instances: {name} would listen on {key}={value} (the template's + {PORT_STEP}*{k})")
-    argv = [*(["--config", path] if path else []), *(["--profile", name] if profile else [])]
+    template = Path(path or "config.toml").absolute()  # absolute: `restart --code` runs it in another folder
+    argv = [
+        *(["--config", str(template)] if path or template.is_file() else []),
+        *(["--profile", name] if profile else []),
+    ]
     argv += [f"--set={key}={_text(value)}" for key, value in derived.items()]
     config = load(path, profile=name if profile else "", env={}, overrides=derived)
     if not _sets(profile, "log.file"):
@@ -103,7 +108,8 @@ def instance(path: str | None, k: int) -> Instance:
 
 
 def _derive(base: Config, name: str, k: int) -> dict[str, Any]:
-    data_dir = str(Path(base.server.data_dir) / name)
+    # Absolute, so that an instance started in another working directory (`restart --code`) keeps its data here.
+    data_dir = str((Path(base.server.data_dir) / name).absolute())
     derived: dict[str, Any] = {
         "server.data_dir": data_dir,
         "server.node_id": name,
@@ -186,32 +192,68 @@ def start(path: str | None, count: int, *, timeout: float = START_TIMEOUT) -> in
         if pid is not None:
             print(f"{inst.name}: already running (pid {pid})")
             continue
-        inst.config.data_path.mkdir(parents=True, exist_ok=True)
-        with open(inst.console_file, "ab") as console:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "gameserver", "run", *inst.argv],
-                stdin=subprocess.DEVNULL,
-                stdout=console,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # not stopped by this terminal's Ctrl-C; `instances stop` stops it
-            )
-        inst.pid_file.write_text(f"{process.pid}\n")
-        started.append((inst, process))
-    failed = 0
-    deadline = time.monotonic() + timeout
-    for inst, process in started:
-        while not inst.healthy():
-            if process.poll() is not None or time.monotonic() > deadline:
-                failed += 1
-                why = f"exited with {process.returncode}" if process.returncode is not None else "not healthy in time"
-                print(f"{inst.name}: {why}; see {inst.console_file} and {inst.config.log.file}", file=sys.stderr)
-                print(_tail(inst.console_file), file=sys.stderr)
-                break
-            time.sleep(POLL)
-        # It outlives this command on purpose: mark it so that Popen does not warn that it is still running.
-        process.returncode = process.returncode or 0
+        started.append((inst, _spawn(inst, cwd=None)))
+    failed = sum(not _wait_healthy(inst, process, time.monotonic() + timeout) for inst, process in started)
     status(path)
     return 1 if failed else 0
+
+
+def restart(path: str | None, name: str, *, code: str | None = None, timeout: float = START_TIMEOUT) -> int:
+    """Stop instance ``name`` if it runs, start it again and wait until it answers ``/healthz``.
+
+    Args:
+        code: the folder the instance runs in (a developer's pushed checkout, ``deploy/git/post-receive``): the
+            template's relative paths, such as ``modules.paths`` and ``game.config``, then name that folder's files.
+    """
+    inst = instance(path, _number(name))
+    if code is not None and not Path(code).is_dir():
+        raise ConfigError(f"instances: --code {code} is not a folder")
+    result = stop(path, [inst.name])
+    process = _spawn(inst, cwd=code)
+    if not _wait_healthy(inst, process, time.monotonic() + timeout):
+        return 1
+    print(f"{inst.name}: healthy (pid {process.pid}), ports {' '.join(f'{k}={v}' for k, v in inst.ports().items())}")
+    return result
+
+
+def _number(name: str) -> int:
+    digits = name[3:] if name.startswith("dev") else name
+    if not digits.isdigit():
+        raise ConfigError(f"instances: {name} is not an instance name (dev1, dev2, ...)")
+    return int(digits)
+
+
+def _spawn(inst: Instance, cwd: str | None) -> subprocess.Popen[bytes]:
+    """``gameserver run`` for ``inst`` in its own session (it outlives this command), its PID in its PID file."""
+    inst.config.data_path.mkdir(parents=True, exist_ok=True)
+    with open(inst.console_file, "ab") as console:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gameserver", "run", *inst.argv],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not stopped by this terminal's Ctrl-C; `instances stop` stops it
+        )
+    inst.pid_file.write_text(f"{process.pid}\n")
+    return process
+
+
+def _wait_healthy(inst: Instance, process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait until ``inst`` answers ``/healthz``; False (said, with its console's last lines) if it exits or
+    ``deadline`` passes first."""
+    healthy = True
+    while not inst.healthy():
+        if process.poll() is not None or time.monotonic() > deadline:
+            healthy = False
+            why = f"exited with {process.returncode}" if process.returncode is not None else "not healthy in time"
+            print(f"{inst.name}: {why}; see {inst.console_file} and {inst.config.log.file}", file=sys.stderr)
+            print(_tail(inst.console_file), file=sys.stderr)
+            break
+        time.sleep(POLL)
+    # It outlives this command on purpose: mark it so that Popen does not warn that it is still running.
+    process.returncode = process.returncode or 0
+    return healthy
 
 
 def status(path: str | None) -> int:
@@ -231,7 +273,7 @@ def status(path: str | None) -> int:
 
 def stop(path: str | None, names: list[str]) -> int:
     """SIGTERM the named instances (all when none is named) and wait for each to exit."""
-    wanted = {name if name.startswith("dev") else f"dev{name}" for name in names}
+    wanted = {f"dev{_number(name)}" for name in names}
     result = 0
     for inst in known(path):
         if wanted and inst.name not in wanted:

@@ -19,6 +19,7 @@ from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.common import player
 from modules.inventory.items import add_items
+from modules.mail.replies import MailClaimed, MailFull, MailId, MailPage
 from modules.mail.tables import mail_claims
 
 MAX_PAGE_SIZE = 100
@@ -36,7 +37,7 @@ class NothingToClaim(GameError):
 
 async def list_mails(
     page: int = 0, size: int | None = None, *, uid: int, db: Sql, mail: MailStore, config: Config, **_: Any
-) -> dict[str, Any]:
+) -> MailPage:
     """Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",
     "total", "page", "size"}, newest first; ``page`` counts from 0."""
     size = config.mail.page_size if size is None else size
@@ -54,7 +55,7 @@ async def list_mails(
     }
 
 
-async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, Any]:
+async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailFull:
     """Returns the mail with its body and marks it read. Raises mail_not_found."""
     me = await player(db, uid)
     found = await mail.get(me.world, uid, mail_id, mark_seen=True)
@@ -62,7 +63,7 @@ async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) ->
     return {**_shown(found, claimed), "body": found.body}
 
 
-async def delete(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, str]:
+async def delete(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailId:
     """Deletes the mail (an unclaimed gift goes with it); returns {"mail_id"}. Raises mail_not_found."""
     me = await player(db, uid)
     await mail.delete(me.world, uid, mail_id)
@@ -82,7 +83,7 @@ async def send(
     mail: MailStore,
     push: Push,
     **_: Any,
-) -> dict[str, str]:
+) -> MailId:
     """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full."""
     settings = config.mail
     subject, body = check_text(subject, body, max_subject=settings.max_subject, max_body=settings.max_body)
@@ -105,7 +106,7 @@ async def count_send(redis: Redis, key: str, rate: int, window: float) -> None:
         raise RateLimited(f"at most {rate} mails per {window:g} seconds")
 
 
-async def claim(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, Any]:
+async def claim(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailClaimed:
     """Moves the mail's items into the inventory, once; returns {"mail_id", "items"}.
     Raises mail_not_found, nothing_to_claim, already_claimed."""
     me = await player(db, uid)

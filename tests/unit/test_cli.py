@@ -137,3 +137,14 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main([])
     assert caught.value.code == 2
+
+
+def test_client_help_shows_only_what_the_client_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["client", "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    for flag in ("--config", "--profile", "--set", "--url", "--http-url", "--timeout"):
+        assert flag in shown
+    for flag in ("--roles", "--host", "--gate-port", "--ws-port", "--chat-port", "--http-port", "--data-dir"):
+        assert flag not in shown  # a server's flags: they change nothing the client does
