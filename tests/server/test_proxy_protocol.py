@@ -18,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from gameserver.app import App
-from gameserver.drivers.listener import Connection, Listener
+from gameserver.drivers.connection import Connection
+from gameserver.drivers.listener import Listener
 from gameserver.errors import ConfigError
 from gameserver.features.identity.nonces import issue_nonce
 from gameserver.metrics import REGISTRY
