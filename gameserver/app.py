@@ -56,6 +56,7 @@ log = logging.getLogger("gameserver.app")
 
 CLOSE_SHARE = 0.2  # of server.shutdown_grace, kept for closing connections after the requests in flight ...
 CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answer the 1001 close in a round trip
+TEARDOWN_MIN = 0.5  # seconds the features and resources get to close even when the grace is spent
 
 C = TypeVar("C", bound=Contribution)
 
@@ -329,21 +330,23 @@ class App:
         await self._stopping.wait()
 
     async def stop(self) -> None:
-        """Graceful shutdown within ``server.shutdown_grace`` seconds."""
+        """Graceful shutdown within ``server.shutdown_grace`` seconds (see the module's docstring)."""
         self._stopping.set()
         grace = self.config.server.shutdown_grace
         deadline = time.monotonic() + grace
-        # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
-        for hook in self.on_drain:
-            await hook()
-        # No new request from now on: nothing more is read on any connection, and a request already read but
-        # not started (a remote gate's) is answered `unavailable`, not run. Idle connections close now, the
-        # others after their last reply.
+        # No new request from now on: nothing more is read on any connection, and a request that reaches the
+        # dispatcher all the same (a remote gate's) is answered `unavailable`, not run. Idle connections close
+        # now, the others after their last reply.
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.stop_taking()
         for listener in self.listeners.values():
             listener.drain()
+        # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
+        for hook in self.on_drain:
+            await hook()
+        for listener in self.listeners.values():
+            listener.stop_accepting()
         # Requests get what the drain hooks left of the grace minus what closing the connections needs, so that
         # stop() returns within it.
         drain = max(0.0, deadline - time.monotonic() - min(CLOSE_BUDGET, grace * CLOSE_SHARE))
@@ -354,5 +357,10 @@ class App:
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
         if self.http is not None:
             await self.http.close()
-        await self._stack.aclose()
+        # The features and resources close in reverse; a backend that hangs may not hold the exit past the grace.
+        try:
+            async with asyncio.timeout(max(TEARDOWN_MIN, deadline - time.monotonic())):
+                await self._stack.aclose()
+        except TimeoutError:
+            log.warning("shutdown: closing the features and resources outlasted the grace; giving up on them")
         log.info("node %s stopped", self.node)
