@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -278,4 +279,13 @@ async def _serve(config: Config) -> int:
     await app.wait_stopping()
     log.info("stopping (grace %gs)", config.server.shutdown_grace)
     await app.stop()
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if left:
+        # Requests stuck in a backend past the grace (a hung database, SQLite's busy wait in its thread): asyncio's
+        # exit would wait for them, and the interpreter for the driver's threads. The grace is the promise.
+        names = sorted({task.get_coro().__qualname__ for task in left})  # type: ignore[union-attr]
+        log.warning("exiting with %d tasks still running past the grace: %s", len(left), ", ".join(names[:5]))
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
