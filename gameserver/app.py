@@ -28,7 +28,7 @@ from gameserver import metrics
 from gameserver.bus.local import LocalBus
 from gameserver.config import Config
 from gameserver.dispatch.dispatcher import Authenticate, Dispatcher
-from gameserver.dispatch.registry import Entry, build_table, discover
+from gameserver.dispatch.registry import Entry, build_table, discover, settings_of
 from gameserver.drivers.forwarded import parse_networks
 from gameserver.drivers.gate import TcpGateConnection, WsGateSession
 from gameserver.drivers.http import APP_KEY, HttpListener, build_http_app
@@ -124,6 +124,10 @@ class App:
             for feature in FEATURES:
                 await feature(self)
             modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
+            # The modules' [modules.<name>] sections, checked now that their SETTINGS are known.
+            config = self.config = resources.config = config.bind_modules(
+                settings_of(modules), ignored=config.modules.disabled
+            )
             await resources.db.start()  # creates the tables, or defers them while the db is down
             if "worker" in self.roles:
                 # Only a worker runs handlers, so only a worker checks them against the resources it injects.

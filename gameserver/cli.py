@@ -153,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gameserver: config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        try:
+            config = bind_modules(config)
+        except ConfigError as exc:
+            print(f"gameserver: config error: {exc}", file=sys.stderr)
+            return 2
         print(
             json.dumps(
                 {"source": config.source, "profile": config.profile, **as_dict(config, mask_secrets=True)}, indent=2
@@ -179,6 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return client.main(config, url=args.url, http=args.http_url, timeout=args.timeout)
     return run(config)
+
+
+def bind_modules(config: Config) -> Config:
+    """``config`` with the loaded modules' sections checked (importing the modules, as start-up does).
+
+    Raises:
+        ConfigError: a module section or a module is wrong.
+    """
+    from gameserver.dispatch.registry import discover, settings_of
+
+    modules = discover(config.modules.paths, config.modules.disabled)
+    return config.bind_modules(settings_of(modules), ignored=config.modules.disabled)
 
 
 def run_instances(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ resource, or a keyword-only parameter nothing can fill.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -258,6 +259,22 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
     for name, module in found.items():
         if not isinstance(getattr(module, "HANDLERS", None), Mapping):
             raise ConfigError(f"module {name}: its __init__.py needs HANDLERS = {{'name': function}}")
+    settings_of(found)
+    return found
+
+
+def settings_of(packages: Mapping[str, types.ModuleType]) -> dict[str, type[Any] | None]:
+    """Each module's ``SETTINGS`` (the dataclass of its ``[modules.<name>]`` section), None for a module without.
+
+    Raises:
+        ConfigError: ``SETTINGS`` is not a dataclass.
+    """
+    found: dict[str, type[Any] | None] = {}
+    for name, module in packages.items():
+        cls = getattr(module, "SETTINGS", None)
+        if cls is not None and not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ConfigError(f"module {name}: SETTINGS must be a dataclass of setting() fields, got {cls!r}")
+        found[name] = cls
     return found
 
 

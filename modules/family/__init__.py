@@ -7,6 +7,9 @@ live chat connections to the family channel through the ``chat`` resource, when 
 """
 
 from modules.family.handlers import create, disband, join, kick, leave, members, set_member_role
+from modules.family.settings import FamilySettings
+
+SETTINGS = FamilySettings  # [modules.family] in config.toml
 
 HANDLERS = {
     "create": create,

@@ -27,6 +27,7 @@ from modules.family.members import (
     remove_member,
     set_role,
 )
+from modules.family.settings import settings
 
 log = logging.getLogger("modules.family")
 
@@ -71,7 +72,7 @@ class WrongWorld(GameError):
 
 def check_name(name: str, config: Config) -> str:
     name = name.strip()
-    low, high = config.family.min_name, config.family.max_name
+    low, high = settings(config).min_name, settings(config).max_name
     if not low <= len(name) <= high:
         raise BadRequest(f"name must be {low}-{high} characters")
     if any(unicodedata.category(ch).startswith("C") for ch in name):
@@ -134,7 +135,7 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
             raise WrongWorld()
         if await membership(tx, uid) is not None:
             raise AlreadyInFamily()
-        if await count_members(tx, family_id) >= config.family.max_members:
+        if await count_members(tx, family_id) >= settings(config).max_members:
             raise FamilyFull()
         await enroll(tx, uid, family_id, FamilyRole.MEMBER)
         return family

@@ -6,6 +6,9 @@ Gate functions: ``friends.request``, ``friends.accept``, ``friends.decline``, ``
 """
 
 from modules.friends.handlers import accept, decline, list_friends, remove, request
+from modules.friends.settings import FriendsSettings
+
+SETTINGS = FriendsSettings  # [modules.friends] in config.toml
 
 HANDLERS = {
     "request": request,

@@ -22,6 +22,7 @@ from modules.friends.links import (
     requests_to,
     unfriend,
 )
+from modules.friends.settings import settings
 
 ACCEPTED = "friends.accepted"
 REQUEST_SUBJECT = "Friend request"
@@ -63,7 +64,7 @@ async def request(
         if await are_friends(tx, uid, to):
             raise AlreadyFriends()
         if await drop_request(tx, to, uid):  # they asked first: this is a yes
-            await _befriend(tx, uid, to, config.friends.max_friends)
+            await _befriend(tx, uid, to, settings(config).max_friends)
             return True, False
         return False, await add_request(tx, uid, to)
 
@@ -97,7 +98,7 @@ async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, 
     async def befriend_sender(tx: AsyncConnection) -> None:
         if not await drop_request(tx, sender, uid):
             raise FriendRequestNotFound()
-        await _befriend(tx, uid, sender, config.friends.max_friends)
+        await _befriend(tx, uid, sender, settings(config).max_friends)
 
     await db.run(befriend_sender)
     push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})

@@ -14,6 +14,9 @@ reads and an all-or-nothing write (``queries.py``), a Redis cache with a TTL, se
 
 from gameserver.dispatch.registry import handler
 from modules.leaderboard.handlers import rank, submit, top
+from modules.leaderboard.settings import LeaderboardSettings
+
+SETTINGS = LeaderboardSettings  # [modules.leaderboard] in config.toml
 
 HANDLERS = {
     "submit": submit,

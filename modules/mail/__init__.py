@@ -12,6 +12,9 @@ to every player with ``POST /mail/broadcast``, which the background job ``mail.b
 from gameserver.features.jobs import job
 from modules.mail.handlers import claim, delete, list_mails, read, send
 from modules.mail.jobs import broadcast
+from modules.mail.settings import MailSettings
+
+SETTINGS = MailSettings  # [modules.mail] in config.toml
 
 HANDLERS = {
     "list": list_mails,

@@ -19,6 +19,7 @@ from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.common import player
 from modules.inventory.items import add_items
+from modules.mail.settings import settings
 from modules.mail.tables import mail_claims
 
 MAX_PAGE_SIZE = 100
@@ -39,7 +40,7 @@ async def list_mails(
 ) -> dict[str, Any]:
     """Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",
     "total", "page", "size"}, newest first; ``page`` counts from 0."""
-    size = config.mail.page_size if size is None else size
+    size = settings(config).page_size if size is None else size
     if page < 0 or not 0 < size <= MAX_PAGE_SIZE:
         raise BadRequest(f"page must be 0 or more and size from 1 to {MAX_PAGE_SIZE}")
     me = await player(db, uid)
@@ -84,13 +85,14 @@ async def send(
     **_: Any,
 ) -> dict[str, str]:
     """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full."""
-    settings = config.mail
-    subject, body = check_text(subject, body, max_subject=settings.max_subject, max_body=settings.max_body)
+    limits = config.mail
+    subject, body = check_text(subject, body, max_subject=limits.max_subject, max_body=limits.max_body)
     if to == uid:
         raise BadRequest("cannot mail yourself")
     me = await player(db, uid)
     recipient = await player(db, to)
-    await count_send(redis, keys.mail_sent(uid), settings.send_rate, settings.send_window)
+    own = settings(config)
+    await count_send(redis, keys.mail_sent(uid), own.send_rate, own.send_window)
     sent = await post(mail, push, recipient.world, to, Mail(MailKind.PLAYER, uid, me.display_name, subject, body))
     return {"mail_id": sent.mail_id}
 

@@ -25,7 +25,7 @@ from tests.integration.conftest import Kv
 async def injected(db: Sql, kv: Kv, config_factory: Callable[..., Config]) -> dict[str, Any]:
     """What the dispatcher would inject, minus ``uid`` (each call passes its own)."""
     await db.start()
-    config = config_factory(leaderboard={"boards": ["global", "weekly"], "max_top": 3})
+    config = config_factory(modules={"leaderboard": {"boards": ["global", "weekly"], "max_top": 3}})
     return {"db": db, "redis": kv.redis, "keys": Keys(kv.prefix), "config": config}
 
 
@@ -61,7 +61,7 @@ async def test_top_is_cached_until_a_better_score_or_the_ttl(injected: dict[str,
     db, key = injected["db"], injected["keys"].leaderboard_top("global")
     await submit("global", 5, uid=1, **injected)
     assert (await top("global", **injected))["scores"] == [{"uid": 1, "score": 5}]
-    assert 0 < await kv.redis.pttl(key) <= 5000  # leaderboard.cache_ttl
+    assert 0 < await kv.redis.pttl(key) <= 5000  # modules.leaderboard.cache_ttl
     # A row written behind the module's back (another tool, say) shows only once the cached list is gone.
     await db.execute(scores.insert().values(board="global", uid=2, score=9, updated_at=0))
     assert (await top("global", **injected))["scores"] == [{"uid": 1, "score": 5}]

@@ -160,7 +160,7 @@ async def test_disband_tells_the_members(ctx: Ctx, player: Player, pushes: Pushe
 
 
 async def test_concurrent_joins_never_overfill(ctx: Ctx, player: Player, config: Config) -> None:
-    small = config.replace(family={"max_members": 3})
+    small = config.replace(modules={"family": {"max_members": 3}})
     owner = await player("Olga")
     family_id = (await create("Small", **ctx(owner, config=small)))["family_id"]
     joiners = [await player(f"P{n}") for n in range(8)]

@@ -106,7 +106,7 @@ async def test_refusals(ctx: Ctx, player: Player, config: Config) -> None:
         await request(alice, **ctx(alice))
     with pytest.raises(PlayerNotFound):
         await request(10**12, **ctx(alice))
-    one = config.replace(friends={"max_friends": 1})
+    one = config.replace(modules={"friends": {"max_friends": 1}})
     await request(bob, **ctx(alice, config=one))
     await accept(alice, **ctx(bob, config=one))
     await request(alice, **ctx(carol, config=one))

@@ -97,7 +97,7 @@ async def test_send_refusals(ctx: Ctx, player: Player) -> None:
 
 async def test_send_rate_limit(ctx: Ctx, player: Player, config: Config) -> None:
     alice, bob = await player("Alice"), await player("Bob")
-    limited = config.replace(mail={"send_rate": 2})
+    limited = config.replace(modules={"mail": {"send_rate": 2}})
     for _ in range(2):
         await send(bob, "hi", "", **ctx(alice, config=limited))
     with pytest.raises(RateLimited) as info:
