@@ -363,7 +363,7 @@ class Config:
         """
         value = self.module_settings.get(name)
         if type(value) is cls:
-            return value  # type: ignore[no-any-return]
+            return value
         key = (name, cls)
         value = self._built.get(key)
         if value is None:

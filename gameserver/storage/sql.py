@@ -54,6 +54,8 @@ _WRITE = "gameserver_write"  # execution option: this connection is for a write 
 # Set while a db.run() body runs: a transaction opened inside it would commit apart from the retried body (and on
 # SQLite wait for the body's own write lock).
 _IN_BODY: ContextVar[bool] = ContextVar("gameserver_sql_in_body", default=False)
+# The request's shared transaction (Sql.shared), joined by every transaction and read of the task that set it.
+_SHARED: ContextVar[SharedTransaction | None] = ContextVar("gameserver_sql_shared", default=None)
 _JITTER = (0.5, 1.5)  # each retry waits its delay times a random factor in this range: the losers spread out
 
 P = ParamSpec("P")
@@ -139,7 +141,8 @@ class Sql:
             if inspect.iscoroutine(body):
                 body.close()  # no "never awaited" warning on top of this error
             raise TypeError(f"db.run() takes the function and its arguments, db.run(fn, *args), not {body!r}")
-        retries = self.config.retries
+        shared = _SHARED.get()
+        retries = 0 if shared is not None and shared.sql is self else self.config.retries
         for attempt in range(retries + 1):
             try:
                 async with self.transaction() as tx:
@@ -170,10 +173,43 @@ class Sql:
         """
         if _IN_BODY.get():
             raise RuntimeError("a transaction inside a db.run() body: use the body's tx")
+        shared = _SHARED.get()
+        if shared is not None and shared.sql is self:
+            conn = await shared.connection()
+            async with conn.begin_nested():  # a savepoint: an exception undoes this block, the request decides the rest
+                yield conn
+            return
         if self._pending is not None:
             await self._create_pending()
         async with self._writer.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection to read with, outside a write transaction (inside a request's shared transaction, that
+        transaction's connection: reads see its writes)::
+
+            async with db.read() as conn:
+                account = await account_by_uid(conn, uid)
+        """
+        async with self._reader() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def shared(self, on_open: Callable[[AsyncConnection], Awaitable[None]]) -> AsyncIterator[SharedTransaction]:
+        """One write transaction that every :meth:`transaction`, :meth:`run` and read of this task joins until the
+        block ends (the dispatcher's idempotent requests, :mod:`gameserver.dispatch.idempotency`). It opens on first
+        use, calling ``on_open(conn)`` first, commits when the block ends and rolls back if it raises. Inside it,
+        :meth:`transaction` is a savepoint and :meth:`run` does not retry: the owner of the block retries it whole.
+        """
+        shared = SharedTransaction(self, on_open)
+        token = _SHARED.set(shared)
+        try:
+            yield shared
+            await shared.commit()
+        finally:
+            _SHARED.reset(token)
+            await shared.close()
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
         """Run one statement in its own transaction (retried as :meth:`run` does); returns the rows it touched."""
@@ -195,6 +231,10 @@ class Sql:
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[AsyncConnection]:
+        shared = _SHARED.get()
+        if shared is not None and shared.sql is self:
+            yield await shared.connection()
+            return
         if self._pending is not None:
             await self._create_pending()
         async with self.engine.connect() as conn:
@@ -262,6 +302,53 @@ class Sql:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class SharedTransaction:
+    """The transaction of :meth:`Sql.shared`, opened on first use."""
+
+    def __init__(self, sql: Sql, on_open: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+        self.sql = sql
+        self.on_open = on_open
+        self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def opened(self) -> bool:
+        return self._conn is not None
+
+    async def connection(self) -> AsyncConnection:
+        """The transaction's connection, beginning it (and running ``on_open``) on the first call."""
+        if self._conn is not None:
+            return self._conn
+        async with self._lock:
+            if self._conn is None:
+                sql = self.sql
+                if sql._pending is not None:
+                    await sql._create_pending()
+                conn = await sql._writer.connect()
+                try:
+                    await conn.begin()
+                    await self.on_open(conn)
+                except BaseException:
+                    await _discard(conn)
+                    raise
+                self._conn = conn
+        return self._conn
+
+    async def commit(self) -> None:
+        if self._conn is not None:
+            await self._conn.commit()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await _discard(conn)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Roll back what is left of ``conn``'s transaction and give it back to the pool, even while cancelled."""
+    await asyncio.shield(conn.close())
 
 
 def lock_wait_timeout(query_timeout: float) -> int:

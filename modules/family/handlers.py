@@ -186,7 +186,7 @@ async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) 
 async def members(family_id: int | None = None, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
     """Returns {"family_id", "name", "world", "members": [{"uid", "name", "role"}]} of the caller's family
     or of ``family_id``, owner first. Raises not_in_family, family_not_found."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         if family_id is None:
             mine = await membership(conn, uid)
             if mine is None:

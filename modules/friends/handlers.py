@@ -121,7 +121,7 @@ async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
 
 async def list_friends(*, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
     """Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller)."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         mine = await friends_of(conn, uid)
         waiting = await requests_to(conn, uid)
     shown = await names(db, mine + waiting)

@@ -135,7 +135,7 @@ async def _claimed(db: Sql, uid: int, mail_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     query = sa.select(mail_claims.c.mail_id).where(mail_claims.c.uid == uid, mail_claims.c.mail_id.in_(wanted))
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return {str(mail_id) for mail_id in (await conn.execute(query)).scalars()}
 
 

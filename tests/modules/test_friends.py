@@ -10,8 +10,8 @@ import pytest
 
 from enums import MailKind
 from gameserver.config import Config
-from gameserver.errors import BadRequest
-from gameserver.features.mailbox import MailboxFull, MailStore, PlayerNotFound
+from gameserver.errors import BadRequest, PlayerNotFound
+from gameserver.features.mailbox import MailboxFull, MailStore
 from modules.friends.handlers import (
     AlreadyFriends,
     FriendRequestNotFound,

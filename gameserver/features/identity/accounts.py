@@ -5,7 +5,7 @@ lower-case), ``password_hash`` (argon2id), ``display_name`` (what other players 
 ``world`` (the configured ``auth.world`` at registration), ``family`` (a family id, NULL until the family
 module sets it), ``created_at`` (UTC) and ``tokens_valid_after`` (ms since the epoch: tokens issued at or
 before it are revoked; NULL until the first logout or revocation). Helpers take a connection from
-``db.transaction()`` (or ``db.engine.connect()`` to read) and plain values::
+``db.transaction()`` (or ``db.read()`` to read) and plain values::
 
     async with db.transaction() as tx:
         account = await account_by_uid(tx, uid)

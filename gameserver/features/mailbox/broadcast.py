@@ -69,5 +69,5 @@ async def players_after(db: Sql, after: int, limit: int, world: int | None) -> l
     if world is not None:
         query = query.where(accounts.c.world == world)
     query = query.order_by(accounts.c.uid).limit(limit)
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return [(int(w), int(uid)) for w, uid in (await conn.execute(query)).all()]
