@@ -42,6 +42,7 @@ from gameserver.features.jobs.feature import setup as setup_jobs
 from gameserver.features.mailbox.feature import setup as setup_mail
 from gameserver.features.nodes.feature import setup as setup_nodes
 from gameserver.resources import PER_REQUEST, Resources, open_resources
+from gameserver.storage.migrate import Schema
 
 log = logging.getLogger("gameserver.app")
 
@@ -128,7 +129,8 @@ class App:
             config = self.config = resources.config = config.bind_modules(
                 settings_of(modules), ignored=config.modules.disabled
             )
-            await resources.db.start()  # creates the tables, or defers them while the db is down
+            # Upgrades the schema (embedded server) or checks it (db.migrate), or defers that while the db is down.
+            await resources.db.start(Schema.of(modules, config.db.migrate).prepare)
             if "worker" in self.roles:
                 # Only a worker runs handlers, so only a worker checks them against the resources it injects.
                 injectable = set(resources.injectable()) | set(PER_REQUEST)

@@ -36,6 +36,7 @@ BUSES = ("auto", "local", "redis")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
+MIGRATE_MODES = ("auto", "upgrade", "check", "off")  # db.migrate: what start-up does with the schema
 LISTENERS = ("gate-tcp", "ws", "chat-tcp", "http")  # the listeners' names in app.ports, metrics and the node registry
 
 
@@ -117,6 +118,7 @@ class ChatConfig:
 class WorkerConfig:
     timeout: float = setting(10.0, min=0.001)
     max_inflight: int = setting(10_000, min=1)
+    idempotency_ttl: float = setting(86400.0, min=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,7 @@ class DbConfig:
     retries: int = setting(3, min=0, max=10)
     retry_delay: float = setting(0.05, min=0)
     echo: bool = setting(False)
+    migrate: str = setting("auto", choices=MIGRATE_MODES)
 
 
 @dataclass(frozen=True, slots=True)

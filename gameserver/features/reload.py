@@ -40,6 +40,7 @@ from gameserver import metrics
 from gameserver.dispatch.registry import _import_path, build_table
 from gameserver.errors import ConfigError
 from gameserver.resources import PER_REQUEST
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import metadata
 
 if TYPE_CHECKING:
@@ -186,10 +187,10 @@ class Reloader:
         for module in reversed(replaced):
             await _shutdown(module, app)
         if set(metadata.tables) - tables_before or old_tables:
-            try:
-                await app.resources.db.create_tables()
+            try:  # a new or changed module brings its revisions: what start-up does with them, now
+                await Schema.of(modules, app.config.db.migrate).prepare(app.resources.db)
             except Exception as exc:  # the handlers will answer `unavailable` until the database is back
-                log.warning("reload: cannot create new tables now: %s", exc)
+                log.warning("reload: cannot prepare the schema now: %s", exc)
 
     async def watch(self) -> None:
         while True:

@@ -11,8 +11,10 @@ import sqlalchemy as sa
 
 from gameserver.app import App
 from gameserver.config import Config
+from gameserver.dispatch.registry import discover
 from gameserver.errors import BadRequest
 from gameserver.keys import Keys
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import Sql
 from modules.leaderboard.errors import NoScore, UnknownBoard
 from modules.leaderboard.handlers import MAX_SCORE, rank, submit, top
@@ -24,7 +26,7 @@ from tests.integration.conftest import Kv
 @pytest.fixture
 async def injected(db: Sql, kv: Kv, config_factory: Callable[..., Config]) -> dict[str, Any]:
     """What the dispatcher would inject, minus ``uid`` (each call passes its own)."""
-    await db.start()
+    await db.start(Schema.of(discover(), "upgrade").prepare)
     config = config_factory(modules={"leaderboard": {"boards": ["global", "weekly"], "max_top": 3}})
     return {"db": db, "redis": kv.redis, "keys": Keys(kv.prefix), "config": config}
 

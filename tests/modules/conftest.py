@@ -29,6 +29,8 @@ from gameserver.features.identity.accounts import create_account
 from gameserver.features.mailbox import MailStore
 from gameserver.keys import Keys
 from gameserver.storage.kv import open_redis
+from gameserver.dispatch.registry import discover
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import Sql
 from tests.conftest import delete_prefixed, new_prefix
 
@@ -40,7 +42,7 @@ def open_db(url: str, tmp_path: Path) -> Sql:
 @pytest.fixture
 async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Sql]:
     sql = open_db(db_url, tmp_path)
-    await sql.create_tables()
+    await Schema.of(discover(), "upgrade").upgrade(sql)
     yield sql
     await sql.close()
 
