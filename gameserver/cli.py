@@ -229,7 +229,9 @@ def migrate(config: Config, *, check: bool, new: str | None, message: str) -> in
             print(f"gameserver: migrate --new: no loaded module {new}", file=sys.stderr)
             return 2
         folder = Path(modules[new].__file__ or "").parent / "migrations"
-        script = new_revision(new, folder, message or "change", db_folders=list(dict.fromkeys([*schema.folders, folder])))
+        script = new_revision(
+            new, folder, message or "change", db_folders=list(dict.fromkeys([*schema.folders, folder]))
+        )
         print(f"gameserver: wrote {script.path}", file=sys.stderr)
         return 0
 
