@@ -145,11 +145,9 @@ class Idempotency:
     async def _once(self, call: Call, run: Callable[[], Awaitable[Any]]) -> Any:
         async def claim(tx: AsyncConnection) -> None:
             try:
-                await tx.execute(
-                    idempotency.insert().values(
-                        scope=call.scope, fn=call.fn, key=call.key, reply=None, created_at=_now_ms()
-                    )
-                )
+                # values() as a dict: the column "fn" is the name of values()' own first parameter
+                row = {"scope": call.scope, "fn": call.fn, "key": call.key, "reply": None, "created_at": _now_ms()}
+                await tx.execute(idempotency.insert().values(row))
             except IntegrityError:
                 raise _Taken() from None
 
@@ -162,7 +160,7 @@ class Idempotency:
                 where = sa.and_(
                     idempotency.c.scope == call.scope, idempotency.c.fn == call.fn, idempotency.c.key == call.key
                 )
-                await tx.execute(idempotency.update().where(where).values(reply=reply))
+                await tx.execute(idempotency.update().where(where).values({"reply": reply}))
         finally:
             _CURRENT.reset(token)
         return result

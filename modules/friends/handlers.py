@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
+from gameserver.dispatch.idempotency import current_key
 from gameserver.errors import BadRequest, GameError
 from gameserver.features.mailbox import Mail, MailboxFull, MailStore, post
 from gameserver.features.mailbox.post import Push
@@ -83,7 +84,8 @@ async def request(
         data={"from": uid},
     )
     try:
-        sent = await post(mail, push, them.world, to, note)
+        call = current_key()  # with an idempotency key: one mail however often the request runs
+        sent = await post(mail, push, them.world, to, note, tag=call.tag() if call else None)
     except MailboxFull:
         await db.run(drop_request, uid, to)  # the request and its mail go together, so the caller may ask again
         raise

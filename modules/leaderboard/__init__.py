@@ -19,7 +19,7 @@ from modules.leaderboard.settings import LeaderboardSettings
 SETTINGS = LeaderboardSettings  # [modules.leaderboard] in config.toml
 
 HANDLERS = {
-    "submit": submit,
+    "submit": handler(submit, idempotent=True),
     "rank": rank,
     "top": handler(top, login=False),  # the public board: anyone may read it
 }

@@ -9,6 +9,7 @@ to every player with ``POST /mail/broadcast``, which the background job ``mail.b
 (:mod:`gameserver.features.mailbox.broadcast`).
 """
 
+from gameserver.dispatch.registry import handler
 from gameserver.features.jobs import job
 from modules.mail.handlers import claim, delete, list_mails, read, send
 from modules.mail.jobs import broadcast
@@ -19,9 +20,9 @@ SETTINGS = MailSettings  # [modules.mail] in config.toml
 HANDLERS = {
     "list": list_mails,
     "read": read,
-    "delete": delete,
-    "send": send,
-    "claim": claim,
+    "delete": handler(delete, idempotent=True),
+    "send": handler(send, idempotent=True),
+    "claim": handler(claim, idempotent=True),
 }
 
 JOBS = {

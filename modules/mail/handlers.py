@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
+from gameserver.dispatch.idempotency import current_key
 from gameserver.errors import BadRequest, GameError, RateLimited
 from gameserver.features.mailbox import Mail, MailStore, post
 from gameserver.features.mailbox.message import check_text
@@ -93,7 +94,9 @@ async def send(
     recipient = await player(db, to)
     own = settings(config)
     await count_send(redis, keys.mail_sent(uid), own.send_rate, own.send_window)
-    sent = await post(mail, push, recipient.world, to, Mail(MailKind.PLAYER, uid, me.display_name, subject, body))
+    call = current_key()  # with an idempotency key: one mail however often the request runs
+    note = Mail(MailKind.PLAYER, uid, me.display_name, subject, body)
+    sent = await post(mail, push, recipient.world, to, note, tag=call.tag() if call else None)
     return {"mail_id": sent.mail_id}
 
 

@@ -78,7 +78,7 @@ async def test_create_join_members_leave(ctx: Ctx, player: Player) -> None:
 
 async def test_without_a_chat_resource(ctx: Ctx, player: Player) -> None:
     owner = await player("Olga")
-    assert (await create("Quiet", **ctx(owner)))["name"] == "Quiet"  # no `chat` injected: nothing to move
+    assert (await create("Quiet", **ctx(owner, chat=None)))["name"] == "Quiet"  # no `chat`: nothing to move
 
 
 async def test_a_failing_chat_does_not_undo_the_join(ctx: Ctx, player: Player) -> None:
