@@ -1,8 +1,9 @@
 """Leaderboards: each player's best score per board. The example module for module authors.
 
-It shows, in a few lines each: a table declared on ``gameserver.storage.sql.metadata`` (``tables.py``),
+It shows, in a few lines each: a table declared on ``gameserver.storage.sql.metadata`` (``tables.py``) and
+created by the module's own migration (``migrations/``),
 reads and an all-or-nothing write (``queries.py``), a Redis cache with a TTL, settings from ``config``
-(``[leaderboard]``), module error codes (``errors.py``) and login (an injected ``uid``). See
+(``[modules.leaderboard]``, ``settings.py``), module error codes (``errors.py``) and login (an injected ``uid``). See
 ``docs/storage.md``.
 
 | fn | args | data | login |

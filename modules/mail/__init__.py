@@ -26,5 +26,5 @@ HANDLERS = {
 }
 
 JOBS = {
-    "broadcast": job(broadcast, timeout=300.0),  # one batch: mail.broadcast_batch Maildir deliveries
+    "broadcast": job(broadcast, timeout=300.0),  # one batch: modules.mail.broadcast_batch Maildir deliveries
 }
