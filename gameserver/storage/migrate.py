@@ -31,6 +31,7 @@ from gameserver.errors import ConfigError
 from gameserver.storage.sql import Sql
 
 log = logging.getLogger("gameserver.migrate")
+logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines at INFO on every start; ours say it
 
 SCRIPTS = Path(__file__).parent / "migrations"
 CORE_VERSIONS = SCRIPTS / "versions"

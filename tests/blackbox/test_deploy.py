@@ -106,7 +106,7 @@ def broken(wheel: Path, out: Path) -> Path:
     return path
 
 
-@pytest.mark.timeout(120)  # ~20 s here; four deploys, one of them building a wheel, on a busy CI machine
+@pytest.mark.timeout(240)  # ~30 s here idle, 110 s with load 8; four deploys (each migrates), one building a wheel
 def test_deploy_lays_out_switches_and_rolls_back(host: Host, tmp_path: Path) -> None:
     root = host.root
     first = host.deploy("--restart", "none")  # into an empty root: builds the wheel, seeds shared/config.toml
