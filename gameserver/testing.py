@@ -1,6 +1,6 @@
-"""Test a game module without starting a server (docs/modules.md, "Testing a module").
+"""Test a game module without starting a server (docs/modules.md, "4. Test it").
 
-:func:`harness` starts the app in the test's event loop with the ``worker`` role only: no listener, no port, no
+:func:`harness` starts the app in the test's event loop with the ``worker`` and ``auth`` roles: no listener, no port, no
 subprocess. It runs on the embedded backends (SQLite in a folder of the test's, the in-process Redis), migrates the
 schema (the core's, the shipped modules' and yours) and loads your module from ``modules.paths``. Then either call
 your handler directly with what the dispatcher would inject::
@@ -44,7 +44,7 @@ from gameserver.resources import PER_REQUEST
 __all__ = ["Harness", "TestSession", "harness", "test_config"]
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "server": {"roles": ["worker"], "node_id": "test", "shutdown_grace": 2.0},
+    "server": {"roles": ["worker", "auth"], "node_id": "test", "shutdown_grace": 2.0},  # no listener: no gate, chat
     "http": {"enabled": False},
     "db": {"migrate": "upgrade"},
     "auth": {"hash_memory_kib": 8, "hash_time_cost": 1},  # argon2id at its cheapest: quick test accounts
