@@ -23,7 +23,6 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 from gameserver.errors import ConfigError
@@ -301,9 +300,10 @@ class Config:
     nodes: NodesConfig = field(default_factory=NodesConfig)
     profile: str = ""
     source: str = ""
-    module_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # Plain dicts (dataclasses.asdict copies a Config), read-only by convention as the rest.
+    module_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """``[modules.<name>]`` as written (file, profile, environment, overrides), before :meth:`bind_modules`."""
-    module_settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    module_settings: Mapping[str, Any] = field(default_factory=dict)
     """The checked sections by module name, once :meth:`bind_modules` has seen the modules' ``SETTINGS``."""
     _built: dict[tuple[str, type], Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -355,7 +355,7 @@ class Config:
             for name, cls in declared.items()
             if cls is not None
         }
-        return dataclasses.replace(self, module_settings=MappingProxyType(built), _built={})
+        return dataclasses.replace(self, module_settings=built, _built={})
 
     def module(self, name: str, cls: type[S]) -> S:
         """The ``[modules.<name>]`` section as ``cls`` (the module's ``SETTINGS``): checked at start-up by
@@ -455,7 +455,7 @@ def build(data: Mapping[str, Any], *, profile: str = "", source: str = "") -> Co
             if f"{name}.{key}" in MOVED:
                 raise ConfigError(f"{name}.{key}: moved to {MOVED[f'{name}.{key}']} (the module owns its settings)")
         built[name] = _build_section(f.default_factory, section, name)  # type: ignore[arg-type]
-    return Config(**built, profile=profile, source=source, module_sections=MappingProxyType(module_sections))
+    return Config(**built, profile=profile, source=source, module_sections=module_sections)
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
