@@ -120,6 +120,7 @@ class Idempotency:
             Whatever ``run`` raises (nothing of it is stored: a repeat runs again).
             sqlalchemy.exc.DBAPIError: the database is down, or the transaction kept losing lock conflicts.
         """
+        scope, fn, key = _fit(scope, SCOPE_MAX), _fit(fn, FN_MAX), _fit(key, KEY_MAX)
         stored = await self.stored(scope, fn, key)
         if stored is not _MISSING:
             return stored
@@ -198,6 +199,13 @@ class Idempotency:
         if deleted:
             log.info("idempotency: %d expired keys deleted", deleted)
         return deleted
+
+
+def _fit(value: str, size: int) -> str:
+    """``value``, or for one too long for its column (a long host name in a connection scope) a digest of it."""
+    if len(value) <= size:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[: size - 7]
 
 
 def _now_ms() -> int:

@@ -136,6 +136,12 @@ async def test_expired_keys_are_swept(game: Harness) -> None:
     assert await keys.sweep() == 1
     rows = await game.db.fetch_all(sa.select(idempotency.c.key))
     assert [row.key for row in rows] == ["new"]
+    scope = "conn:" + "a-very-long-host-name." * 5 + "-12"  # longer than the column: stored as a digest
+    assert await keys.call(scope, "f.g", "k", _answer) == await keys.call(scope, "f.g", "k", _other) == {"n": 1}
+
+
+async def _other() -> dict[str, int]:
+    return {"n": 2}
 
 
 async def _answer() -> dict[str, int]:
