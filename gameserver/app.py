@@ -1,13 +1,19 @@
-"""The process: resources, the function table, and the roles as listeners and tasks under one lifespan.
+"""The process: resources, the features, the function table, and the roles as listeners under one lifespan.
 
 Roles (``server.roles``, ``--roles``): ``gate`` (TCP 8880, WebSocket 8881 ``/`` and ``/gate``), ``chat``
 (TCP 8890, WebSocket ``/chat``), ``auth`` (token checks, ``/auth/*``), ``worker`` (runs the handlers).
 Every process also serves HTTP (8000: ``/healthz``, ``/metrics`` and the roles' routes) unless
 ``http.enabled`` is false.
 
-Shutdown (PROTOCOL.md, "Shutdown"): stop accepting, answer the requests already received (up to
-``server.shutdown_grace``), close WebSockets with 1001 and raw sockets after their replies, close the
-resources in reverse order.
+Composition (:meth:`App._compose`) reads top to bottom: each feature is a lifespan
+(``gameserver/features/lifespan.py``) given the typed things it depends on, entered on the app's one
+``AsyncExitStack``; what it yields (resources, routes, listeners, tables, hooks) is gathered here, and nothing
+else changes the app.
+
+Shutdown (PROTOCOL.md, "Shutdown"): stop accepting and stop reading on every connection at once (a request
+that still arrives is answered ``unavailable``, not run), answer the requests already running (up to
+``server.shutdown_grace``), close each connection after its last reply (WebSockets with 1001), answer what is
+still running at the end of the grace ``outcome_unknown``, close the resources in reverse order.
 """
 
 from __future__ import annotations
@@ -18,29 +24,32 @@ import logging
 import os
 import socket
 import time
-import types
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from gameserver import metrics
 from gameserver.bus.local import LocalBus
 from gameserver.config import Config
-from gameserver.dispatch.dispatcher import Authenticate, Dispatcher
-from gameserver.dispatch.registry import Entry, build_table, discover, settings_of
+from gameserver.dispatch.dispatcher import Dispatcher
+from gameserver.dispatch.functions import Functions
+from gameserver.dispatch.registry import Entry, discover, settings_of
+from gameserver.drivers.connection import Driver, Limits
 from gameserver.drivers.forwarded import parse_networks
-from gameserver.drivers.gate import TcpGateConnection, WsGateSession
-from gameserver.drivers.http import APP_KEY, HttpListener, build_http_app
+from gameserver.drivers.gate import GateContext, gate_driver, gate_endpoint
+from gameserver.drivers.http import HttpListener, build_http_app
 from gameserver.drivers.listener import Listener
-from gameserver.drivers.upgrade import Route, WebSocketConnection
+from gameserver.drivers.upgrade import Route, websocket_driver
 from gameserver.errors import ConfigError
 from gameserver.features import configserver, console, reload
-from gameserver.features.chat import setup as setup_chat
-from gameserver.features.identity.feature import setup as setup_auth
-from gameserver.features.jobs.feature import setup as setup_jobs
-from gameserver.features.mailbox.feature import setup as setup_mail
-from gameserver.features.nodes.feature import setup as setup_nodes
+from gameserver.features.chat.setup import lifespan as chat_lifespan
+from gameserver.features.identity.feature import lifespan as identity_lifespan
+from gameserver.features.jobs.feature import lifespan as jobs_lifespan
+from gameserver.features.lifespan import Contribution, Hook, ListenerSpec
+from gameserver.features.mailbox.feature import lifespan as mail_lifespan
+from gameserver.features.nodes.feature import lifespan as nodes_lifespan
+from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.storage.migrate import Schema
 
@@ -49,30 +58,7 @@ log = logging.getLogger("gameserver.app")
 CLOSE_SHARE = 0.2  # of server.shutdown_grace, kept for closing connections after the requests in flight ...
 CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answer the 1001 close in a round trip
 
-
-Feature = Callable[["App"], Awaitable[None]]
-"""A feature's set-up, run after the resources open and before the function table is built. It may add resources to
-inject (``app.resources.extra``), HTTP routes (``app.http_routes``), WebSocket paths (``app.ws_routes``), listeners
-to start (``app.listen_hooks``), the token check (``app.authenticate``), steps given the imported modules before
-their ``startup`` (``app.table_hooks``), steps once every listener accepts (``app.ready_hooks``), steps before they
-stop accepting (``app.drain_hooks``) and shutdown steps (``app.shutdown_hooks``, run in reverse before the resources
-close)."""
-
-TableHook = Callable[[Mapping[str, types.ModuleType]], Callable[[], None]]
-"""Builds a table from the modules (raising :class:`ConfigError`) and returns the step that swaps it in."""
-
-FEATURES: list[Feature] = [
-    configserver.setup,
-    reload.setup,
-    setup_auth,
-    console.setup,
-    setup_jobs,
-    setup_mail,
-    setup_chat,
-    setup_nodes,
-]
-"""The features every process sets up, in order; each checks ``app.roles`` for what it runs. A feature module
-imports :class:`App` only for type checking (``if TYPE_CHECKING:``), so that this module can import it."""
+C = TypeVar("C", bound=Contribution)
 
 
 class App:
@@ -89,21 +75,17 @@ class App:
         self.ports: dict[str, int] = {}
         self.trusted_proxies = parse_networks(config.http.trusted_proxies)
         self.listeners: dict[str, Listener] = {}
+        # What the features contributed, in composition order (routes may be added before start, as tests do).
+        self.features: list[Contribution] = []
         self.http_routes: list[web.RouteDef] = []
         self.ws_routes: dict[str, Route] = {}
-        self.listen_hooks: list[Callable[[], Awaitable[None]]] = []
-        # Tables built from the modules besides the handlers' (the job table): each hook checks the imported modules
-        # (ConfigError, as build_table) and returns the step that swaps its table in. Start-up swaps at once, before
-        # the modules' startup(); hot reload swaps with the handler table, once everything succeeded.
-        self.table_hooks: list[TableHook] = []
-        self.ready_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. the node registry's first heartbeat
-        self.drain_hooks: list[Callable[[], Awaitable[None]]] = []  # e.g. leaving the node registry
-        self.shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.authenticate: Authenticate | None = None
+        self.feature_listeners: list[ListenerSpec] = []
+        self.on_listen: list[Hook] = []
+        self.on_ready: list[Hook] = []
+        self.on_drain: list[Hook] = []
+        self.functions_table: Functions | None = None  # the worker role's function table
+        self.reloader: Reloader | None = None  # with modules.reload
         self.started_at = 0.0
-        self.dispatcher: Dispatcher | None = None
-        self.table: dict[str, Entry] = {}
-        self.modules: dict[str, types.ModuleType] = {}  # the started module packages (hot reload swaps them)
         self._stack = contextlib.AsyncExitStack()
         self.http: HttpListener | None = None  # the HTTP port, unless http.enabled is false
         self._stopping = asyncio.Event()
@@ -114,6 +96,14 @@ class App:
         assert self._resources is not None, "the app is not started"
         return self._resources
 
+    @property
+    def dispatcher(self) -> Dispatcher | None:
+        return self.functions_table.dispatcher if self.functions_table is not None else None
+
+    @property
+    def table(self) -> Mapping[str, Entry]:
+        return self.functions_table.table if self.functions_table is not None else {}
+
     async def start(self) -> None:
         config = self.config
         if "gate" in self.roles and "worker" not in self.roles:
@@ -121,79 +111,141 @@ class App:
         self.started_at = time.time()
         try:
             self._resources = await open_resources(config, self._stack)
-            resources = self._resources
-            for feature in FEATURES:
-                await feature(self)
-            modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
-            # The modules' [modules.<name>] sections, checked now that their SETTINGS are known.
-            config = self.config = resources.config = config.bind_modules(
-                settings_of(modules), ignored=config.modules.disabled
-            )
-            # Upgrades the schema (embedded server) or checks it (db.migrate), or defers that while the db is down.
-            await resources.db.start(Schema.of(modules, config.db.migrate).prepare)
-            if "worker" in self.roles:
-                # Only a worker runs handlers, so only a worker checks them against the resources it injects.
-                injectable = set(resources.injectable()) | set(PER_REQUEST)
-                self.table = build_table(modules, injectable=injectable, default_timeout=config.worker.timeout)
-                self.dispatcher = Dispatcher(
-                    self.table,
-                    resources.injectable(),
-                    max_inflight=config.worker.max_inflight,
-                    node=self.node,
-                    log_requests=config.log.requests,
-                )
-                if self.authenticate is not None:
-                    self.dispatcher.authenticate = self.authenticate
-                dispatcher = self.dispatcher
-                metrics.INFLIGHT.set_function(lambda: dispatcher.inflight)
-                assert isinstance(resources.bus, LocalBus)
-                resources.bus.attach(self.dispatcher)
-                for swap in [table_hook(modules) for table_hook in self.table_hooks]:
-                    swap()
-                self._stack.push_async_callback(self._shutdown_modules)
-                for name, module in modules.items():
-                    startup = getattr(module, "startup", None)
-                    if startup is not None:
-                        await startup(resources)
-                    self.modules[name] = module
+            await self._compose(self._resources)
             await self._start_listeners()
-            for hook in self.ready_hooks:
+            for hook in self.on_ready:
                 await hook()
         except BaseException:
             for listener in self.listeners.values():  # those that started before the failure
                 await listener.close(0)
+            if self.http is not None:
+                await self.http.close()
             await self._stack.aclose()
             raise
         log.info("node %s started: roles %s, ports %s", self.node, ",".join(self.roles), self.ports)
 
-    def _listener_defaults(self) -> dict[str, Any]:
+    async def _enter(self, feature: contextlib.AbstractAsyncContextManager[C]) -> C:
+        """Enter a feature's lifespan and take in what it yields."""
+        contribution = await self._stack.enter_async_context(feature)
+        extra = self.resources.extra
+        for name in contribution.resources:
+            if name in extra:
+                raise ConfigError(f"two features provide the resource {name!r}")
+        extra.update(contribution.resources)
+        self.features.append(contribution)
+        self.http_routes.extend(contribution.http_routes)
+        self.ws_routes.update(contribution.ws_routes)
+        self.feature_listeners.extend(contribution.listeners)
+        if self.functions_table is not None:
+            self.functions_table.builders.extend(contribution.tables)
+        self.on_listen.extend(contribution.on_listen)
+        self.on_ready.extend(contribution.on_ready)
+        self.on_drain.extend(contribution.on_drain)
+        return contribution
+
+    async def _compose(self, res: Resources) -> None:
+        """The features in dependency order, then the modules and the function table (worker role)."""
+        config, roles, enter = self.config, self.roles, self._enter
+        worker = "worker" in roles
+        if worker:
+            functions = Functions(
+                res.injectable, PER_REQUEST, default_timeout=config.worker.timeout, builders=[], startup_arg=res
+            )
+            self.functions_table = functions
+            # The modules' shutdown() runs once the features are down (jobs no longer running), before the resources.
+            self._stack.push_async_callback(functions.stop)
+        game = await enter(configserver.lifespan(config.game))
+        identity = await enter(
+            identity_lifespan(
+                config.auth,
+                config.data_path,
+                db=res.db,
+                redis=res.redis,
+                keys=res.keys,
+                sessions=res.sessions,
+                bus=res.bus,
+                serve_accounts="auth" in roles,
+            )
+        )
+        if worker:
+            self.reloader = (await enter(reload.lifespan(config.modules, functions, res.db))).reloader
+        await enter(console.lifespan(config, self, game=game.game, reloader=self.reloader))
+        if worker:
+            jobs = await enter(
+                jobs_lifespan(
+                    config,
+                    redis=res.open_redis(decode=False),
+                    keys=res.keys,
+                    in_process=res.fake_redis_server is not None,
+                    injectable=res.injectable,
+                    node=self.node,
+                )
+            )
+            await enter(mail_lifespan(config.mail, config.mail_path, db=res.db, bus=res.bus, jobs=jobs.jobs))
+        if "chat" in roles or worker:
+            await enter(
+                chat_lifespan(
+                    config.chat,
+                    redis=res.redis,
+                    keys=res.keys,
+                    bus=res.bus,
+                    node=self.node,
+                    revocations=identity.revocations,
+                    serve="chat" in roles,
+                )
+            )
+        await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))
+        modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
+        # The modules' [modules.<name>] sections, checked now that their SETTINGS are known.
+        config = self.config = res.config = config.bind_modules(settings_of(modules), ignored=config.modules.disabled)
+        # Upgrades the schema (embedded server) or checks it (db.migrate), or defers that while the db is down.
+        await res.db.start(Schema.of(modules, config.db.migrate).prepare)
+        if worker:
+
+            def dispatcher(table: dict[str, Entry]) -> Dispatcher:
+                made = Dispatcher(
+                    table,
+                    res.injectable(),
+                    max_inflight=config.worker.max_inflight,
+                    node=self.node,
+                    log_requests=config.log.requests,
+                )
+                made.authenticate = identity.authenticate
+                metrics.INFLIGHT.set_function(lambda: made.inflight)
+                assert isinstance(res.bus, LocalBus)
+                res.bus.attach(made)
+                return made
+
+            await functions.start(modules, dispatcher)
+
+    def _gate_limits(self, proxy_protocol: bool) -> Limits:
         gate = self.config.gate
-        return {
-            "max_connections": gate.max_connections,
-            "max_per_address": gate.max_per_address,
-            "proxy_protocol": gate.proxy_protocol,
-            "idle_timeout": gate.idle_timeout,
-            "handshake_timeout": gate.handshake_timeout,
-            "write_buffer": gate.write_buffer,
-            "config": self.config,
-            "sessions": self.resources.sessions,
-            "submit": self.resources.bus.submit,
-            "ws_routes": self.ws_routes,
-            "trusted_proxies": self.trusted_proxies,
-        }
+        return Limits(
+            max_connections=gate.max_connections,
+            max_per_address=gate.max_per_address,
+            proxy_protocol=proxy_protocol,
+            idle_timeout=gate.idle_timeout,
+            handshake_timeout=gate.handshake_timeout,
+            frame_timeout=gate.frame_timeout,
+            write_buffer=gate.write_buffer,
+        )
 
     async def _start_listeners(self) -> None:
         config = self.config
-        host = config.server.host
-        if "gate" in self.roles:
-            gate_route = Route(WsGateSession, config.gate.max_frame)
-            self.ws_routes["/"] = self.ws_routes["/gate"] = gate_route
-            await self.listen("gate-tcp", TcpGateConnection, config.gate.tcp_port)
-        for hook in self.listen_hooks:
+        res = self.resources
+        for hook in self.on_listen:
             await hook()
+        if "gate" in self.roles:
+            gate = GateContext(res.bus.submit, res.sessions, config.gate.rate, config.gate.burst)
+            route = Route(gate_endpoint(gate), config.gate.max_frame)
+            self.ws_routes["/"] = self.ws_routes["/gate"] = route
+            driver = gate_driver(gate, config.gate.max_frame)
+            await self.listen("gate-tcp", driver, self._gate_limits(config.gate.proxy_protocol), config.gate.tcp_port)
+        for spec in self.feature_listeners:
+            await self.listen(spec.name, spec.driver, spec.limits, spec.port)
         if self.ws_routes:
-            ws_proxy = config.gate.ws_proxy_protocol
-            await self.listen("ws", WebSocketConnection, config.gate.ws_port, proxy_protocol=ws_proxy)
+            driver = websocket_driver(self.ws_routes, self.trusted_proxies)
+            await self.listen("ws", driver, self._gate_limits(config.gate.ws_proxy_protocol), config.gate.ws_port)
         if config.http.enabled:
             http_app = build_http_app(
                 self.health,
@@ -204,23 +256,48 @@ class App:
                 handler_timeout=config.http.handler_timeout,
                 trusted_proxies=self.trusted_proxies,
             )
-            http_app[APP_KEY] = self
             http = HttpListener(
                 http_app,
                 max_connections=config.http.max_connections,
                 header_timeout=config.http.header_timeout,
                 max_per_address=config.http.max_per_address,
                 trusted_proxies=self.trusted_proxies,
+                backlog=config.server.backlog,
             )
-            self.ports["http"] = await http.start(host, config.http.port)
+            self.ports["http"] = await http.start(config.server.host, config.http.port)
             self.http = http
 
-    async def listen(self, name: str, factory: Callable[[Listener], Any], port: int, **settings: Any) -> Listener:
-        """Start a listener on ``server.host``; ``settings`` override the gate's limits and add driver context."""
-        listener = Listener(name, factory, **{**self._listener_defaults(), **settings})
+    async def listen(self, name: str, driver: Driver, limits: Limits, port: int) -> Listener:
+        """Start a listener on ``server.host``."""
+        listener = Listener(
+            name, driver, limits, trusted_proxies=self.trusted_proxies, backlog=self.config.server.backlog
+        )
         self.ports[name] = await listener.start(self.config.server.host, port)
         self.listeners[name] = listener
         return listener
+
+    # The process as the features see it (gameserver/features/lifespan.py, Process; the console's Server).
+
+    def connections(self) -> dict[str, int]:
+        connections = {name: len(listener.connections) for name, listener in self.listeners.items()}
+        if self.http is not None:
+            connections["http"] = len(self.http.connections)
+        return connections
+
+    def inflight(self) -> int:
+        dispatcher = self.dispatcher
+        return dispatcher.inflight if dispatcher is not None else 0
+
+    @property
+    def ws_paths(self) -> Sequence[str]:
+        return list(self.ws_routes)
+
+    @property
+    def http_paths(self) -> Sequence[str]:
+        return [route.path for route in self.http_routes]
+
+    def functions(self) -> Sequence[dict[str, Any]]:
+        return [entry.describe() for entry in self.table.values()]
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Every started role and backend, each "ok" or what is wrong (``GET /healthz``)."""
@@ -239,15 +316,12 @@ class App:
         for name, listener in self.listeners.items():
             checks[name] = "ok" if listener.server is not None and listener.server.is_serving() else "not serving"
         healthy = all(value == "ok" for value in checks.values()) and not self._stopping.is_set()
-        connections = {name: len(listener.connections) for name, listener in self.listeners.items()}
-        if self.http is not None:
-            connections["http"] = len(self.http.connections)
         details = {
             "node": self.node,
             "roles": list(self.roles),
             "checks": checks,
-            "connections": connections,
-            "inflight": self.dispatcher.inflight if self.dispatcher else 0,
+            "connections": self.connections(),
+            "inflight": self.inflight(),
             "uptime": round(time.time() - self.started_at, 3),
         }
         return healthy, details
@@ -264,35 +338,25 @@ class App:
         grace = self.config.server.shutdown_grace
         deadline = time.monotonic() + grace
         # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
-        for hook in self.drain_hooks:
+        for hook in self.on_drain:
             await hook()
+        # No new request from now on: nothing more is read on any connection, and a request already read but
+        # not started (a remote gate's) is answered `unavailable`, not run. Idle connections close now, the
+        # others after their last reply.
+        dispatcher = self.dispatcher
+        if dispatcher is not None:
+            dispatcher.stop_taking()
         for listener in self.listeners.values():
-            listener.stop_accepting()
+            listener.drain()
         # Requests get what the drain hooks left of the grace minus what closing the connections needs, so that
         # stop() returns within it.
         drain = max(0.0, deadline - time.monotonic() - min(CLOSE_BUDGET, grace * CLOSE_SHARE))
-        if self.dispatcher is not None and not await self.dispatcher.drain(drain):
-            log.warning("shutdown: %d requests still running after %gs; cancelling", self.dispatcher.inflight, drain)
-            await self.dispatcher.cancel_all()
+        if dispatcher is not None and not await dispatcher.drain(drain):
+            log.warning("shutdown: %d requests still running after %gs; cancelling", dispatcher.inflight, drain)
+            await dispatcher.cancel_all(max(0.0, deadline - time.monotonic()))
         remaining = max(0.0, deadline - time.monotonic())
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
-        for hook in reversed(self.shutdown_hooks):
-            await hook()
         if self.http is not None:
             await self.http.close()
         await self._stack.aclose()
         log.info("node %s stopped", self.node)
-
-    async def _shutdown_modules(self) -> None:
-        """Each started module's ``shutdown(resources)``, in reverse; after a hot reload, the current versions'."""
-        for name, module in reversed(self.modules.items()):
-            shutdown = getattr(module, "shutdown", None)
-            if shutdown is not None:
-                try:
-                    await shutdown(self.resources)
-                except Exception:
-                    log.exception("module %s: shutdown failed", name)
-        self.modules.clear()
-
-    def functions(self) -> Sequence[dict[str, Any]]:
-        return [entry.describe() for entry in self.table.values()]

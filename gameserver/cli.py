@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | migrate | client | instances | nodes | jobs | enums export``: the command line."""
+"""``gameserver run | check-config | migrate | client | instances | nodes | jobs | enums | sdk``: the command line."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
     export.add_argument("--format", "-f", default="json", choices=("json", "csharp", "lua", "typescript"))
     export.add_argument("--out", "-o", help="file to write (default stdout)")
+    sdk = commands.add_parser("sdk", help="generate a client SDK's typed layer from the modules and enums")
+    _config_args(sdk)
+    sdk.add_argument("language", choices=("typescript", "csharp"))
+    sdk.add_argument("--out", "-o", required=True, help="folder to write (e.g. clients/typescript/src/generated)")
     return parser
 
 
@@ -188,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_json=getattr(args, "json", False),
             limit=getattr(args, "limit", None),
         )
+    if args.command == "sdk":
+        return generate_sdk(config, args.language, args.out)
     if args.command == "client":
         from gameserver.commands import client
 
@@ -289,6 +296,31 @@ def export_enums(fmt: str, out: str | None) -> int:
     return 0
 
 
+def generate_sdk(config: Config, language: str, out: str) -> int:
+    """Describe the modules ``config`` loads (its ``modules.paths``, less ``modules.disabled``) and write the
+    language's typed layer into ``out``, removing the files an earlier run generated there and this one did not."""
+    from pathlib import Path
+
+    from gameserver import sdk
+    from gameserver.sdk.model import describe
+
+    try:
+        api = describe(
+            paths=config.modules.paths, disabled=config.modules.disabled, default_timeout=config.worker.timeout
+        )
+        written, removed = sdk.write(Path(out), sdk.render(language, api), language)
+    except (ConfigError, ValueError) as exc:
+        print(f"gameserver: sdk {language}: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {Path(out) / path}")
+    for path in removed:
+        print(f"removed {Path(out) / path}")
+    if not written and not removed:
+        print(f"{out}: up to date")
+    return 0
+
+
 def run(config: Config) -> int:
     import uvloop
 
@@ -327,4 +359,13 @@ async def _serve(config: Config) -> int:
     await app.wait_stopping()
     log.info("stopping (grace %gs)", config.server.shutdown_grace)
     await app.stop()
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    if left:
+        # Requests stuck in a backend past the grace (a hung database, SQLite's busy wait in its thread): asyncio's
+        # exit would wait for them, and the interpreter for the driver's threads. The grace is the promise.
+        names = sorted({task.get_coro().__qualname__ for task in left})  # type: ignore[union-attr]
+        log.warning("exiting with %d tasks still running past the grace: %s", len(left), ", ".join(names[:5]))
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -65,6 +65,7 @@ class ServerConfig:
     node_id: str = setting("")
     bus: str = setting("auto", choices=BUSES)
     shutdown_grace: float = setting(10.0, min=0)
+    backlog: int = setting(4096, min=1, max=65535)
     advertise_host: str = setting("")
     advertise_urls: tuple[str, ...] = setting(())
 
@@ -89,6 +90,7 @@ class GateConfig:
     ws_proxy_protocol: bool = setting(False)
     handshake_timeout: float = setting(10.0, min=0.1)
     idle_timeout: float = setting(300.0, min=1)
+    frame_timeout: float = setting(10.0, min=0.1)
     rate: float = setting(200.0, min=0.1)
     burst: int = setting(400, min=1)
     write_buffer: int = setting(1024 * 1024, min=1024)
@@ -104,6 +106,7 @@ class ChatConfig:
     abuse_window: float = setting(10.0, min=0.1)
     login_timeout: float = setting(10.0, min=0.05)
     idle_timeout: float = setting(300.0, min=0.1)
+    line_timeout: float = setting(10.0, min=0.05)
     max_connections: int = setting(10_000, min=1)
     max_per_address: int = setting(256, min=0)
     proxy_protocol: bool = setting(False)

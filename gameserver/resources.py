@@ -37,7 +37,7 @@ class Resources:
     sessions: Sessions
     bus: Bus
     fake_redis_server: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what the features yielded (``App._enter``): chat, jobs, ...
 
     def injectable(self) -> dict[str, Any]:
         """What every handler can ask for by name (the per-request names are added by the dispatcher)."""

@@ -1,9 +1,10 @@
 """A connected client as the worker sees it: who it is, and how to send it a message.
 
-The drivers (``gate.py``, ``websocket.py``) subclass :class:`Session`; handlers get the caller's session
-as the injected ``session`` and never see its socket. :class:`Sessions` finds a player's connections for
-pushes (PROTOCOL.md: server push ``{"event", "data"}``) and tells its :class:`Presence` (the Redis bus) when a
-player's first connection binds here and when their last one goes.
+The gate's endpoint (``gameserver/drivers/gate.py``) subclasses :class:`Session`, and so may a remote gate's
+proxy: the dispatcher needs an id, a uid, a token bucket and :meth:`Session.send`, no socket. Handlers get the
+caller's session as the injected ``session`` and never see its socket. :class:`Sessions` finds a player's
+connections for pushes (PROTOCOL.md: server push ``{"event", "data"}``) and tells its :class:`Presence` (the
+Redis bus) when a player's first connection binds here and when their last one goes.
 """
 
 from __future__ import annotations
@@ -46,10 +47,16 @@ class Session:
     login that binds) sets it through :meth:`bind`.
     """
 
-    kind = "session"
-    peer = ""  # the TCP peer, "host:port" (drivers set it), for logs
-    remote = ""  # the client's host (drivers set it; behind a trusted proxy, the one it forwarded): per-address
-    # limits such as failed logins and registrations
+    @property
+    def peer(self) -> str:
+        """The TCP peer, "host:port", for logs ("" without one)."""
+        return ""
+
+    @property
+    def remote(self) -> str:
+        """The client's host (behind a trusted proxy, the one it forwarded): per-address limits such as failed
+        logins and registrations."""
+        return ""
 
     def __init__(self, sessions: Sessions, bucket: TokenBucket) -> None:
         self.id = next(_ids)

@@ -9,6 +9,11 @@ that kept losing lock conflicts (a deadlock past ``db.retries``), becomes ``unav
 becomes ``internal`` / ``programming error`` with the traceback logged under a correlation id that the
 client never sees.
 
+Shutdown (:meth:`stop_taking`, :meth:`drain`, :meth:`cancel_all`): a request that arrives once the shutdown began is
+answered ``unavailable`` ("not run"); the requests already running finish and are answered as usual; one still
+running at the end of the grace is cancelled and answered ``outcome_unknown`` (PROTOCOL.md, "gameserver specifics"):
+it may have been applied, so a client must not take it for a failure that did nothing.
+
 Deadlines are enforced by one sweep over the requests in flight (every ``sweep_period`` seconds) instead of
 a timer per request: the hot path stores a float, and a deadline fires at most one period late.
 """
@@ -51,6 +56,7 @@ access_log = logging.getLogger("gameserver.access")
 INTERNAL_MESSAGE = "programming error"
 BUSY_MESSAGE = "the database is busy, try again"
 SWEEP_PERIOD = 0.05
+CANCEL_BATCH = 256  # requests cancelled at once at the end of the shutdown grace, between checks of the clock
 
 Authenticate = Callable[[str], "Claims"]
 """Turns a token into its claims (``uid``, ...) or raises :class:`Unauthorized`; the auth feature provides it.
@@ -85,6 +91,7 @@ class Dispatcher:
         self.table = dict(table)
         self.resources = dict(resources)
         self.max_inflight = max_inflight
+        self.stopping = False
         self.node = node
         self.log_requests = log_requests
         self.sweep_period = sweep_period
@@ -125,8 +132,8 @@ class Dispatcher:
             entry = self.table.get(request.fn)
             if entry is None:
                 raise UnknownFunction(f"no function {request.fn}")
-            if len(self._deadlines) >= self.max_inflight:
-                raise Overloaded()
+            if len(self._deadlines) >= self.max_inflight:  # 0 once stopping: no extra check on the hot path
+                raise _NotRun() if self.stopping else Overloaded()
             uid = session.uid
             claims = session.claims
             if request.token is not None:
@@ -205,7 +212,8 @@ class Dispatcher:
             if not task.cancelling():  # nobody cancelled this request: the handler let another's cancel escape
                 self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
                 return
-            self._answer_error(session, fmt, request.id, _ShuttingDown(), entry.stats, uid, start)
+            # Cancelled at the end of the shutdown grace: its effects may have been applied.
+            self._answer_error(session, fmt, request.id, _OutcomeUnknown(), entry.stats, uid, start)
             raise
         except Exception as exc:
             if is_transient(exc):  # nothing was written; PROTOCOL.md's `unavailable`: the client may try again
@@ -298,6 +306,11 @@ class Dispatcher:
         log.error("internal error in %s (correlation id %s, uid %s)", stats.fn, cid, uid, exc_info=exc)
         self._answer_error(session, fmt, request_id, _Internal(), stats, uid, start)
 
+    def stop_taking(self) -> None:
+        """The shutdown began: answer every request from now on ``unavailable`` without running it."""
+        self.stopping = True
+        self.max_inflight = 0
+
     async def drain(self, timeout: float) -> bool:
         """Wait until no request is in flight, at most ``timeout`` seconds; True if none is left."""
         try:
@@ -307,13 +320,25 @@ class Dispatcher:
         except TimeoutError:
             return False
 
-    async def cancel_all(self) -> None:
-        """Cancel every request in flight; each answers ``unavailable`` (the server is shutting down)."""
+    async def cancel_all(self, timeout: float) -> None:
+        """Cancel every request in flight; each answers ``outcome_unknown`` (it may have been applied) as it ends.
+
+        Returns within ``timeout`` seconds: the requests are cancelled a batch at a time (thousands unwinding at
+        once would hold the loop past any deadline), and those not reached in time, or stuck in a backend's
+        thread (SQLite's busy wait), are left, unanswered: their connections close, which says as much.
+        """
         # A task cancelled before its first step never runs _run, so it could neither answer nor leave
         # _deadlines: let the requests dispatched in this loop iteration start first.
         await asyncio.sleep(0)
         tasks = list(self._deadlines)
-        await cancel_and_wait(tasks)  # each answers as it ends; a handler's cancel lost in redis-py is repeated
+        try:
+            async with asyncio.timeout(timeout):
+                for start in range(0, len(tasks), CANCEL_BATCH):
+                    # Each answers as it ends; a cancel lost in redis-py is repeated.
+                    await cancel_and_wait(tasks[start : start + CANCEL_BATCH])
+        except TimeoutError:
+            left = sum(not task.done() for task in tasks)
+            log.warning("shutdown: %d requests still running at the end of the grace are left unanswered", left)
         for task in tasks:  # dispatched during the sleep above and cancelled unstarted
             self._deadlines.pop(task, None)
         if not self._deadlines:
@@ -350,6 +375,11 @@ class _Internal(GameError):
     message = INTERNAL_MESSAGE
 
 
-class _ShuttingDown(GameError):
+class _NotRun(GameError):
     code = "unavailable"
-    message = "the server is shutting down"
+    message = "the server is shutting down; the request was not run"
+
+
+class _OutcomeUnknown(GameError):
+    code = "outcome_unknown"
+    message = "the server stopped before the request finished; it may have been applied"

@@ -11,7 +11,8 @@ function registered with ``handler(fn, idempotent=True)`` the dispatcher runs it
 3. A concurrent twin (same key, another connection or process) blocks on that row's unique key until the first
    commits, then fails on it: its transaction rolls back, and it answers the first one's stored reply.
 4. A transaction that loses a lock conflict (deadlock, SQLite busy) is run again whole, handler included, up to
-   ``db.retries`` times.
+   ``db.retries`` times. A commit cut off by a lost connection is answered ``outcome_unknown``: sent again with
+   the same key, the request gets the stored reply if the commit happened, and runs if it did not.
 
 The scope is the caller's uid, or for a function without login the connection (``conn:<node>-<session>``, so a
 key does not outlive its connection there). Only successes are stored: a handler that raises rolled back its
@@ -41,7 +42,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gameserver.storage.errors import is_transient
+from gameserver.errors import GameError
+from gameserver.storage.errors import is_transient, is_unavailable
 from gameserver.storage.sql import Sql, metadata
 
 BLOB = sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql")  # up to 16 MiB there, not BLOB's 64 KiB
@@ -88,6 +90,14 @@ _CURRENT: ContextVar[Call | None] = ContextVar("gameserver_idempotent_call", def
 def current_key() -> Call | None:
     """The idempotent call this handler runs under, or None (no key, or the function is not idempotent)."""
     return _CURRENT.get()
+
+
+class OutcomeUnknown(GameError):
+    """The connection was lost while the transaction committed: it may or may not have been applied. The client
+    sends the request again with the same key, and gets the stored reply if it was (docs/PROTOCOL.md)."""
+
+    code = "outcome_unknown"
+    message = "the database went away while committing; it may have been applied: send it again with the same key"
 
 
 class _Taken(Exception):
@@ -162,6 +172,12 @@ class Idempotency:
                     idempotency.c.scope == call.scope, idempotency.c.fn == call.fn, idempotency.c.key == call.key
                 )
                 await tx.execute(idempotency.update().where(where).values({"reply": reply}))
+                try:
+                    await shared.commit()
+                except Exception as exc:
+                    if is_unavailable(exc) and not is_transient(exc):  # gone while committing: done or not?
+                        raise OutcomeUnknown() from exc
+                    raise
         finally:
             _CURRENT.reset(token)
         return result

@@ -4,7 +4,7 @@ from the proxies configured in ``http.trusted_proxies``.
 Pure: no sockets, no clock. The HTTP listener (``gameserver/drivers/http.py``) and the WebSocket handshake
 (``gameserver/drivers/upgrade.py``) call :func:`client_address` with the TCP peer and the header's values.
 ``http.trusted_proxies`` is the one list of trusted proxies: the same :func:`is_trusted` decides whose PROXY
-protocol header a raw TCP listener reads (``gameserver/drivers/listener.py``), and who is exempt from the per-address
+protocol header a raw TCP listener reads (``gameserver/drivers/connection.py``), and who is exempt from the per-address
 connection caps.
 
 Each proxy appends the address it received the request from, so the header reads "client, proxy1, proxy2"

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -34,19 +34,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gameserver import metrics
 from gameserver.dispatch.dispatcher import INTERNAL_MESSAGE
+from gameserver.drivers.connection import peer_name
 from gameserver.drivers.forwarded import HEADER, Network, client_address
-from gameserver.drivers.listener import AddressCounts, Refusals, peer_name
+from gameserver.drivers.listener import DEFAULT_BACKLOG, AddressCounts, Refusals
 from gameserver.errors import BadRequest, Forbidden, GameError, Throttled, Timeout, Unauthorized
 from gameserver.ratelimit import KeyedBuckets
 from gameserver.storage.errors import is_unavailable
 
-if TYPE_CHECKING:
-    from gameserver.app import App
-
 log = logging.getLogger("gameserver.drivers.http")
-
-APP_KEY: web.AppKey[App] = web.AppKey("gameserver")
-"""Where HTTP handlers find the running app: ``request.app[APP_KEY]``."""
 
 Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 RouteHandler = TypeVar("RouteHandler", bound=Callable[..., Awaitable[web.StreamResponse]])
@@ -282,6 +277,7 @@ class HttpListener:
         header_timeout: seconds from accept, or from the previous response, to a complete request head.
         max_per_address: connections from one TCP peer address (0: no cap); more are closed at once. The
             ``trusted_proxies`` are exempt: they carry many clients (whose own requests ``http.rate`` limits).
+        backlog: connections the kernel queues before they are accepted (``server.backlog``).
     """
 
     live: ClassVar[set[HttpListener]] = set()  # every started one: the gauge is their sum, as for Listener
@@ -294,8 +290,10 @@ class HttpListener:
         header_timeout: float,
         max_per_address: int = 0,
         trusted_proxies: Sequence[Network] = (),
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.limit = max_connections
+        self.backlog = backlog
         self.addresses = AddressCounts(max_per_address, trusted_proxies)
         # aiohttp's per-connection settings: its runner's server would build the handlers with them; Admission does.
         self.handler_settings: dict[str, Any] = {"access_log": None, "keepalive_timeout": header_timeout}
@@ -320,7 +318,9 @@ class HttpListener:
         await self.runner.setup()
         loop = asyncio.get_running_loop()
         try:
-            self.server = await loop.create_server(lambda: Admission(self), host, port, reuse_address=True)
+            self.server = await loop.create_server(
+                lambda: Admission(self), host, port, reuse_address=True, backlog=self.backlog
+            )
         except BaseException:  # the port is taken, say: the app's start fails, with aiohttp's side closed
             await self.runner.cleanup()
             raise

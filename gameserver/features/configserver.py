@@ -19,17 +19,18 @@ import json
 import logging
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from gameserver import metrics
+from gameserver.config import GameConfig
 from gameserver.errors import ConfigError
-
-if TYPE_CHECKING:
-    from gameserver.app import App
+from gameserver.features.lifespan import Contribution
 
 log = logging.getLogger("gameserver.features.configserver")
 
@@ -194,27 +195,31 @@ def config_route(game: GameData) -> web.RouteDef:
     return web.get("/config", serve_config)
 
 
-async def setup(app: App) -> None:
-    """Load the game config, inject it as ``game``, serve ``GET /config``.
+@dataclass
+class GameConfigFeature(Contribution):
+    game: GameData = field(kw_only=True)
+
+
+@asynccontextmanager
+async def lifespan(settings: GameConfig) -> AsyncIterator[GameConfigFeature]:
+    """Load the game config, inject it as ``game``, serve ``GET /config``, watch the files.
 
     A file that does not parse stops start-up. A path that does not exist (yet) serves ``{}`` with a warning,
     until it appears: a server started outside the project folder has no ``game/``.
     """
-    settings = app.config.game
     game = GameData(settings.config)
     if game.path is not None and not game.path.exists():
         game.error = f"game.config: {game.path} does not exist (serving {{}} until it does)"
         log.warning("%s", game.error)
     else:
         game.load()
-    app.resources.extra["game"] = game
-    app.http_routes.append(config_route(game))
+    feature = GameConfigFeature(resources={"game": game}, http_routes=[config_route(game)], game=game)
     if game.path is None:
+        yield feature
         return
     task = asyncio.create_task(game.watch(settings.poll), name="game-config-watch")
-
-    async def stop() -> None:
+    try:
+        yield feature
+    finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-    app.shutdown_hooks.append(stop)

@@ -4,9 +4,9 @@ Every ``modules.reload_poll`` seconds the ``.py`` files of each module package (
 ``modules.paths``) are compared with the last pass by size and modification time. The packages that changed
 are imported afresh, the whole function table is rebuilt with the same start-up checks
 (:func:`~gameserver.dispatch.registry.build_table`), the new packages' ``startup(resources)`` runs, and only then is
-the table swapped into the dispatcher (:meth:`~gameserver.dispatch.dispatcher.Dispatcher.replace_table`), with the
-tables of ``app.table_hooks`` (the job table, ``JOBS``); the replaced packages' ``shutdown(resources)``
-runs last. Requests and jobs already running finish on the code they started with.
+the table swapped into the dispatcher (:meth:`~gameserver.dispatch.functions.Functions.swap`), with the
+tables the features build from the modules (the job table, ``JOBS``); the replaced packages'
+``shutdown(resources)`` runs last. Requests and jobs already running finish on the code they started with.
 
 If anything fails (an import error, a handler the checks refuse, a ``startup`` that raises) nothing is
 swapped: the previous version keeps answering, the imports are rolled back, and the error is logged and
@@ -28,23 +28,22 @@ import pkgutil
 import sys
 import traceback
 import types
-import weakref
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from gameserver import metrics
-from gameserver.dispatch.registry import _import_path, build_table
+from gameserver.config import ModulesConfig
+from gameserver.dispatch.functions import Functions
+from gameserver.dispatch.registry import _import_path
 from gameserver.errors import ConfigError
-from gameserver.resources import PER_REQUEST
+from gameserver.features.lifespan import Contribution
 from gameserver.storage.migrate import Schema
-from gameserver.storage.sql import metadata
-
-if TYPE_CHECKING:
-    from gameserver.app import App
+from gameserver.storage.sql import Sql, metadata
 
 log = logging.getLogger("gameserver.features.reload")
 
@@ -63,16 +62,20 @@ class Package:
 
 
 class Reloader:
-    """Watches the module packages of ``app`` and swaps in new versions of those that change.
+    """Watches the module packages and swaps new versions of those that change into ``functions``.
 
     Args:
-        app: a started app running the worker role (it has a dispatcher); created before the app imports
-            its modules, so that an edit made meanwhile is not missed.
+        config: the ``[modules]`` section (where packages are, which are disabled).
+        functions: the worker's function table; created before the modules are imported, so that an edit
+            made meanwhile is not missed.
+        db: creates the tables a new version declares.
         period: seconds between scans.
     """
 
-    def __init__(self, app: App, period: float) -> None:
-        self.app = app
+    def __init__(self, config: ModulesConfig, functions: Functions, db: Sql, period: float) -> None:
+        self.config = config
+        self.functions = functions
+        self.db = db
         self.period = period
         self.packages = self.scan()
         self.attempts = 0  # reloads tried, successful or not
@@ -85,7 +88,7 @@ class Reloader:
 
     def scan(self) -> dict[str, Package]:
         """The module packages on disk now, with their files' sizes and modification times."""
-        config = self.app.config.modules
+        config = self.config
         disabled = set(config.disabled)
         import modules as builtin
 
@@ -135,7 +138,7 @@ class Reloader:
             self.error = ""
             self.reloads += 1
             metrics.RELOADS.labels("modules", "ok").inc()
-            log.info("reloaded %s: %d functions", ", ".join(self.last), len(self.app.table))
+            log.info("reloaded %s: %d functions", ", ".join(self.last), len(self.functions.table))
             return True
         finally:
             self.attempts += 1
@@ -144,8 +147,8 @@ class Reloader:
 
     async def reload(self, changed: Mapping[str, Package], removed: Mapping[str, Package]) -> None:
         """Import ``changed`` afresh and drop ``removed``, then swap the table; on any error, undo and raise."""
-        app = self.app
-        assert app.dispatcher is not None, "hot reload needs the worker role"
+        functions = self.functions
+        assert functions.dispatcher is not None, "hot reload needs the worker role"
         saved = {name: _forget(pkg.qualified) for name, pkg in changed.items()}
         old_tables = [old for name in changed for old in _tables_of(saved[name].values())]
         for old in old_tables:
@@ -155,19 +158,18 @@ class Reloader:
         try:
             importlib.invalidate_caches()
             fresh = {name: _import(pkg) for name, pkg in changed.items()}
-            modules = {name: fresh.get(name, module) for name, module in app.modules.items() if name not in removed}
+            current = functions.modules
+            modules = {name: fresh.get(name, module) for name, module in current.items() if name not in removed}
             modules.update((name, module) for name, module in fresh.items() if name not in modules)
-            injectable = set(app.dispatcher.resources) | set(PER_REQUEST)
-            table = build_table(modules, injectable=injectable, default_timeout=app.config.worker.timeout)
-            swaps = [table_hook(modules) for table_hook in app.table_hooks]  # the job table, swapped with this one
+            table, swaps = functions.build(modules)  # the job table is swapped with this one
             for module in fresh.values():
                 startup = getattr(module, "startup", None)
                 if startup is not None:
-                    await startup(app.resources)
+                    await startup(functions.startup_arg)
                 started.append(module)
         except BaseException:
             for module in reversed(started):
-                await _shutdown(module, app)
+                await functions.shutdown(module)
             for name, pkg in changed.items():
                 _forget(pkg.qualified)
                 _restore(pkg.qualified, saved[name])
@@ -176,19 +178,15 @@ class Reloader:
             for old in old_tables:
                 metadata._add_table(old.name, old.schema, old)  # the very objects the old code queries
             raise
-        replaced = [app.modules[name] for name in [*changed, *removed] if name in app.modules]
-        app.modules = modules
-        app.table = table
-        app.dispatcher.replace_table(table)
-        for swap in swaps:
-            swap()
+        replaced = [functions.modules[name] for name in [*changed, *removed] if name in functions.modules]
+        functions.swap(modules, table, swaps)
         for pkg in removed.values():
             _forget(pkg.qualified)
         for module in reversed(replaced):
-            await _shutdown(module, app)
+            await functions.shutdown(module)
         if set(metadata.tables) - tables_before or old_tables:
             try:  # a new or changed module brings its revisions: what start-up does with them, now
-                await Schema.of(modules, app.config.db.migrate).prepare(app.resources.db)
+                await Schema.of(modules, self.db.config.migrate).prepare(self.db)
             except Exception as exc:  # the handlers will answer `unavailable` until the database is back
                 log.warning("reload: cannot prepare the schema now: %s", exc)
 
@@ -223,27 +221,27 @@ class Reloader:
         }
 
 
-_RELOADERS: weakref.WeakKeyDictionary[App, Reloader] = weakref.WeakKeyDictionary()
+@dataclass
+class Reloading(Contribution):
+    reloader: Reloader | None = None  # None unless modules.reload is on
 
 
-def reloader_of(app: App) -> Reloader | None:
-    """The app's reloader, if it runs with ``modules.reload``."""
-    return _RELOADERS.get(app)
-
-
-async def setup(app: App) -> None:
-    """With ``modules.reload`` on a worker: snapshot the module files now, start watching once listening."""
-    if not app.config.modules.reload or "worker" not in app.roles:
+@asynccontextmanager
+async def lifespan(config: ModulesConfig, functions: Functions, db: Sql) -> AsyncIterator[Reloading]:
+    """With ``modules.reload`` on (a worker): snapshot the module files now, watch them once listening."""
+    if not config.reload:
+        yield Reloading()
         return
-    reloader = Reloader(app, app.config.modules.reload_poll)
-    _RELOADERS[app] = reloader
+    reloader = Reloader(config, functions, db, config.reload_poll)
 
     async def start() -> None:
         reloader.start()
 
-    app.listen_hooks.append(start)
-    app.shutdown_hooks.append(reloader.stop)
     log.info("hot reload on: watching %d module packages every %gs", len(reloader.packages), reloader.period)
+    try:
+        yield Reloading(on_listen=[start], reloader=reloader)
+    finally:
+        await reloader.stop()
 
 
 def _files(folder: Path) -> Files:
@@ -314,15 +312,6 @@ def _tables_of(modules: Any) -> list[sa.Table]:
             if isinstance(value, sa.Table) and value.metadata is metadata and value.key in metadata.tables:
                 tables[id(value)] = value
     return list(tables.values())
-
-
-async def _shutdown(module: types.ModuleType, app: App) -> None:
-    shutdown = getattr(module, "shutdown", None)
-    if shutdown is not None:
-        try:
-            await shutdown(app.resources)
-        except Exception:
-            log.exception("shutdown of the replaced %s failed", module.__name__)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
 """Wire formats as pure functions and state machines: bytes in, values out, and back.
 
 Nothing here awaits, sleeps, reads a clock or touches a socket (websockets' sans-I/O layering); the
-drivers in ``gameserver/drivers/gate.py``, ``websocket.py`` and ``chat.py`` feed bytes in and write bytes out.
+connection of ``gameserver/drivers/connection.py`` owns one framer (``framing.py``: length prefix, CRLF lines, the
+WebSocket handshake then frames) and feeds bytes in and writes bytes out.
 """

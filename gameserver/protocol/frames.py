@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from gameserver.errors import CloseCode, ProtocolViolation
+from gameserver.protocol.framing import NO_OUTPUT, Wire
 
 HEADER_SIZE = 4
 DEFAULT_MAX_FRAME = 64 * 1024
@@ -61,3 +62,28 @@ class FrameDecoder:
 
 def encode_frame(payload: bytes) -> bytes:
     return _pack_header(len(payload)) + payload
+
+
+class LengthPrefixFramer(FrameDecoder):
+    """The raw TCP gate's :class:`~gameserver.protocol.framing.Framer`: length-prefixed frames both ways."""
+
+    __slots__ = ()
+
+    wire = Wire.LENGTH_PREFIX
+    half_close = True  # a client may send its requests and shut its side (as `nc` does): it still gets the replies
+    output = NO_OUTPUT
+    done = False
+
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def binary(self, payload: bytes) -> bytes:
+        return _pack_header(len(payload)) + payload
+
+    text = binary
+
+    def closing(self, code: int, reason: str) -> bytes | None:
+        return None
+
+    def failing(self, code: int, reason: str) -> bytes:
+        return b""

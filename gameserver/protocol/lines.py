@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from gameserver.errors import CloseCode, ProtocolViolation
+from gameserver.protocol.framing import NO_OUTPUT, Wire
 
 COMMAND_SIZE = 10
 CRLF = b"\r\n"
@@ -166,3 +167,28 @@ def encode_body(command: Command, payload: bytes = b"") -> bytes:
 def encode_line(command: Command, payload: bytes = b"") -> bytes:
     """A server line with its CRLF, for raw TCP."""
     return _FIELDS[command] + payload + CRLF
+
+
+class LineFramer(LineDecoder):
+    """The raw TCP chat edge's :class:`~gameserver.protocol.framing.Framer`: CRLF lines both ways."""
+
+    __slots__ = ()
+
+    wire = Wire.LINES
+    half_close = False
+    output = NO_OUTPUT
+    done = False
+
+    def buffered(self) -> int:
+        return len(self._buffer) - self._start
+
+    def binary(self, payload: bytes) -> bytes:
+        return payload + CRLF
+
+    text = binary
+
+    def closing(self, code: int, reason: str) -> bytes | None:
+        return None
+
+    def failing(self, code: int, reason: str) -> bytes:
+        return b""

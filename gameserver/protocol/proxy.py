@@ -12,8 +12,8 @@ relays the client's bytes untouched:
   health check), an address family/transport byte, a 2-byte big-endian length, then the addresses and
   optional TLVs, which are skipped (section 2.2).
 
-Pure: no sockets, no clock. The listener (``gameserver/drivers/listener.py``) feeds the first bytes of a connection from
-a trusted proxy to a :class:`ProxyHeaderDecoder` and hands what follows the header to the connection's driver.
+Pure: no sockets, no clock. The connection (``gameserver/drivers/connection.py``) feeds the first bytes from a
+trusted proxy to a :class:`ProxyHeaderDecoder` and hands what follows the header to the connection's framer.
 """
 
 from __future__ import annotations

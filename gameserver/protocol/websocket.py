@@ -21,6 +21,7 @@ closes the connection once :attr:`WebSocketCodec.done` is set.
 from __future__ import annotations
 
 from gameserver.errors import CloseCode, ProtocolViolation
+from gameserver.protocol.framing import Wire
 
 try:  # websockets' C helper; its pure-Python twin is the fallback, as in websockets.frames
     from websockets.speedups import apply_mask
@@ -241,6 +242,29 @@ class WebSocketCodec:
         frame = self.close(code, reason)
         self.done = True
         return frame
+
+    # As a connection's Framer (gameserver/protocol/framing.py).
+
+    wire = Wire.WEBSOCKET
+    half_close = False
+
+    def buffered(self) -> int:
+        """Bytes of a frame begun, or a fragmented message begun (1 when only whole fragments are held)."""
+        return len(self._buffer) or (self._fragments is not None)
+
+    def binary(self, payload: bytes) -> bytes:
+        return b"" if self.close_sent else encode_binary(payload)
+
+    def text(self, payload: bytes) -> bytes:
+        if self.close_sent:
+            return b""
+        size = len(payload)
+        return _TEXT_HEADERS[size] + payload if size < LENGTH_16 else encode_frame(OP_TEXT, payload)
+
+    def closing(self, code: int, reason: str) -> bytes | None:
+        return self.close(code, reason)
+
+    failing = fail
 
 
 def encode_frame(opcode: int, payload: bytes) -> bytes:

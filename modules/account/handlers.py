@@ -6,6 +6,7 @@ from gameserver.errors import BadRequest
 from gameserver.features.identity.accounts import Account, set_display_name
 from gameserver.features.identity.validation import check_display_name
 from gameserver.storage.sql import Sql
+from modules.account.replies import Names, Profile
 from modules.common import names as display_names
 from modules.common import player as account_of
 
@@ -16,12 +17,12 @@ def profile_of(account: Account) -> dict[str, Any]:
     return {"uid": account.uid, "name": account.display_name, "world": account.world, "family": account.family}
 
 
-async def profile(player: int | None = None, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def profile(player: int | None = None, *, uid: int, db: Sql, **_: Any) -> Profile:
     """Returns {"uid", "name", "world", "family"} of the caller, or of ``player``. Raises player_not_found."""
     return profile_of(await account_of(db, uid if player is None else player))
 
 
-async def rename(name: str, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def rename(name: str, *, uid: int, db: Sql, **_: Any) -> Profile:
     """Changes the caller's display name; returns the new profile. Raises bad_request for a bad name."""
     name = check_display_name(name)
     async with db.transaction() as tx:
@@ -29,7 +30,7 @@ async def rename(name: str, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
     return profile_of(await account_of(db, uid))
 
 
-async def names(players: list[int], *, db: Sql, **_: Any) -> dict[str, Any]:
+async def names(players: list[int], *, db: Sql, **_: Any) -> Names:
     """Returns {"players": [{"uid", "name"}]} for those of ``players`` that exist (at most 100 asked)."""
     if len(players) > MAX_NAMES or not all(type(p) is int for p in players):
         raise BadRequest(f"players must be a list of at most {MAX_NAMES} uids")

@@ -6,6 +6,7 @@ from gameserver.bus.sessions import Session
 from gameserver.errors import Unauthorized, UnknownFunction
 from gameserver.features.identity.service import AuthService
 from gameserver.features.identity.tokens import Claims
+from modules.auth.replies import AuthSession, ChatNonce, LoggedOut
 
 
 def _service(auth: AuthService | None) -> AuthService:
@@ -31,7 +32,7 @@ async def register(
     session: Session,
     auth: AuthService | None = None,
     **_: Any,
-) -> dict[str, Any]:
+) -> AuthSession:
     """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,
     rate_limited."""
     service = _service(auth)
@@ -42,7 +43,7 @@ async def register(
 
 async def login(
     username: str, password: str, *, session: Session, auth: AuthService | None = None, **_: Any
-) -> dict[str, Any]:
+) -> AuthSession:
     """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited."""
     service = _service(auth)
     return await _bind(session, service, await service.login(username, password, session.remote))
@@ -54,18 +55,18 @@ def _token(claims: Claims | None) -> Claims:
     return claims
 
 
-async def nonce(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+async def nonce(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> ChatNonce:
     """A single-use chat login nonce carrying the caller's identity. Returns {nonce, expires_in}."""
     return await _service(auth).nonce(_token(claims))
 
 
-async def refresh(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+async def refresh(*, claims: Claims | None, auth: AuthService | None = None, **_: Any) -> AuthSession:
     """A fresh token for the caller (send it before the current one expires). Returns {uid, token}; raises
     unauthorized once the login is older than auth.session_max_age."""
     return await _service(auth).refresh(_token(claims))
 
 
-async def logout(*, uid: int, session: Session, auth: AuthService | None = None, **_: Any) -> dict[str, Any]:
+async def logout(*, uid: int, session: Session, auth: AuthService | None = None, **_: Any) -> LoggedOut:
     """Revoke every token of the caller issued up to now and close their other gate connections; this one stays
     open, unbound. Returns {uid, revoked_before}."""
     service = _service(auth)

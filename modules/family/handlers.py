@@ -27,6 +27,7 @@ from modules.family.members import (
     remove_member,
     set_role,
 )
+from modules.family.replies import FamilyCreated, FamilyDisbanded, FamilyInfo, FamilyJoined, FamilyLeft, Kicked, RoleSet
 from modules.family.settings import settings
 
 log = logging.getLogger("modules.family")
@@ -101,7 +102,7 @@ async def move_chat(chat: Any, uid: int, world: int, family: int | None) -> None
         log.exception("chat.set_family(%s, %s, %s) failed", uid, world, family)
 
 
-async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = None, **_: Any) -> dict[str, Any]:
+async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = None, **_: Any) -> FamilyCreated:
     """Creates a family owned by the caller; returns {"family_id", "name", "world"}.
     Raises family_name_taken, already_in_family."""
     name = check_name(name, config)
@@ -122,7 +123,7 @@ async def create(name: str, *, uid: int, db: Sql, config: Config, chat: Any = No
     return {"family_id": family_id, "name": name, "world": me.world}
 
 
-async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any = None, **_: Any) -> dict[str, Any]:
+async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any = None, **_: Any) -> FamilyJoined:
     """Joins a family of the caller's world as a member; returns {"family_id", "name", "role"}.
     Raises family_not_found, wrong_world, already_in_family, family_full."""
     me = await player(db, uid)
@@ -145,7 +146,7 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
     return {"family_id": family_id, "name": family.name, "role": int(FamilyRole.MEMBER)}
 
 
-async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> dict[str, Any]:
+async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> FamilyLeft:
     """Leaves the caller's family; returns {"family_id", "disbanded"} (the last member's leaving disbands
     it). Raises not_in_family; forbidden for an owner with members left (hand over or disband first)."""
 
@@ -165,7 +166,7 @@ async def leave(*, uid: int, db: Sql, chat: Any = None, **_: Any) -> dict[str, A
     return {"family_id": family.family_id, "disbanded": disbanded}
 
 
-async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> dict[str, Any]:
+async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> FamilyDisbanded:
     """Dissolves the caller's family (owner only); returns {"family_id", "members"} (uids that were in it).
     The others get the push family.disbanded. Raises not_in_family, not_family_owner."""
 
@@ -183,7 +184,7 @@ async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) 
     return {"family_id": family.family_id, "members": uids}
 
 
-async def members(family_id: int | None = None, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def members(family_id: int | None = None, *, uid: int, db: Sql, **_: Any) -> FamilyInfo:
     """Returns {"family_id", "name", "world", "members": [{"uid", "name", "role"}]} of the caller's family
     or of ``family_id``, owner first. Raises not_in_family, family_not_found."""
     async with db.read() as conn:
@@ -205,7 +206,7 @@ async def members(family_id: int | None = None, *, uid: int, db: Sql, **_: Any) 
     }
 
 
-async def set_member_role(member: int, role: int, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def set_member_role(member: int, role: int, *, uid: int, db: Sql, **_: Any) -> RoleSet:
     """The owner gives ``member`` a role (FamilyRole); giving OWNER hands the family over and makes the
     caller an ELDER. Returns {"uid", "role"}. Raises not_in_family, not_family_owner, bad_request."""
     try:
@@ -228,7 +229,7 @@ async def set_member_role(member: int, role: int, *, uid: int, db: Sql, **_: Any
     return {"uid": member, "role": int(new_role)}
 
 
-async def kick(member: int, *, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> dict[str, Any]:
+async def kick(member: int, *, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) -> Kicked:
     """An elder or the owner removes a member of lower rank; returns {"uid"}. The member gets the push
     family.kicked. Raises not_in_family, forbidden."""
 

@@ -23,6 +23,7 @@ from modules.friends.links import (
     requests_to,
     unfriend,
 )
+from modules.friends.replies import Friend, FriendList, FriendRequested, FriendUid
 from modules.friends.settings import settings
 
 ACCEPTED = "friends.accepted"
@@ -51,7 +52,7 @@ class TooManyFriends(GameError):
 
 async def request(
     to: int, *, uid: int, db: Sql, config: Config, mail: MailStore, push: Push, **_: Any
-) -> dict[str, Any]:
+) -> FriendRequested:
     """Asks ``to`` to be friends; they get a mail (kind FRIEND_REQUEST, data {"from"}) and answer with
     friends.accept or friends.decline. If ``to`` had asked the caller already, this accepts instead.
     Returns {"to", "accepted", "mail_id"}. Raises player_not_found, already_friends, too_many_friends,
@@ -92,7 +93,7 @@ async def request(
     return {"to": to, "accepted": False, "mail_id": sent.mail_id}
 
 
-async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, **_: Any) -> dict[str, Any]:
+async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, **_: Any) -> Friend:
     """Accepts ``sender``'s request; returns {"uid", "name"} of the new friend, who gets the push
     friends.accepted. Raises friend_request_not_found, too_many_friends."""
     me = await player(db, uid)
@@ -107,21 +108,21 @@ async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, 
     return {"uid": sender, "name": (await names(db, [sender])).get(sender, "")}
 
 
-async def decline(sender: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
+async def decline(sender: int, *, uid: int, db: Sql, **_: Any) -> FriendUid:
     """Declines ``sender``'s request; returns {"uid"}. Raises friend_request_not_found."""
     if not await db.run(drop_request, sender, uid):
         raise FriendRequestNotFound()
     return {"uid": sender}
 
 
-async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> dict[str, int]:
+async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> FriendUid:
     """Ends a friendship, for both; returns {"uid"}. Raises not_friends."""
     if not await db.run(unfriend, uid, friend):
         raise NotFriends()
     return {"uid": friend}
 
 
-async def list_friends(*, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def list_friends(*, uid: int, db: Sql, **_: Any) -> FriendList:
     """Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller)."""
     async with db.read() as conn:
         mine = await friends_of(conn, uid)

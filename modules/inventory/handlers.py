@@ -8,6 +8,7 @@ from enums import ItemKind
 from gameserver.errors import BadRequest
 from gameserver.storage.sql import Sql
 from modules.inventory.items import counts, item_name, remove_items
+from modules.inventory.replies import Inventory, ItemLeft
 
 MAX_COUNT = 1_000_000_000
 
@@ -23,13 +24,13 @@ def _kind(item: int) -> ItemKind:
         raise BadRequest(f"item {item} is not an ItemKind") from None
 
 
-async def get(*, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def get(*, uid: int, db: Sql, **_: Any) -> Inventory:
     """Returns {"items": [{"item", "name", "count"}]}: what the caller owns, by ItemKind id."""
     async with db.read() as conn:
         return {"items": item_list(await counts(conn, uid))}
 
 
-async def discard(item: int, count: int, *, uid: int, db: Sql, **_: Any) -> dict[str, Any]:
+async def discard(item: int, count: int, *, uid: int, db: Sql, **_: Any) -> ItemLeft:
     """Throws away ``count`` of ``item``; returns {"item", "count"} left. Raises not_enough_items."""
     kind = _kind(item)
     if not 0 < count <= MAX_COUNT:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,6 +12,7 @@ from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.leaderboard.errors import NoScore, UnknownBoard
 from modules.leaderboard.queries import best_score, rank_of, save_best, score_of, top_scores
+from modules.leaderboard.replies import Rank, Submitted, Top
 from modules.leaderboard.settings import LeaderboardSettings, settings
 
 MAX_SCORE = 2**53 - 1  # the largest integer a JavaScript client reads exactly
@@ -20,7 +20,7 @@ MAX_SCORE = 2**53 - 1  # the largest integer a JavaScript client reads exactly
 
 async def submit(
     board: str, score: int, *, uid: int, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object
-) -> dict[str, Any]:
+) -> Submitted:
     """Record a score; the board keeps each player's best. Returns {"best", "improved"}; raises
     leaderboard_unknown_board."""
     _check_board(settings(config), board)
@@ -40,7 +40,7 @@ async def submit(
     return {"best": score if improved else best, "improved": improved}
 
 
-async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) -> dict[str, int]:
+async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) -> Rank:
     """The caller's best score and rank (1 = first). Returns {"score", "rank"}; raises
     leaderboard_unknown_board, leaderboard_no_score."""
     _check_board(settings(config), board)
@@ -50,9 +50,7 @@ async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) ->
     return {"score": score, "rank": await rank_of(db, board, score)}
 
 
-async def top(
-    board: str, limit: int = 10, *, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object
-) -> dict[str, Any]:
+async def top(board: str, limit: int = 10, *, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object) -> Top:
     """The ``limit`` best scores (at most ``max_top``), highest first, up to ``cache_ttl`` seconds old. Returns
     {"board", "scores": [{"uid", "score"}]}; raises leaderboard_unknown_board."""
     board_settings = settings(config)

@@ -20,6 +20,7 @@ from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.common import player
 from modules.inventory.items import add_items
+from modules.mail.replies import MailClaimed, MailFull, MailId, MailPage
 from modules.mail.settings import settings
 from modules.mail.tables import mail_claims
 
@@ -38,7 +39,7 @@ class NothingToClaim(GameError):
 
 async def list_mails(
     page: int = 0, size: int | None = None, *, uid: int, db: Sql, mail: MailStore, config: Config, **_: Any
-) -> dict[str, Any]:
+) -> MailPage:
     """Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",
     "total", "page", "size"}, newest first; ``page`` counts from 0."""
     size = settings(config).page_size if size is None else size
@@ -56,7 +57,7 @@ async def list_mails(
     }
 
 
-async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, Any]:
+async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailFull:
     """Returns the mail with its body and marks it read. Raises mail_not_found."""
     me = await player(db, uid)
     found = await mail.get(me.world, uid, mail_id, mark_seen=True)
@@ -64,7 +65,7 @@ async def read(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) ->
     return {**_shown(found, claimed), "body": found.body}
 
 
-async def delete(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, str]:
+async def delete(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailId:
     """Deletes the mail (an unclaimed gift goes with it); returns {"mail_id"}. Raises mail_not_found."""
     me = await player(db, uid)
     await mail.delete(me.world, uid, mail_id)
@@ -84,7 +85,7 @@ async def send(
     mail: MailStore,
     push: Push,
     **_: Any,
-) -> dict[str, str]:
+) -> MailId:
     """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full."""
     limits = config.mail
     subject, body = check_text(subject, body, max_subject=limits.max_subject, max_body=limits.max_body)
@@ -110,7 +111,7 @@ async def count_send(redis: Redis, key: str, rate: int, window: float) -> None:
         raise RateLimited(f"at most {rate} mails per {window:g} seconds")
 
 
-async def claim(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> dict[str, Any]:
+async def claim(mail_id: str, *, uid: int, db: Sql, mail: MailStore, **_: Any) -> MailClaimed:
     """Moves the mail's items into the inventory, once; returns {"mail_id", "items"}.
     Raises mail_not_found, nothing_to_claim, already_claimed."""
     me = await player(db, uid)

@@ -5,9 +5,10 @@ from typing import Any
 from gameserver.bus.sessions import Session
 from gameserver.errors import Unauthorized
 from gameserver.features.identity.revocations import Revocations
+from modules.auth.replies import Bound
 
 
-async def bind(token: str, *, session: Session, revocations: Revocations, **_: Any) -> dict[str, int]:
+async def bind(token: str, *, session: Session, revocations: Revocations, **_: Any) -> Bound:
     """Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token."""
     claims = revocations.authenticate(token)
     await revocations.confirm(claims)

@@ -111,5 +111,6 @@ def test_profiles_in_the_template_win_over_the_derived_values(tmp_path: Path) ->
     assert (one.config.gate.tcp_port, one.config.gate.ws_port, one.config.http.port) == (7001, 9881, 9000)
     assert one.config.log.file == "elsewhere.log"
     assert (two.config.gate.tcp_port, two.config.chat.tcp_port, two.config.http.port) == (10880, 10890, 10000)
-    assert two.config.log.file == str(Path("var/dev2/server.log"))
+    # Absolute: an instance restarted in a developer's checkout (restart --code) keeps its data and log here
+    assert two.config.log.file == str(Path("var/dev2/server.log").absolute())
     assert (two.config.server.node_id, two.config.redis.prefix) == ("dev2", "gs:dev2:")

@@ -74,7 +74,7 @@ async def test_connections_over_the_cap_are_closed_at_accept(
     listener = app.http
     clients = [await RawHttp.open(app) for _ in range(3)]
     await wait_until(lambda: len(listener.connections) == 3)
-    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.connection"):
         extra = [await RawHttp.open(app) for _ in range(2)]
         for client in extra:
             assert await client.closed()
@@ -101,7 +101,7 @@ async def test_connections_over_the_per_address_cap_are_closed_at_accept(
     counts = app.http.addresses.open
     clients = [await RawHttp.open(app) for _ in range(2)]
     await wait_until(lambda: counts == {"127.0.0.1": 2})
-    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.connection"):
         refused = await RawHttp.open(app)
         assert await refused.closed()
     assert "http: refusing 127.0.0.1:" in caplog.text and "2 connections open from 127.0.0.1" in caplog.text

@@ -30,7 +30,6 @@ from gameserver.dispatch.registry import handler
 from gameserver.errors import ConfigError
 from gameserver.features.jobs import BadJob, Jobs, Retry, every, job
 from gameserver.features.jobs.worker import GROUP
-from gameserver.features.reload import reloader_of
 from gameserver.storage.kv import open_redis
 from tests.clients import TcpClient
 from tests.server.support import wait_until
@@ -432,7 +431,7 @@ async def test_hot_reload_swaps_the_job_table(app_factory: Callable[..., Any], t
     write_package(root, name, HOT.format(test=__name__, version="one"))
     app: App = await app_factory(modules={"paths": [str(root)], "reload": True, "reload_poll": 60.0}, jobs=FAST)
     jobs: Jobs = app.resources.extra["jobs"]
-    reloader = reloader_of(app)
+    reloader = app.reloader
     assert reloader is not None
     await jobs.enqueue(f"{name}.work")
     await wait_until(lambda: len(runs("hot")) == 1)

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 def heartbeat_of(app: App) -> Heartbeat:
     """The app's registry heartbeat (its drain hook's owner)."""
-    for hook in app.drain_hooks:
+    for hook in app.on_drain:
         owner = getattr(hook, "__self__", None)
         if isinstance(owner, Heartbeat):
             return owner
@@ -145,7 +145,7 @@ async def test_a_graceful_stop_leaves_before_the_listeners_stop_accepting(
         seen["member"] = await redis.zscore(f"{prefix}nodes", "test")
         seen["serving"] = app.listeners["gate-tcp"].server is not None and app.listeners["gate-tcp"].server.is_serving()
 
-    app.drain_hooks.append(after_leaving)
+    app.on_drain.append(after_leaving)
     await app.stop()
     assert seen == {"entry": 0, "member": None, "serving": True}
     assert heartbeat_of(app).task is None

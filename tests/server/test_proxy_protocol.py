@@ -18,7 +18,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from gameserver.app import App
-from gameserver.drivers.listener import Connection, Listener
+from gameserver.drivers.connection import Connection
+from gameserver.drivers.listener import Listener
 from gameserver.errors import ConfigError
 from gameserver.features.identity.nonces import issue_nonce
 from gameserver.metrics import REGISTRY
@@ -80,7 +81,7 @@ async def test_the_per_address_cap_counts_the_named_client(gate: App, caplog: py
     port = gate.ports["gate-tcp"]
     first = await proxied_tcp(port, encode_v1(CLIENT, ("127.0.0.1", port)))
     assert (await first.call("sys.echo"))["ok"] is True
-    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.connection"):
         again = await proxied_tcp(port, encode_v2(("203.0.113.7", 40002), ("127.0.0.1", port)))
         assert await again.closed()
     assert "gate-tcp: refusing 203.0.113.7:40002: 1 connections open from 203.0.113.7" in caplog.text
@@ -123,7 +124,7 @@ async def test_a_bad_header_closes_that_connection_only(
     port = gate.ports["gate-tcp"]
     bystander = await proxied_tcp(port, encode_v1(("198.51.100.9", 1), ("127.0.0.1", port)))
     before = violations("gate-tcp")
-    with caplog.at_level(logging.INFO, logger="gameserver.drivers.listener"):
+    with caplog.at_level(logging.INFO, logger="gameserver.drivers.connection"):
         bad = await proxied_tcp(port, data)
         assert await bad.closed()
     assert f"gate-tcp: closing 127.0.0.1:{bad.writer.get_extra_info('sockname')[1]}: {message}" in caplog.text
@@ -195,7 +196,7 @@ async def test_the_websocket_listener_behind_a_stream_proxy(app_factory: Callabl
     with pytest.raises(InvalidMessage):  # closed before the upgrade: the cap counts the client, not the proxy
         await ws_as(("203.0.113.7", 40002))
     await first.close()
-    assert app.listeners["gate-tcp"].proxy_protocol is False  # gate.proxy_protocol is another setting
+    assert app.listeners["gate-tcp"].limits.proxy_protocol is False  # gate.proxy_protocol is another setting
 
 
 async def test_the_proxy_protocol_without_trusted_proxies_stops_start_up(app_factory: Callable[..., Any]) -> None:
@@ -218,7 +219,7 @@ async def test_a_websocket_behind_an_http_proxy_counts_as_its_forwarded_client(
     first = await ws_as("203.0.113.7")
     assert (await first.call("sys.echo"))["ok"] is True
     assert listener.by_address == {"203.0.113.7": 1}  # counted as the client, no longer as the proxy
-    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.listener"):
+    with caplog.at_level(logging.WARNING, logger="gameserver.drivers.connection"):
         with pytest.raises(InvalidStatus) as refused:
             await ws_as("203.0.113.7")
     assert refused.value.response.status_code == 503

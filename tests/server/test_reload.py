@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from gameserver.features.reload import Reloader, reloader_of
+from gameserver.features.reload import Reloader
 from tests.clients import WsClient, http_url
 
 INIT = """
@@ -79,7 +79,7 @@ async def edit(reloader: Reloader, change: Callable[[], None], timeout: float = 
 
 async def start(app_factory: Callable[..., Any], root: Path) -> tuple[App, Reloader]:
     app: App = await app_factory(modules={"paths": [str(root)], "reload": True, "reload_poll": 0.02})
-    reloader = reloader_of(app)
+    reloader = app.reloader
     assert reloader is not None
     return app, reloader
 
@@ -190,7 +190,7 @@ async def test_new_and_removed_packages(app_factory: Callable[..., Any], hot: Pa
 
 
 async def test_reload_is_off_unless_asked(app: App) -> None:
-    assert reloader_of(app) is None
+    assert app.reloader is None
 
 
 LIFECYCLE = """
@@ -257,7 +257,7 @@ async def test_a_package_under_modules_is_reloaded_in_place(
     builtin.write("one")
     monkeypatch.setattr(modules, "__path__", [*modules.__path__, str(builtin.root)])
     app: App = await app_factory(modules={"reload": True, "reload_poll": 0.02})
-    reloader = reloader_of(app)
+    reloader = app.reloader
     assert reloader is not None
     client = await WsClient.open(app.ports["ws"])
     assert (await client.call(f"{builtin.name}.version"))["data"] == "one"

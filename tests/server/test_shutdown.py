@@ -1,4 +1,4 @@
-"""Graceful shutdown (PROTOCOL.md, "Shutdown"): stop accepting, answer what was received, close 1001."""
+"""Graceful shutdown (PROTOCOL.md, "Shutdown"): stop accepting and reading, answer what was running, close 1001."""
 
 from __future__ import annotations
 
@@ -71,10 +71,13 @@ async def test_stop_returns_within_the_grace_despite_a_stuck_request(running: Ap
     await in_flight(running, 1)
     async with asyncio.timeout(GRACE + 0.5):  # the grace, and a margin for closing the resources
         await running.stop()
-    assert await client.recv() == {
+    assert await client.recv() == {  # it may have been applied: not `unavailable`, which says nothing was done
         "id": 1,
         "ok": False,
-        "error": {"code": "unavailable", "message": "the server is shutting down"},
+        "error": {
+            "code": "outcome_unknown",
+            "message": "the server stopped before the request finished; it may have been applied",
+        },
     }
     assert await client.closed()
     assert await ws.close_code() == 1001
@@ -87,16 +90,38 @@ async def test_listeners_stop_accepting(running: App) -> None:
         await TcpClient.open(port)
 
 
-async def test_requests_received_while_draining_are_answered(running: App) -> None:
+async def test_requests_sent_after_the_shutdown_began_are_not_run(running: App) -> None:
     client = await TcpClient.open(running.ports["gate-tcp"])
     client.send({"id": 1, "fn": "testkit.sleep", "args": {"seconds": 0.2}})
     await in_flight(running, 1)
+    added = running.table["testkit.add"].stats
+    before = added.ok + sum(added.errors.values())
     stop = asyncio.create_task(running.stop())
     await wait_until(lambda: running._stopping.is_set())
-    client.send({"id": 2, "fn": "sys.echo", "args": {"late": True}})
-    replies = [await client.recv(), await client.recv()]
-    assert sorted(reply["id"] for reply in replies) == [1, 2]
-    assert await client.closed()
+    client.send({"id": 2, "fn": "testkit.add", "args": {"a": 1}})
+    assert await client.recv() == {"id": 1, "ok": True, "data": 0.2}
+    assert await client.closed()  # after its last reply, with request 2 unread: never run, never answered
+    await stop
+    assert added.ok + sum(added.errors.values()) == before
+
+
+async def test_the_drain_closes_idle_connections_at_once_and_busy_ones_after_their_reply(
+    config_factory: Callable[..., Config],
+) -> None:
+    app = App(config_factory(server={"shutdown_grace": 30.0}, modules={"paths": [FIXTURE_MODULES]}))
+    await app.start()
+    busy = await TcpClient.open(app.ports["gate-tcp"])
+    idle = await TcpClient.open(app.ports["gate-tcp"])
+    idle_ws = await RawWebSocket.open(app.ports["ws"])
+    assert (await idle.call("sys.echo"))["ok"] is True
+    busy.send({"id": 1, "fn": "testkit.sleep", "args": {"seconds": 1.0}})
+    await in_flight(app, 1)
+    stop = asyncio.create_task(app.stop())
+    assert await idle.closed()
+    assert await idle_ws.close_code() == 1001
+    assert app.dispatcher is not None and app.dispatcher.inflight == 1  # the busy one still runs meanwhile
+    assert await busy.recv() == {"id": 1, "ok": True, "data": 1.0}
+    assert await busy.closed()
     await stop
 
 

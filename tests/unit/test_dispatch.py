@@ -136,6 +136,18 @@ async def loses_a_cancel() -> None:
     await asyncio.Event().wait()
 
 
+release = asyncio.Event()  # (created outside a loop: Python 3.10+ binds it on first use)
+
+
+async def ignores_cancel() -> None:
+    """Swallows every cancel until ``release`` is set: a handler stuck in a thread (SQLite's busy wait)."""
+    while not release.is_set():
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            pass
+
+
 async def echo(*, args: dict[str, Any]) -> dict[str, Any]:
     return args
 
@@ -158,7 +170,10 @@ HANDLERS: dict[str, Handler] = {
     "t.stray_cancel": Handler(stray_cancel, login=False),
     "t.loses_a_cancel": Handler(loses_a_cancel, login=False, timeout=60),
     "t.echo": Handler(echo, login=False, any_args=True),
+    "t.ignores_cancel": Handler(ignores_cancel, login=False, timeout=60),
 }
+
+OUTCOME_UNKNOWN = "the server stopped before the request finished; it may have been applied"
 
 MakeDispatcher = Callable[..., Dispatcher]
 
@@ -181,7 +196,7 @@ async def make_dispatcher() -> AsyncIterator[MakeDispatcher]:
 
     yield make
     for dispatcher in made:
-        await dispatcher.cancel_all()
+        await dispatcher.cancel_all(5.0)
 
 
 @pytest.fixture
@@ -344,7 +359,7 @@ async def test_overloaded_at_max_inflight(make_dispatcher: MakeDispatcher) -> No
     assert await call(dispatcher, {"id": 3, "fn": "t.add", "args": {"a": 1}}) == error(
         3, "overloaded", "server overloaded, retry later"
     )
-    await dispatcher.cancel_all()
+    await dispatcher.cancel_all(5.0)
     assert dispatcher.inflight == 0
     assert (await call(dispatcher, {"id": 4, "fn": "t.add", "args": {"a": 1}}))["ok"] is True
 
@@ -363,7 +378,7 @@ async def test_deadline_of_one_request_spares_the_others(dispatcher: Dispatcher)
     dispatcher.dispatch({"id": 1, "fn": "t.wait"}, session, Format.MSGPACK)
     assert (await call(dispatcher, {"id": 2, "fn": "t.hang"}, session))["error"]["code"] == "timeout"
     assert dispatcher.inflight == 1
-    await dispatcher.cancel_all()
+    await dispatcher.cancel_all(5.0)
     assert (await session.reply())["id"] == 1
 
 
@@ -435,22 +450,42 @@ async def test_other_database_errors_are_bugs(dispatcher: Dispatcher) -> None:
     assert await call(dispatcher, {"id": 1, "fn": "t.mysql_syntax"}) == error(1, "internal", INTERNAL_MESSAGE)
 
 
+async def test_a_request_after_the_shutdown_began_is_answered_unavailable_and_not_run(dispatcher: Dispatcher) -> None:
+    session = RecordingSession()
+    dispatcher.stop_taking()
+    dispatcher.dispatch({"id": 1, "fn": "t.wait"}, session, Format.MSGPACK)
+    assert await session.reply() == error(1, "unavailable", "the server is shutting down; the request was not run")
+    assert dispatcher.inflight == 0
+
+
 async def test_shutdown_cancels_with_a_reply_and_propagates(dispatcher: Dispatcher) -> None:
     session = RecordingSession()
     dispatcher.dispatch({"id": 1, "fn": "t.wait"}, session, Format.MSGPACK)
     (task,) = list(dispatcher._deadlines)
-    await dispatcher.cancel_all()
-    assert await session.reply() == error(1, "unavailable", "the server is shutting down")
+    await dispatcher.cancel_all(5.0)
+    assert await session.reply() == error(1, "outcome_unknown", OUTCOME_UNKNOWN)
     assert task.cancelled()  # CancelledError is not swallowed
     assert dispatcher.inflight == 0 and await dispatcher.drain(0)
+
+
+async def test_cancel_all_returns_within_its_timeout_and_leaves_a_handler_that_will_not_end(
+    dispatcher: Dispatcher,
+) -> None:
+    session = RecordingSession()
+    dispatcher.dispatch({"id": 1, "fn": "t.ignores_cancel"}, session, Format.MSGPACK)
+    (task,) = list(dispatcher._deadlines)
+    await dispatcher.cancel_all(0.2)  # the handler swallows every cancel: cancel_all must not wait for it
+    assert not task.done() and dispatcher.inflight == 0 and await dispatcher.drain(0)
+    release.set()
+    await task
 
 
 async def test_shutdown_cancels_again_a_handler_that_lost_the_cancel(dispatcher: Dispatcher) -> None:
     session = RecordingSession()
     dispatcher.dispatch({"id": 1, "fn": "t.loses_a_cancel"}, session, Format.MSGPACK)
     async with asyncio.timeout(10):  # a lost cancel waited on forever before; this bounds the failure, not the speed
-        await dispatcher.cancel_all()
-    assert await session.reply() == error(1, "unavailable", "the server is shutting down")
+        await dispatcher.cancel_all(5.0)
+    assert await session.reply() == error(1, "outcome_unknown", OUTCOME_UNKNOWN)
     assert dispatcher.inflight == 0
 
 

@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from importlib import resources as package_files
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from gameserver import __version__, metrics
 from gameserver.config import Config
+from gameserver.features.configserver import GameData
 from gameserver.features.console.logring import LogRing
-from gameserver.features.reload import reloader_of
-
-if TYPE_CHECKING:
-    from gameserver.app import App
+from gameserver.features.lifespan import Contribution, Process
+from gameserver.features.reload import Reloader
 
 log = logging.getLogger("gameserver.features.console")
 
@@ -84,7 +85,23 @@ def _gameserver_samples() -> dict[str, float]:
     return samples
 
 
-def routes(app: App, ring: LogRing) -> list[web.RouteDef]:
+class Server(Process, Protocol):
+    """What the console shows of the running process."""
+
+    @property
+    def ws_paths(self) -> Sequence[str]: ...
+
+    @property
+    def http_paths(self) -> Sequence[str]: ...
+
+    def health(self) -> Awaitable[tuple[bool, dict[str, Any]]]: ...
+
+    def functions(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def routes(
+    app: Server, config: Config, ring: LogRing, game: GameData | None, reloader: Reloader | None
+) -> list[web.RouteDef]:
     async def page(request: web.Request) -> web.Response:
         name = request.match_info.get("name", "index.html")
         if name not in STATIC:
@@ -96,11 +113,11 @@ def routes(app: App, ring: LogRing) -> list[web.RouteDef]:
             {
                 "version": __version__,
                 "node": app.node,
-                "profile": app.config.profile,
+                "profile": config.profile,
                 "roles": list(app.roles),
-                "ports": app.ports,
-                "ws_paths": sorted(app.ws_routes),
-                "http_routes": sorted({route.path for route in app.http_routes}),
+                "ports": dict(app.ports),
+                "ws_paths": sorted(app.ws_paths),
+                "http_routes": sorted(set(app.http_paths)),
             }
         )
 
@@ -109,14 +126,12 @@ def routes(app: App, ring: LogRing) -> list[web.RouteDef]:
 
     async def status(request: web.Request) -> web.Response:
         healthy, details = await app.health()
-        reloader = reloader_of(app)
-        game = app.resources.extra.get("game")
         return web.json_response(
             {
                 "status": "ok" if healthy else "unhealthy",
                 **details,
                 **_totals(),
-                "functions": len(app.table),
+                "functions": len(app.functions()),
                 "reload": reloader.describe() if reloader is not None else {"enabled": False},
                 "game_config": game.describe() if game is not None else None,
                 "metrics": _gameserver_samples(),
@@ -141,19 +156,20 @@ def routes(app: App, ring: LogRing) -> list[web.RouteDef]:
     ]
 
 
-async def setup(app: App) -> None:
-    """Serve the console (when :func:`console_enabled`) and start keeping recent log lines for it."""
-    config = app.config
+@asynccontextmanager
+async def lifespan(
+    config: Config, server: Server, *, game: GameData | None, reloader: Reloader | None
+) -> AsyncIterator[Contribution]:
+    """Serve the console (when :func:`console_enabled`) and keep recent log lines for it meanwhile."""
     if not console_enabled(config):
+        yield Contribution()
         return
     ring = LogRing(config.console.log_lines)
     root = logging.getLogger()
     root.addHandler(ring)
-
-    async def stop() -> None:
-        root.removeHandler(ring)
-
-    app.shutdown_hooks.append(stop)
-    app.http_routes.extend(routes(app, ring))
     if not is_loopback(config.server.host):
         log.warning("play-test console enabled on %s: it shows logs and every function", config.server.host)
+    try:
+        yield Contribution(http_routes=routes(server, config, ring, game, reloader))
+    finally:
+        root.removeHandler(ring)

@@ -1,6 +1,6 @@
-"""The auth feature's set-up (``FEATURES`` in ``gameserver/app.py``).
+"""The auth feature's lifespan (composed in ``gameserver/app.py``).
 
-Every process checks tokens: it loads the secret and sets ``app.authenticate`` (the dispatcher's login check:
+Every process checks tokens: it loads the secret and yields the dispatcher's login check (``authenticate``:
 signature, expiry, revocations known here), the ``tokens`` and ``revocations`` resources (``session.bind`` uses
 them), and starts hearing revocations once the tables exist. A process with the ``auth`` role also serves
 accounts: the ``auth`` resource behind the ``auth.*`` gate functions and the ``/auth/*`` HTTP routes.
@@ -8,8 +8,17 @@ accounts: the ``auth`` resource behind the ``auth.*`` gate functions and the ``/
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from redis.asyncio import Redis
+
+from gameserver.bus.local import Bus
+from gameserver.bus.sessions import Sessions
+from gameserver.config import AuthConfig
+from gameserver.dispatch.dispatcher import Authenticate
 from gameserver.features.identity.passwords import Passwords
 from gameserver.features.identity.revocations import Revocations
 from gameserver.features.identity.routes import auth_routes
@@ -17,46 +26,67 @@ from gameserver.features.identity.secret import load_secret
 from gameserver.features.identity.service import AuthService
 from gameserver.features.identity.throttle import LoginThrottle, RegistrationThrottle
 from gameserver.features.identity.tokens import Tokens
+from gameserver.features.lifespan import Contribution
+from gameserver.keys import Keys
+from gameserver.storage.sql import Sql
 
-if TYPE_CHECKING:
-    from gameserver.app import App
+
+@dataclass
+class Identity(Contribution):
+    tokens: Tokens = field(kw_only=True)
+    revocations: Revocations = field(kw_only=True)
+
+    @property
+    def authenticate(self) -> Authenticate:
+        """The dispatcher's login check: signature, expiry, the revocations known here."""
+        return self.revocations.authenticate
 
 
-async def setup(app: App) -> None:
-    """Load the token secret (ConfigError if it is too short) and, with the ``auth`` role, serve accounts."""
-    config = app.config.auth
-    resources = app.resources
-    secret = load_secret(config, app.config.data_path)
+@asynccontextmanager
+async def lifespan(
+    config: AuthConfig,
+    data_path: Path,
+    *,
+    db: Sql,
+    redis: Redis,
+    keys: Keys,
+    sessions: Sessions,
+    bus: Bus,
+    serve_accounts: bool,
+) -> AsyncIterator[Identity]:
+    """Load the token secret (ConfigError if it is too short) and, with ``serve_accounts`` (the ``auth`` role),
+    serve accounts."""
+    secret = load_secret(config, data_path)
     tokens = Tokens(secret, issuer=config.issuer, ttl=config.token_ttl, max_age=config.session_max_age)
-    revocations = Revocations(
-        tokens, db=resources.db, sessions=resources.sessions, bus=resources.bus, keys=resources.keys
-    )
-    app.authenticate = revocations.authenticate
-    resources.extra["tokens"] = tokens
-    resources.extra["revocations"] = revocations
-    app.listen_hooks.append(revocations.start)  # after the tables are created, before clients connect
-    app.shutdown_hooks.append(revocations.stop)
-    if "auth" not in app.roles:
-        return
-    throttle = LoginThrottle(
-        resources.redis,
-        resources.keys,
-        max_user=config.max_failures_user,
-        max_addr=config.max_failures_addr,
-        window=config.failure_window,
-    )
-    service = AuthService(
-        config=config,
-        db=resources.db,
-        redis=resources.redis,
-        keys=resources.keys,
+    revocations = Revocations(tokens, db=db, sessions=sessions, bus=bus, keys=keys)
+    identity = Identity(
+        resources={"tokens": tokens, "revocations": revocations},
+        on_listen=[revocations.start],  # after the tables are created, before clients connect
         tokens=tokens,
-        passwords=Passwords.from_config(config),
-        throttle=throttle,
-        registrations=RegistrationThrottle(
-            resources.redis, resources.keys, limit=config.register_limit, window=config.register_window
-        ),
         revocations=revocations,
     )
-    resources.extra["auth"] = service
-    app.http_routes.extend(auth_routes(service))
+    if serve_accounts:
+        throttle = LoginThrottle(
+            redis,
+            keys,
+            max_user=config.max_failures_user,
+            max_addr=config.max_failures_addr,
+            window=config.failure_window,
+        )
+        service = AuthService(
+            config=config,
+            db=db,
+            redis=redis,
+            keys=keys,
+            tokens=tokens,
+            passwords=Passwords.from_config(config),
+            throttle=throttle,
+            registrations=RegistrationThrottle(redis, keys, limit=config.register_limit, window=config.register_window),
+            revocations=revocations,
+        )
+        identity.resources["auth"] = service
+        identity.http_routes.extend(auth_routes(service))
+    try:
+        yield identity
+    finally:
+        await revocations.stop()

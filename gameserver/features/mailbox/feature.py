@@ -1,31 +1,28 @@
-"""The mail feature's set-up (``FEATURES`` in ``gameserver/app.py``).
+"""The mail feature's lifespan (composed in ``gameserver/app.py``), in a process with the ``worker`` role.
 
-A process with the ``worker`` role opens the mail store (``mail.root``, default ``<data_dir>/mail``), hands
-it to handlers as the ``mail`` resource and serves the admin routes ``POST /mail/send`` and ``POST /mail/broadcast``
-(which enqueues background jobs through the ``jobs`` resource).
+It opens the mail store (``mail.root``, default ``<data_dir>/mail``), hands it to handlers as the ``mail``
+resource and serves the admin routes ``POST /mail/send`` and ``POST /mail/broadcast`` (which enqueue background
+jobs: it takes the jobs feature's :class:`~gameserver.features.jobs.queue.Jobs`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+from gameserver.bus.local import Bus
+from gameserver.config import MailConfig
+from gameserver.features.jobs.queue import Jobs
+from gameserver.features.lifespan import Contribution
 from gameserver.features.mailbox.admin import admin_routes
 from gameserver.features.mailbox.store import MailStore
-
-if TYPE_CHECKING:
-    from gameserver.app import App
+from gameserver.storage.sql import Sql
 
 
-async def setup(app: App) -> None:
-    if "worker" not in app.roles:
-        return
-    resources = app.resources
-    store = MailStore(app.config.mail_path, max_messages=app.config.mail.max_messages)
+@asynccontextmanager
+async def lifespan(config: MailConfig, root: Path, *, db: Sql, bus: Bus, jobs: Jobs) -> AsyncIterator[Contribution]:
+    store = MailStore(root, max_messages=config.max_messages)
     store.root.mkdir(parents=True, exist_ok=True)
-    resources.extra["mail"] = store
-
-    def push(uid: int, event: str, data: object) -> None:
-        resources.bus.push(uid, event, data)  # looked up per call: the bus may be swapped for a Redis one
-
-    jobs = resources.extra["jobs"]  # the jobs feature comes first (FEATURES)
-    app.http_routes.extend(admin_routes(config=app.config.mail, db=resources.db, store=store, push=push, jobs=jobs))
+    routes = admin_routes(config=config, db=db, store=store, push=bus.push, jobs=jobs)
+    yield Contribution(resources={"mail": store}, http_routes=routes)

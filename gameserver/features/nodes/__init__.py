@@ -7,6 +7,6 @@ registry".
 - :mod:`store`: the entries in Redis: write one (a heartbeat), remove one, read the live ones.
 - :mod:`heartbeat`: a process's refresh loop, from its first listener accepting to its drain.
 - :mod:`routes`: ``GET /nodes`` and ``GET /nodes/pick``.
-- :mod:`feature`: the set-up every process runs (``FEATURES`` in ``gameserver/app.py``).
+- :mod:`feature`: the set-up every process runs (its lifespan, composed in ``gameserver/app.py``).
 - :mod:`command`: ``gameserver nodes``.
 """

@@ -1,9 +1,9 @@
 """A process's entry in the node registry, kept fresh from its listeners' first accept until its drain.
 
-The first heartbeat runs as start-up ends (``app.ready_hooks``), so that a started app is listed; then one every
+The first heartbeat runs as start-up ends (the feature's ``on_ready``), so that a started app is listed; then one every
 ``nodes.heartbeat`` seconds, each live for ``nodes.ttl``. A Redis that is down or hangs costs a warning when it
 goes and a line when it is back (the entry is then written again whole): never a crash or a line per beat. On a
-graceful stop the entry goes first (``app.drain_hooks``), before the listeners stop accepting.
+graceful stop the entry goes first (its ``on_drain``), before the listeners stop accepting.
 """
 
 from __future__ import annotations
