@@ -34,7 +34,7 @@ from gameserver.bus.local import LocalBus
 from gameserver.config import Config
 from gameserver.dispatch.dispatcher import Dispatcher
 from gameserver.dispatch.functions import Functions
-from gameserver.dispatch.registry import Entry, discover
+from gameserver.dispatch.registry import Entry, discover, settings_of
 from gameserver.drivers.connection import Driver, Limits
 from gameserver.drivers.forwarded import parse_networks
 from gameserver.drivers.gate import GateContext, gate_driver, gate_endpoint
@@ -51,6 +51,7 @@ from gameserver.features.mailbox.feature import lifespan as mail_lifespan
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
 from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
+from gameserver.storage.migrate import Schema
 
 log = logging.getLogger("gameserver.app")
 
@@ -196,7 +197,10 @@ class App:
             )
         await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))
         modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
-        await res.db.start()  # creates the tables, or defers them while the db is down
+        # The modules' [modules.<name>] sections, checked now that their SETTINGS are known.
+        config = self.config = res.config = config.bind_modules(settings_of(modules), ignored=config.modules.disabled)
+        # Upgrades the schema (embedded server) or checks it (db.migrate), or defers that while the db is down.
+        await res.db.start(Schema.of(modules, config.db.migrate).prepare)
         if worker:
 
             def dispatcher(table: dict[str, Entry]) -> Dispatcher:

@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | nodes | jobs | enums export | sdk``: the command line."""
+"""``gameserver run | check-config | migrate | client | instances | nodes | jobs | enums | sdk``: the command line."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     _jobs_parser(commands)
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
+    migrate = commands.add_parser(
+        "migrate", help="upgrade the database schema to this release (the core's and every module's revisions)"
+    )
+    _config_args(migrate)
+    migrate.add_argument("--check", action="store_true", help="change nothing; exit 1 if revisions are pending")
+    migrate.add_argument("--new", metavar="MODULE", help="write an empty revision into MODULE's migrations/ folder")
+    migrate.add_argument("--message", "-m", default="", help="the new revision's message (with --new)")
     enums = commands.add_parser("enums", help="the shared enums for client code")
     enums_commands = enums.add_subparsers(dest="enums_command", required=True)
     export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
@@ -158,12 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gameserver: config error: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        try:
+            config = bind_modules(config)
+        except ConfigError as exc:
+            print(f"gameserver: config error: {exc}", file=sys.stderr)
+            return 2
         print(
             json.dumps(
                 {"source": config.source, "profile": config.profile, **as_dict(config, mask_secrets=True)}, indent=2
             )
         )
         return 0
+    if args.command == "migrate":
+        return migrate(config, check=args.check, new=args.new, message=args.message)
     if args.command == "nodes":
         from gameserver.features.nodes import command
 
@@ -186,6 +200,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return client.main(config, url=args.url, http=args.http_url, timeout=args.timeout)
     return run(config)
+
+
+def bind_modules(config: Config) -> Config:
+    """``config`` with the loaded modules' sections checked (importing the modules, as start-up does).
+
+    Raises:
+        ConfigError: a module section or a module is wrong.
+    """
+    from gameserver.dispatch.registry import discover, settings_of
+
+    modules = discover(config.modules.paths, config.modules.disabled)
+    return config.bind_modules(settings_of(modules), ignored=config.modules.disabled)
+
+
+def migrate(config: Config, *, check: bool, new: str | None, message: str) -> int:
+    """``gameserver migrate``: upgrade (or with ``check``, report) the schema; ``new``: start a module's revision."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from gameserver.dispatch.registry import discover, settings_of
+    from gameserver.storage.migrate import Schema, new_revision
+    from gameserver.storage.sql import Sql, short_error
+
+    try:
+        modules = discover(config.modules.paths, config.modules.disabled)
+        config = config.bind_modules(settings_of(modules), ignored=config.modules.disabled)
+    except ConfigError as exc:
+        print(f"gameserver: config error: {exc}", file=sys.stderr)
+        return 2
+    schema = Schema.of(modules)
+    if new:
+        if new not in modules:
+            print(f"gameserver: migrate --new: no loaded module {new}", file=sys.stderr)
+            return 2
+        folder = Path(modules[new].__file__ or "").parent / "migrations"
+        script = new_revision(
+            new, folder, message or "change", db_folders=list(dict.fromkeys([*schema.folders, folder]))
+        )
+        print(f"gameserver: wrote {script.path}", file=sys.stderr)
+        return 0
+
+    async def go() -> int:
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        db = Sql.open(config.db, config.data_path)
+        try:
+            if check:
+                status = await schema.status(db)
+                if status.pending:
+                    print(f"gameserver: {len(status.pending)} revisions pending: {', '.join(status.pending)}")
+                    return 1
+                print(f"gameserver: schema at head ({', '.join(status.current)})")
+                return 0
+            applied = await schema.upgrade(db)
+            status = await schema.status(db)
+            done = f"applied {', '.join(applied)}" if applied else "nothing to apply"
+            print(f"gameserver: schema at head ({', '.join(status.current)}): {done}")
+            return 0
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(go())
+    except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+        print(f"gameserver: migrate: {short_error(exc)}", file=sys.stderr)
+        return 1
 
 
 def run_instances(args: argparse.Namespace) -> int:

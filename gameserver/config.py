@@ -4,6 +4,12 @@ Layers, later ones win: the defaults below, the file, the file's ``[profiles.<na
 one base config, each developer overriding only what differs), ``GAMESERVER_<SECTION>__<KEY>`` environment
 variables, then command-line overrides. Unknown keys and bad values raise :class:`ConfigError` naming the
 key in full (``gate.tcp_port``). Code receives one finished, read-only :class:`Config`.
+
+Game modules own their settings: a module's ``__init__.py`` names a dataclass of :func:`setting` fields as
+``SETTINGS``, and its section is ``[modules.<name>]``. The file is read before the modules are imported, so
+:func:`load` keeps those sections as they were written and :meth:`Config.bind_modules` checks them against the
+modules' dataclasses at start-up (and in ``check-config``), with the same errors as core sections; a handler reads
+its module's section with ``config.module("leaderboard", LeaderboardSettings)``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gameserver.errors import ConfigError
+
+S = TypeVar("S")
 
 ENV_PREFIX = "GAMESERVER_"
 ROLES = ("gate", "chat", "auth", "worker")
@@ -27,6 +35,7 @@ BUSES = ("auto", "local", "redis")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
+MIGRATE_MODES = ("auto", "upgrade", "check", "off")  # db.migrate: what start-up does with the schema
 LISTENERS = ("gate-tcp", "ws", "chat-tcp", "http")  # the listeners' names in app.ports, metrics and the node registry
 
 
@@ -111,6 +120,7 @@ class ChatConfig:
 class WorkerConfig:
     timeout: float = setting(10.0, min=0.001)
     max_inflight: int = setting(10_000, min=1)
+    idempotency_ttl: float = setting(86400.0, min=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +169,7 @@ class DbConfig:
     retries: int = setting(3, min=0, max=10)
     retry_delay: float = setting(0.05, min=0)
     echo: bool = setting(False)
+    migrate: str = setting("auto", choices=MIGRATE_MODES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,35 +247,27 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class MailConfig:
+    """The mailbox feature (Maildir store, ``POST /mail/*``); the ``mail.*`` functions' own settings are in
+    ``[modules.mail]``."""
+
     root: str = setting("")
     admin_key: str = setting("", secret=True)
-    page_size: int = setting(20, min=1, max=100)
     max_subject: int = setting(100, min=1, max=1000)
     max_body: int = setting(4000, min=1, max=60_000)
     max_items: int = setting(20, min=1, max=1000)
-    send_rate: int = setting(10, min=1)
-    send_window: float = setting(60.0, min=1)
     max_messages: int = setting(500, min=1)
-    broadcast_batch: int = setting(500, min=1, max=100_000)
 
 
-@dataclass(frozen=True, slots=True)
-class FamilyConfig:
-    min_name: int = setting(2, min=1, max=64)
-    max_name: int = setting(16, min=1, max=64)
-    max_members: int = setting(30, min=1)
-
-
-@dataclass(frozen=True, slots=True)
-class FriendsConfig:
-    max_friends: int = setting(100, min=1)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderboardConfig:
-    boards: tuple[str, ...] = setting(("global",))
-    max_top: int = setting(100, min=1, max=1000)
-    cache_ttl: float = setting(5.0, min=0.001)
+MOVED = {
+    "family": "modules.family",
+    "friends": "modules.friends",
+    "leaderboard": "modules.leaderboard",
+    "mail.page_size": "modules.mail.page_size",
+    "mail.send_rate": "modules.mail.send_rate",
+    "mail.send_window": "modules.mail.send_window",
+    "mail.broadcast_batch": "modules.mail.broadcast_batch",
+}
+"""Settings that moved into a module's section: an old config names the new place instead of "unknown"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,15 +297,18 @@ class Config:
     modules: ModulesConfig = field(default_factory=ModulesConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     chat: ChatConfig = field(default_factory=ChatConfig)
-    family: FamilyConfig = field(default_factory=FamilyConfig)
-    friends: FriendsConfig = field(default_factory=FriendsConfig)
-    leaderboard: LeaderboardConfig = field(default_factory=LeaderboardConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
     profile: str = ""
     source: str = ""
+    # Plain dicts (dataclasses.asdict copies a Config), read-only by convention as the rest.
+    module_sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """``[modules.<name>]`` as written (file, profile, environment, overrides), before :meth:`bind_modules`."""
+    module_settings: Mapping[str, Any] = field(default_factory=dict)
+    """The checked sections by module name, once :meth:`bind_modules` has seen the modules' ``SETTINGS``."""
+    _built: dict[tuple[str, type], Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def data_path(self) -> Path:
@@ -320,8 +326,55 @@ class Config:
         return Path(self.mail.root) if self.mail.root else self.data_path / "mail"
 
     def replace(self, **sections: Any) -> Config:
-        """A copy with whole sections or single keys changed: ``replace(gate={"tcp_port": 0})``."""
-        return build(merge(as_dict(self), sections), profile=self.profile, source=self.source)
+        """A copy with whole sections or single keys changed: ``replace(gate={"tcp_port": 0})``, a module's
+        ``replace(modules={"mail": {"send_rate": 2}})``; bound module sections are checked again."""
+        fresh = build(merge(as_dict(self), sections), profile=self.profile, source=self.source)
+        if not self.module_settings:
+            return fresh
+        return fresh.bind_modules({name: type(value) for name, value in self.module_settings.items()})
+
+    def bind_modules(self, declared: Mapping[str, type[Any] | None], *, ignored: Iterable[str] = ()) -> Config:
+        """A copy whose ``[modules.<name>]`` sections are checked against the modules' settings dataclasses.
+
+        Args:
+            declared: each loaded module's ``SETTINGS`` dataclass by name (None: the module has no settings).
+            ignored: module names whose sections may stay unchecked (``modules.disabled``: not loaded).
+
+        Raises:
+            ConfigError: a section of no loaded module, a section for a module without settings, an unknown key
+                or a bad value, named in full (``modules.mail.page_size``).
+        """
+        ignored = set(ignored)
+        for name in self.module_sections:
+            if name in ignored:
+                continue
+            if name not in declared:
+                known = ", ".join(sorted(n for n, cls in declared.items() if cls is not None)) or "none"
+                raise ConfigError(f"modules.{name}: no loaded module {name} (modules with settings: {known})")
+            if declared[name] is None:
+                raise ConfigError(f"modules.{name}: module {name} declares no SETTINGS")
+        built = {
+            name: _build_section(cls, self.module_sections.get(name, {}), f"modules.{name}")
+            for name, cls in declared.items()
+            if cls is not None
+        }
+        return dataclasses.replace(self, module_settings=built, _built={})
+
+    def module(self, name: str, cls: type[S]) -> S:
+        """The ``[modules.<name>]`` section as ``cls`` (the module's ``SETTINGS``): checked at start-up by
+        :meth:`bind_modules`; on a config that was not bound (a unit test's ``Config()``) built on first use.
+
+        Raises:
+            ConfigError: an unbound section with an unknown key or a bad value.
+        """
+        value = self.module_settings.get(name)
+        if type(value) is cls:
+            return value
+        key = (name, cls)
+        value = self._built.get(key)
+        if value is None:
+            value = self._built[key] = _build_section(cls, self.module_sections.get(name, {}), f"modules.{name}")
+        return value  # type: ignore[no-any-return]
 
 
 def load(
@@ -371,23 +424,41 @@ def load(
         data = merge(data, profiles[profile])
     data = merge(data, _from_env(env))
     for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.partition(".")
-        data = merge(data, {section: {key: value}})
+        data = merge(data, _nested(dotted.split("."), value))
     return build(data, profile=profile, source=source)
+
+
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}
 
 
 def build(data: Mapping[str, Any], *, profile: str = "", source: str = "") -> Config:
     sections = {f.name: f for f in dataclasses.fields(Config) if dataclasses.is_dataclass(f.default_factory)}
     for name in data:
         if name not in sections:
+            if name in MOVED:
+                raise ConfigError(f"{name}: moved to [{MOVED[name]}] (the module owns its settings)")
             raise ConfigError(f"{name}: unknown section (known: {', '.join(sections)})")
     built = {}
+    module_sections: dict[str, Mapping[str, Any]] = {}
     for name, f in sections.items():
         section = data.get(name, {})
         if not isinstance(section, Mapping):
             raise ConfigError(f"{name}: expected a table")
+        if name == "modules":
+            core = {field.name for field in dataclasses.fields(ModulesConfig)}
+            module_sections = {k: v for k, v in section.items() if k not in core and isinstance(v, Mapping)}
+            for module in module_sections:
+                if not module.isidentifier():
+                    raise ConfigError(f"modules.{module}: not a module name")
+            section = {k: v for k, v in section.items() if k not in module_sections}
+        for key in section:
+            if f"{name}.{key}" in MOVED:
+                raise ConfigError(f"{name}.{key}: moved to {MOVED[f'{name}.{key}']} (the module owns its settings)")
         built[name] = _build_section(f.default_factory, section, name)  # type: ignore[arg-type]
-    return Config(**built, profile=profile, source=source)
+    return Config(**built, profile=profile, source=source, module_sections=module_sections)
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -404,16 +475,24 @@ def as_dict(config: Config, *, mask_secrets: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for f in dataclasses.fields(config):
         section = getattr(config, f.name)
-        if not dataclasses.is_dataclass(section):
-            continue
-        values = {}
-        for sf in dataclasses.fields(section):
-            value = getattr(section, sf.name)
-            if mask_secrets and sf.metadata.get("secret") and value:
-                value = "***"
-            values[sf.name] = list(value) if isinstance(value, tuple) else value
-        result[f.name] = values
+        if dataclasses.is_dataclass(section):
+            result[f.name] = _section_dict(section, mask_secrets)
+    modules = result["modules"]
+    for name, raw in config.module_sections.items():
+        modules[name] = dict(raw)
+    for name, settings in config.module_settings.items():
+        modules[name] = _section_dict(settings, mask_secrets)
     return result
+
+
+def _section_dict(section: Any, mask_secrets: bool) -> dict[str, Any]:
+    values = {}
+    for sf in dataclasses.fields(section):
+        value = getattr(section, sf.name)
+        if mask_secrets and sf.metadata.get("secret") and value:
+            value = "***"
+        values[sf.name] = list(value) if isinstance(value, tuple) else value
+    return values
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -421,8 +500,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        data.setdefault(section, {})[key] = Text(raw)
+        # GAMESERVER_GATE__TCP_PORT, GAMESERVER_MODULES__MAIL__PAGE_SIZE
+        data = merge(data, _nested(name[len(ENV_PREFIX) :].lower().split("__"), Text(raw)))
     return data
 
 

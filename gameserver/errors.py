@@ -17,6 +17,7 @@ that one connection.
     │   ├── Overloaded            overloaded
     │   ├── Timeout               timeout
     │   ├── Unavailable           unavailable
+    │   ├── PlayerNotFound        player_not_found: shared by every module that names another player
     │   └── (module errors)       e.g. class NameTaken(GameError): code = "family_name_taken"
     ├── ProtocolViolation         close_code: 1007 undecodable, 1009 too big, 1002 protocol error
     └── ConfigError               a setting is unknown or has a bad value; the server refuses to start
@@ -30,7 +31,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import ClassVar
 
-from enums import ErrorCode
+from enums import ErrorCode, ModuleErrorCode
 
 
 class CloseCode(IntEnum):
@@ -111,6 +112,14 @@ class Timeout(GameError):
 class Unavailable(GameError):
     code = ErrorCode.UNAVAILABLE
     message = "a backend is unavailable"
+
+
+class PlayerNotFound(GameError):
+    """No account with that uid: raised by ``modules.common.player`` and wherever a module names a player."""
+
+    code = ModuleErrorCode.PLAYER_NOT_FOUND
+    message = "no such player"
+    status = 404
 
 
 class ProtocolViolation(Exception):

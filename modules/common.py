@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from gameserver.errors import PlayerNotFound
 from gameserver.features.identity.accounts import Account, account_by_uid, display_names
-from gameserver.features.mailbox.errors import PlayerNotFound
 from gameserver.storage.sql import Sql
 
 __all__ = ["PlayerNotFound", "names", "player"]
@@ -16,7 +16,7 @@ __all__ = ["PlayerNotFound", "names", "player"]
 
 async def player(db: Sql, uid: int) -> Account:
     """The account of ``uid``. Raises ``player_not_found``."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         account = await account_by_uid(conn, uid)
     if account is None:
         raise PlayerNotFound(f"no player {uid}")
@@ -25,5 +25,5 @@ async def player(db: Sql, uid: int) -> Account:
 
 async def names(db: Sql, uids: Iterable[int]) -> dict[int, str]:
     """``{uid: display name}`` for those of ``uids`` that exist."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return await display_names(conn, uids)

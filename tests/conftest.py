@@ -34,6 +34,7 @@ def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
         "http": {"port": 0},
         "chat": {"tcp_port": 0},
         "auth": {"hash_memory_kib": 8, "hash_time_cost": 1},  # argon2id at its cheapest: fast tests
+        "db": {"migrate": "upgrade"},  # on MariaDB too: each test's database starts empty
     }
     for name, values in sections.items():
         base[name] = {**base.get(name, {}), **values}

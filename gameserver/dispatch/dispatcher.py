@@ -21,6 +21,7 @@ a timer per request: the hot path stores a float, and a deadline fires at most o
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from gameserver import metrics
 from gameserver.bus.sessions import Session
+from gameserver.dispatch.idempotency import Idempotency
 from gameserver.dispatch.registry import Entry, injected
 from gameserver.errors import (
     GameError,
@@ -42,6 +44,7 @@ from gameserver.logs import CORRELATION_ID
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
 from gameserver.storage.errors import is_transient, is_unavailable
+from gameserver.storage.sql import Sql
 from gameserver.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -93,6 +96,11 @@ class Dispatcher:
         self.log_requests = log_requests
         self.sweep_period = sweep_period
         self.authenticate: Authenticate = _no_auth
+        db, config = self.resources.get("db"), self.resources.get("config")
+        # Requests with an idempotency key to an idempotent function (gameserver/dispatch/idempotency.py).
+        self.idempotency = (
+            Idempotency(db, ttl=config.worker.idempotency_ttl) if isinstance(db, Sql) and config is not None else None
+        )
         self._deadlines: dict[asyncio.Task[None], float] = {}
         self._expired: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -181,7 +189,15 @@ class Dispatcher:
         task = asyncio.current_task(self._loop)  # with the loop given: no getpid() system call
         assert task is not None
         try:
-            if entry.any_args:
+            if request.idem is not None and entry.idempotent and self.idempotency is not None:
+                scope = str(uid) if uid is not None else f"conn:{self.node}-{session.id}"
+                call = (
+                    functools.partial(entry.fn, **kwargs)
+                    if entry.any_args
+                    else functools.partial(entry.fn, **request.args, **kwargs)
+                )
+                data = await self.idempotency.call(scope, entry.name, request.idem, call)
+            elif entry.any_args:
                 data = await entry.fn(**kwargs)
             else:
                 data = await entry.fn(**request.args, **kwargs)

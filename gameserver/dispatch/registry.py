@@ -11,6 +11,7 @@ resource, or a keyword-only parameter nothing can fill.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -38,16 +39,26 @@ class Handler:
         login: whether a caller must be logged in (PROTOCOL.md: every function that acts for a player).
         timeout: the deadline in seconds; None takes ``worker.timeout``.
         any_args: accept any client args unchecked; the handler reads them from the injected ``args``.
+        idempotent: a request with an idempotency key runs once per key and caller, its database writes in one
+            transaction with the stored reply (:mod:`gameserver.dispatch.idempotency`); for state-changing functions.
     """
 
     fn: HandlerFn
     login: bool = True
     timeout: float | None = None
     any_args: bool = False
+    idempotent: bool = False
 
 
-def handler(fn: HandlerFn, *, login: bool = True, timeout: float | None = None, any_args: bool = False) -> Handler:
-    return Handler(fn, login=login, timeout=timeout, any_args=any_args)
+def handler(
+    fn: HandlerFn,
+    *,
+    login: bool = True,
+    timeout: float | None = None,
+    any_args: bool = False,
+    idempotent: bool = False,
+) -> Handler:
+    return Handler(fn, login=login, timeout=timeout, any_args=any_args, idempotent=idempotent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class Entry:
     log: logging.Logger
     doc: str
     any_args: bool = False
+    idempotent: bool = False
     stats: Any = field(default=None)  # metrics.FunctionStats, set by the dispatcher
 
     def check_args(self, args: dict[str, Any]) -> None:
@@ -102,6 +114,7 @@ class Entry:
             "fn": self.name,
             "login": self.login,
             "timeout": self.timeout,
+            "idempotent": self.idempotent,
             "doc": self.doc,
             "args": [
                 {"name": p.name, "type": p.type_name, "required": p.required}
@@ -218,6 +231,7 @@ def compile_entry(
         log=logging.getLogger(module),
         doc=doc.splitlines()[0] if doc else "",
         any_args=spec.any_args,
+        idempotent=spec.idempotent,
     )
 
 
@@ -258,6 +272,22 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
     for name, module in found.items():
         if not isinstance(getattr(module, "HANDLERS", None), Mapping):
             raise ConfigError(f"module {name}: its __init__.py needs HANDLERS = {{'name': function}}")
+    settings_of(found)
+    return found
+
+
+def settings_of(packages: Mapping[str, types.ModuleType]) -> dict[str, type[Any] | None]:
+    """Each module's ``SETTINGS`` (the dataclass of its ``[modules.<name>]`` section), None for a module without.
+
+    Raises:
+        ConfigError: ``SETTINGS`` is not a dataclass.
+    """
+    found: dict[str, type[Any] | None] = {}
+    for name, module in packages.items():
+        cls = getattr(module, "SETTINGS", None)
+        if cls is not None and not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise ConfigError(f"module {name}: SETTINGS must be a dataclass of setting() fields, got {cls!r}")
+        found[name] = cls
     return found
 
 

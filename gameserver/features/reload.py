@@ -42,6 +42,7 @@ from gameserver.dispatch.functions import Functions
 from gameserver.dispatch.registry import _import_path
 from gameserver.errors import ConfigError
 from gameserver.features.lifespan import Contribution
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import Sql, metadata
 
 log = logging.getLogger("gameserver.features.reload")
@@ -184,10 +185,10 @@ class Reloader:
         for module in reversed(replaced):
             await functions.shutdown(module)
         if set(metadata.tables) - tables_before or old_tables:
-            try:
-                await self.db.create_tables()
+            try:  # a new or changed module brings its revisions: what start-up does with them, now
+                await Schema.of(modules, self.db.config.migrate).prepare(self.db)
             except Exception as exc:  # the handlers will answer `unavailable` until the database is back
-                log.warning("reload: cannot create new tables now: %s", exc)
+                log.warning("reload: cannot prepare the schema now: %s", exc)
 
     async def watch(self) -> None:
         while True:

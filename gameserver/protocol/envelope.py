@@ -1,6 +1,7 @@
 """The gate request/response envelope (PROTOCOL.md, "Gate: request / response").
 
-A request is ``{"id": int, "fn": str, "args": map?, "token": str?}``; a reply is ``{"id", "ok", "data"}``
+A request is ``{"id": int, "fn": str, "args": map?, "token": str?, "idem": str?}`` (``idem``: an idempotency key,
+docs/PROTOCOL.md "Idempotency keys"); a reply is ``{"id", "ok", "data"}``
 or ``{"id", "ok": false, "error": {"code", "message"}}``; a push is ``{"event", "data"}``.
 """
 
@@ -11,6 +12,8 @@ from typing import Any
 
 from gameserver.errors import BadRequest
 
+IDEM_MAX = 128  # characters of an idempotency key
+
 
 @dataclass(slots=True)
 class Request:
@@ -18,6 +21,7 @@ class Request:
     fn: str
     args: dict[str, Any]
     token: str | None
+    idem: str | None = None
 
 
 class BadEnvelope(BadRequest):
@@ -44,7 +48,10 @@ def parse_request(message: dict[str, Any]) -> Request:
     token = message.get("token")
     if token is not None and type(token) is not str:
         raise BadEnvelope(request_id, "token must be a string")
-    return Request(request_id, fn, args, token)
+    idem = message.get("idem")
+    if idem is not None and (type(idem) is not str or not 0 < len(idem) <= IDEM_MAX):
+        raise BadEnvelope(request_id, f"idem must be a string of 1 to {IDEM_MAX} characters")
+    return Request(request_id, fn, args, token, idem)
 
 
 def ok_reply(request_id: int, data: Any) -> dict[str, Any]:

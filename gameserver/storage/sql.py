@@ -3,8 +3,9 @@
 Built on SQLAlchemy Core's async engines rather than a facade of our own: one dialect-neutral way to
 declare tables and write queries that compile to both SQLite and MySQL, connection pools with pre-ping
 (a restarted MariaDB is reconnected on the next query, without restarting the game server), and
-transactions as context managers. Modules declare tables on :data:`metadata`; the server creates the
-missing ones at start-up, or on first use if the database is down at start-up. See ``docs/storage.md``.
+transactions as context managers. Modules declare tables on :data:`metadata` and create or change them with
+Alembic revisions (:mod:`gameserver.storage.migrate`), applied by ``gameserver migrate`` and by an embedded
+server's start-up, or on first use if the database is down at start-up. See ``docs/storage.md``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.sql import Executable
 from gameserver import metrics
 from gameserver.config import DbConfig
 from gameserver.errors import ConfigError, Unavailable
-from gameserver.storage.errors import error_code, is_transient, is_unavailable
+from gameserver.storage.errors import is_transient, is_unavailable
 
 log = logging.getLogger("gameserver.sql")
 
@@ -45,15 +46,22 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # character (emoji included), and a binary collation compares strings as SQLite does (case-sensitive).
 MYSQL_TABLE_DEFAULTS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin", "mysql_engine": "InnoDB"}
 
-# Error codes of a concurrent CREATE TABLE by another process starting at the same time.
-_ALREADY_EXISTS = {1050, 1061}
-_CREATE_ATTEMPTS = 3
+
+@event.listens_for(sa.Table, "before_create")
+def _mysql_table_defaults(table: sa.Table, connection: sa.Connection, **_: Any) -> None:
+    # Every CREATE TABLE: create_all and Alembic's op.create_table (which fires this event too).
+    if connection.dialect.name == "mysql" and not {"mysql_charset", "mysql_collate"} & set(table.dialect_kwargs):
+        for key, value in MYSQL_TABLE_DEFAULTS.items():
+            table.dialect_kwargs.setdefault(key, value)
+
 
 _WRITE = "gameserver_write"  # execution option: this connection is for a write transaction
 
 # Set while a db.run() body runs: a transaction opened inside it would commit apart from the retried body (and on
 # SQLite wait for the body's own write lock).
 _IN_BODY: ContextVar[bool] = ContextVar("gameserver_sql_in_body", default=False)
+# The request's shared transaction (Sql.shared), joined by every transaction and read of the task that set it.
+_SHARED: ContextVar[SharedTransaction | None] = ContextVar("gameserver_sql_shared", default=None)
 _JITTER = (0.5, 1.5)  # each retry waits its delay times a random factor in this range: the losers spread out
 
 P = ParamSpec("P")
@@ -79,7 +87,7 @@ class Sql:
         self.config = config or DbConfig()
         self.dialect = engine.dialect.name
         self._writer = engine.execution_options(**{_WRITE: True})
-        self._pending: sa.MetaData | None = None  # tables still to create once the database answers
+        self._pending: Callable[[Sql], Awaitable[None]] | None = None  # start-up's schema step, once the db answers
         self._pending_lock = asyncio.Lock()
 
     @classmethod
@@ -139,7 +147,8 @@ class Sql:
             if inspect.iscoroutine(body):
                 body.close()  # no "never awaited" warning on top of this error
             raise TypeError(f"db.run() takes the function and its arguments, db.run(fn, *args), not {body!r}")
-        retries = self.config.retries
+        shared = _SHARED.get()
+        retries = 0 if shared is not None and shared.sql is self else self.config.retries
         for attempt in range(retries + 1):
             try:
                 async with self.transaction() as tx:
@@ -155,7 +164,7 @@ class Sql:
                 if attempt == retries or not is_transient(exc):
                     raise
                 delay = self.config.retry_delay * 2**attempt * random.uniform(*_JITTER)
-                log.debug("transaction retried in %.3fs (%d of %d): %s", delay, attempt + 1, retries, _short(exc))
+                log.debug("transaction retried in %.3fs (%d of %d): %s", delay, attempt + 1, retries, short_error(exc))
                 metrics.DB_RETRIES.inc()
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -170,10 +179,43 @@ class Sql:
         """
         if _IN_BODY.get():
             raise RuntimeError("a transaction inside a db.run() body: use the body's tx")
+        shared = _SHARED.get()
+        if shared is not None and shared.sql is self:
+            conn = await shared.connection()
+            async with conn.begin_nested():  # a savepoint: an exception undoes this block, the request decides the rest
+                yield conn
+            return
         if self._pending is not None:
             await self._create_pending()
         async with self._writer.begin() as conn:
             yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection to read with, outside a write transaction (inside a request's shared transaction, that
+        transaction's connection: reads see its writes)::
+
+            async with db.read() as conn:
+                account = await account_by_uid(conn, uid)
+        """
+        async with self._reader() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def shared(self, on_open: Callable[[AsyncConnection], Awaitable[None]]) -> AsyncIterator[SharedTransaction]:
+        """One write transaction that every :meth:`transaction`, :meth:`run` and read of this task joins until the
+        block ends (the dispatcher's idempotent requests, :mod:`gameserver.dispatch.idempotency`). It opens on first
+        use, calling ``on_open(conn)`` first, commits when the block ends and rolls back if it raises. Inside it,
+        :meth:`transaction` is a savepoint and :meth:`run` does not retry: the owner of the block retries it whole.
+        """
+        shared = SharedTransaction(self, on_open)
+        token = _SHARED.set(shared)
+        try:
+            yield shared
+            await shared.commit()
+        finally:
+            _SHARED.reset(token)
+            await shared.close()
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> int:
         """Run one statement in its own transaction (retried as :meth:`run` does); returns the rows it touched."""
@@ -195,56 +237,80 @@ class Sql:
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[AsyncConnection]:
+        shared = _SHARED.get()
+        if shared is not None and shared.sql is self:
+            yield await shared.connection()
+            return
         if self._pending is not None:
             await self._create_pending()
         async with self.engine.connect() as conn:
             yield conn
 
-    async def create_tables(self, tables: sa.MetaData = metadata) -> None:
-        """Create the tables of ``tables`` that do not exist yet (existing ones are left as they are).
+    async def create_tables(self, tables: sa.MetaData) -> None:
+        """Create the tables of ``tables`` that do not exist yet, without migrations (scratch tables of a test or a
+        tool; the server's schema is migrated: :mod:`gameserver.storage.migrate`).
 
         Raises:
             sqlalchemy.exc.DBAPIError: the database refused or is unreachable.
         """
-        if self.dialect == "mysql":
-            for table in tables.tables.values():
-                if not {"mysql_charset", "mysql_collate"} & set(table.dialect_kwargs):
-                    for key, value in MYSQL_TABLE_DEFAULTS.items():
-                        table.dialect_kwargs.setdefault(key, value)
-        for attempt in range(1, _CREATE_ATTEMPTS + 1):
-            try:
-                async with self._writer.begin() as conn:
-                    await conn.run_sync(tables.create_all)
-                return
-            except sa.exc.DBAPIError as exc:
-                # Another process created the same table between our check and our CREATE: check again.
-                if error_code(exc) not in _ALREADY_EXISTS or attempt == _CREATE_ATTEMPTS:
-                    raise
+        await self.run_schema(tables.create_all)
 
-    async def start(self, tables: sa.MetaData = metadata) -> None:
-        """Create missing tables at server start-up.
+    async def run_schema(self, change: Callable[[sa.Connection], T]) -> T:
+        """Run ``change(connection)`` (synchronous SQLAlchemy: Alembic, ``create_all``) in one transaction while no
+        other process changes this database's schema: SQLite's write lock (BEGIN IMMEDIATE; its DDL is
+        transactional), MariaDB's named lock ``GET_LOCK`` (its DDL commits as it goes).
 
-        A database that is unreachable does not stop the server: the tables are created on the first
-        query after it answers, and until then queries (and ``/healthz``) fail as ``unavailable``. Any
-        other refusal (wrong password, unknown database, bad DDL) will not heal by itself.
+        Raises:
+            sqlalchemy.exc.DBAPIError: the database refused or is unreachable.
+            TimeoutError: another process held the lock for ``db.query_timeout``.
+        """
+        async with self._writer.begin() as conn:
+            if self.dialect == "mysql":
+                name = f"gameserver_schema.{conn.engine.url.database}"
+                timeout = math.ceil(self.config.query_timeout)
+                got = await conn.scalar(sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout})
+                if got != 1:
+                    raise TimeoutError(f"another process is changing the schema (lock {name} held for {timeout}s)")
+                try:
+                    return await conn.run_sync(change)
+                finally:
+                    await conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            return await conn.run_sync(change)
+
+    async def start(self, prepare: Callable[[Sql], Awaitable[None]]) -> None:
+        """Prepare the schema at server start-up: ``prepare(self)``, the app's
+        :meth:`gameserver.storage.migrate.Schema.prepare` (upgrade on an embedded server, check on MariaDB).
+
+        A database that is unreachable does not stop the server: ``prepare`` runs on the first query after it
+        answers, and until then queries (and ``/healthz``) fail as ``unavailable``. Any other refusal (wrong
+        password, unknown database, bad DDL, a schema behind the code) will not heal by itself.
 
         Raises:
             ConfigError: the database answered but refused, with its message.
         """
         try:
-            await self.create_tables(tables)
+            await prepare(self)
+        except ConfigError:
+            raise
         except Exception as exc:
             if not is_unavailable(exc):
-                raise ConfigError(f"db.url: cannot create the tables: {_short(exc)}") from exc
-            log.warning("database unreachable at start-up, tables will be created when it answers: %s", _short(exc))
-            self._pending = tables
+                raise ConfigError(f"db.url: cannot prepare the schema: {short_error(exc)}") from exc
+            log.warning(
+                "database unreachable at start-up, the schema is prepared when it answers: %s", short_error(exc)
+            )
+            self._pending = prepare
 
     async def _create_pending(self) -> None:
         async with self._pending_lock:
-            if self._pending is not None:
-                await self.create_tables(self._pending)
+            prepare = self._pending
+            if prepare is not None:
+                try:
+                    await prepare(self)  # through run_schema, which does not wait for this
+                except ConfigError as exc:  # too late to refuse to start: say it loudly, once
+                    log.error("database reachable again, but: %s", exc)
+                else:
+                    log.info("database reachable again: schema prepared")
                 self._pending = None
-                log.info("database reachable again: tables created")
 
     async def ping(self) -> None:
         """Raise unless the database answers (and the tables deferred at start-up could be created).
@@ -257,11 +323,58 @@ class Sql:
                 await conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
             if is_unavailable(exc):
-                raise Unavailable(f"database unreachable: {_short(exc)}") from exc
+                raise Unavailable(f"database unreachable: {short_error(exc)}") from exc
             raise
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class SharedTransaction:
+    """The transaction of :meth:`Sql.shared`, opened on first use."""
+
+    def __init__(self, sql: Sql, on_open: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+        self.sql = sql
+        self.on_open = on_open
+        self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def opened(self) -> bool:
+        return self._conn is not None
+
+    async def connection(self) -> AsyncConnection:
+        """The transaction's connection, beginning it (and running ``on_open``) on the first call."""
+        if self._conn is not None:
+            return self._conn
+        async with self._lock:
+            if self._conn is None:
+                sql = self.sql
+                if sql._pending is not None:
+                    await sql._create_pending()
+                conn = await sql._writer.connect()
+                try:
+                    await conn.begin()
+                    await self.on_open(conn)
+                except BaseException:
+                    await _discard(conn)
+                    raise
+                self._conn = conn
+        return self._conn
+
+    async def commit(self) -> None:
+        if self._conn is not None:
+            await self._conn.commit()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await _discard(conn)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Roll back what is left of ``conn``'s transaction and give it back to the pool, even while cancelled."""
+    await asyncio.shield(conn.close())
 
 
 def lock_wait_timeout(query_timeout: float) -> int:
@@ -298,7 +411,7 @@ def _pool_args(config: DbConfig, timeout: float) -> dict[str, Any]:
     return {"pool_size": config.pool_size, "max_overflow": config.pool_size, "pool_timeout": timeout}
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     """One line naming the driver's error, without SQLAlchemy's statement and background link."""
     orig = getattr(exc, "orig", None) or exc
     return f"{type(orig).__name__}: {orig}".splitlines()[0][:300]

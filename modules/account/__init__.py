@@ -4,10 +4,11 @@ Gate functions: ``account.profile`` (own, or another player's), ``account.rename
 (uids to display names, for lists). The ``accounts`` table belongs to :mod:`gameserver.features.identity.accounts`.
 """
 
+from gameserver.dispatch.registry import handler
 from modules.account.handlers import names, profile, rename
 
 HANDLERS = {
     "profile": profile,
-    "rename": rename,
+    "rename": handler(rename, idempotent=True),
     "names": names,
 }

@@ -6,14 +6,18 @@ Gate functions: ``family.create``, ``family.join``, ``family.leave``, ``family.d
 live chat connections to the family channel through the ``chat`` resource, when the process has one.
 """
 
+from gameserver.dispatch.registry import handler
 from modules.family.handlers import create, disband, join, kick, leave, members, set_member_role
+from modules.family.settings import FamilySettings
+
+SETTINGS = FamilySettings  # [modules.family] in config.toml
 
 HANDLERS = {
-    "create": create,
-    "join": join,
-    "leave": leave,
-    "disband": disband,
+    "create": handler(create, idempotent=True),
+    "join": handler(join, idempotent=True),
+    "leave": handler(leave, idempotent=True),
+    "disband": handler(disband, idempotent=True),
     "members": members,
-    "set_role": set_member_role,
-    "kick": kick,
+    "set_role": handler(set_member_role, idempotent=True),
+    "kick": handler(kick, idempotent=True),
 }

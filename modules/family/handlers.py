@@ -28,6 +28,7 @@ from modules.family.members import (
     set_role,
 )
 from modules.family.replies import FamilyCreated, FamilyDisbanded, FamilyInfo, FamilyJoined, FamilyLeft, Kicked, RoleSet
+from modules.family.settings import settings
 
 log = logging.getLogger("modules.family")
 
@@ -72,7 +73,7 @@ class WrongWorld(GameError):
 
 def check_name(name: str, config: Config) -> str:
     name = name.strip()
-    low, high = config.family.min_name, config.family.max_name
+    low, high = settings(config).min_name, settings(config).max_name
     if not low <= len(name) <= high:
         raise BadRequest(f"name must be {low}-{high} characters")
     if any(unicodedata.category(ch).startswith("C") for ch in name):
@@ -135,7 +136,7 @@ async def join(family_id: int, *, uid: int, db: Sql, config: Config, chat: Any =
             raise WrongWorld()
         if await membership(tx, uid) is not None:
             raise AlreadyInFamily()
-        if await count_members(tx, family_id) >= config.family.max_members:
+        if await count_members(tx, family_id) >= settings(config).max_members:
             raise FamilyFull()
         await enroll(tx, uid, family_id, FamilyRole.MEMBER)
         return family
@@ -186,7 +187,7 @@ async def disband(*, uid: int, db: Sql, push: Push, chat: Any = None, **_: Any) 
 async def members(family_id: int | None = None, *, uid: int, db: Sql, **_: Any) -> FamilyInfo:
     """Returns {"family_id", "name", "world", "members": [{"uid", "name", "role"}]} of the caller's family
     or of ``family_id``, owner first. Raises not_in_family, family_not_found."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         if family_id is None:
             mine = await membership(conn, uid)
             if mine is None:

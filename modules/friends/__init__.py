@@ -5,12 +5,16 @@ Gate functions: ``friends.request``, ``friends.accept``, ``friends.decline``, ``
 ``data.from`` is the asking uid; an accepted request pushes ``friends.accepted`` to the one who asked.
 """
 
+from gameserver.dispatch.registry import handler
 from modules.friends.handlers import accept, decline, list_friends, remove, request
+from modules.friends.settings import FriendsSettings
+
+SETTINGS = FriendsSettings  # [modules.friends] in config.toml
 
 HANDLERS = {
-    "request": request,
-    "accept": accept,
-    "decline": decline,
+    "request": handler(request, idempotent=True),
+    "accept": handler(accept, idempotent=True),
+    "decline": handler(decline, idempotent=True),
     "list": list_friends,
-    "remove": remove,
+    "remove": handler(remove, idempotent=True),
 }

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
+from gameserver.dispatch.idempotency import current_key
 from gameserver.errors import BadRequest, GameError
 from gameserver.features.mailbox import Mail, MailboxFull, MailStore, post
 from gameserver.features.mailbox.post import Push
@@ -23,6 +24,7 @@ from modules.friends.links import (
     unfriend,
 )
 from modules.friends.replies import Friend, FriendList, FriendRequested, FriendUid
+from modules.friends.settings import settings
 
 ACCEPTED = "friends.accepted"
 REQUEST_SUBJECT = "Friend request"
@@ -64,7 +66,7 @@ async def request(
         if await are_friends(tx, uid, to):
             raise AlreadyFriends()
         if await drop_request(tx, to, uid):  # they asked first: this is a yes
-            await _befriend(tx, uid, to, config.friends.max_friends)
+            await _befriend(tx, uid, to, settings(config).max_friends)
             return True, False
         return False, await add_request(tx, uid, to)
 
@@ -83,7 +85,8 @@ async def request(
         data={"from": uid},
     )
     try:
-        sent = await post(mail, push, them.world, to, note)
+        call = current_key()  # with an idempotency key: one mail however often the request runs
+        sent = await post(mail, push, them.world, to, note, tag=call.tag() if call else None)
     except MailboxFull:
         await db.run(drop_request, uid, to)  # the request and its mail go together, so the caller may ask again
         raise
@@ -98,7 +101,7 @@ async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, 
     async def befriend_sender(tx: AsyncConnection) -> None:
         if not await drop_request(tx, sender, uid):
             raise FriendRequestNotFound()
-        await _befriend(tx, uid, sender, config.friends.max_friends)
+        await _befriend(tx, uid, sender, settings(config).max_friends)
 
     await db.run(befriend_sender)
     push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
@@ -121,7 +124,7 @@ async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> FriendUid:
 
 async def list_friends(*, uid: int, db: Sql, **_: Any) -> FriendList:
     """Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller)."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         mine = await friends_of(conn, uid)
         waiting = await requests_to(conn, uid)
     shown = await names(db, mine + waiting)

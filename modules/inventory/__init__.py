@@ -4,9 +4,10 @@ Gate functions: ``inventory.get`` and ``inventory.discard``. Other modules add a
 own transactions with :func:`modules.inventory.items.add_items` / :func:`~modules.inventory.items.remove_items`.
 """
 
+from gameserver.dispatch.registry import handler
 from modules.inventory.handlers import discard, get
 
 HANDLERS = {
     "get": get,
-    "discard": discard,
+    "discard": handler(discard, idempotent=True),
 }

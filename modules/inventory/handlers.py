@@ -26,7 +26,7 @@ def _kind(item: int) -> ItemKind:
 
 async def get(*, uid: int, db: Sql, **_: Any) -> Inventory:
     """Returns {"items": [{"item", "name", "count"}]}: what the caller owns, by ItemKind id."""
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return {"items": item_list(await counts(conn, uid))}
 
 

@@ -6,13 +6,14 @@ import time
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gameserver.config import Config, LeaderboardConfig
+from gameserver.config import Config
 from gameserver.errors import BadRequest
 from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.leaderboard.errors import NoScore, UnknownBoard
 from modules.leaderboard.queries import best_score, rank_of, save_best, score_of, top_scores
 from modules.leaderboard.replies import Rank, Submitted, Top
+from modules.leaderboard.settings import LeaderboardSettings, settings
 
 MAX_SCORE = 2**53 - 1  # the largest integer a JavaScript client reads exactly
 
@@ -22,7 +23,7 @@ async def submit(
 ) -> Submitted:
     """Record a score; the board keeps each player's best. Returns {"best", "improved"}; raises
     leaderboard_unknown_board."""
-    _check_board(config.leaderboard, board)
+    _check_board(settings(config), board)
     if not 0 <= score <= MAX_SCORE:
         raise BadRequest(f"score must be 0-{MAX_SCORE}")
 
@@ -42,7 +43,7 @@ async def submit(
 async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) -> Rank:
     """The caller's best score and rank (1 = first). Returns {"score", "rank"}; raises
     leaderboard_unknown_board, leaderboard_no_score."""
-    _check_board(config.leaderboard, board)
+    _check_board(settings(config), board)
     score = await score_of(db, board, uid)
     if score is None:
         raise NoScore()
@@ -52,18 +53,18 @@ async def rank(board: str, *, uid: int, db: Sql, config: Config, **_: object) ->
 async def top(board: str, limit: int = 10, *, db: Sql, redis: Redis, keys: Keys, config: Config, **_: object) -> Top:
     """The ``limit`` best scores (at most ``max_top``), highest first, up to ``cache_ttl`` seconds old. Returns
     {"board", "scores": [{"uid", "score"}]}; raises leaderboard_unknown_board."""
-    settings = config.leaderboard
-    _check_board(settings, board)
+    board_settings = settings(config)
+    _check_board(board_settings, board)
     if limit < 1:
         raise BadRequest("limit must be at least 1")
     key = keys.leaderboard_top(board)
     cached = await redis.get(key)
     if cached is None:  # one cached list of max_top entries serves every limit
-        cached = json.dumps(await top_scores(db, board, settings.max_top))
-        await redis.set(key, cached, px=int(settings.cache_ttl * 1000))
+        cached = json.dumps(await top_scores(db, board, board_settings.max_top))
+        await redis.set(key, cached, px=int(board_settings.cache_ttl * 1000))
     return {"board": board, "scores": json.loads(cached)[:limit]}
 
 
-def _check_board(settings: LeaderboardConfig, board: str) -> None:
-    if board not in settings.boards:
+def _check_board(board_settings: LeaderboardSettings, board: str) -> None:
+    if board not in board_settings.boards:
         raise UnknownBoard(f"no leaderboard {board!r}")

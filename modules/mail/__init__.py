@@ -9,18 +9,22 @@ to every player with ``POST /mail/broadcast``, which the background job ``mail.b
 (:mod:`gameserver.features.mailbox.broadcast`).
 """
 
+from gameserver.dispatch.registry import handler
 from gameserver.features.jobs import job
 from modules.mail.handlers import claim, delete, list_mails, read, send
 from modules.mail.jobs import broadcast
+from modules.mail.settings import MailSettings
+
+SETTINGS = MailSettings  # [modules.mail] in config.toml
 
 HANDLERS = {
     "list": list_mails,
     "read": read,
-    "delete": delete,
-    "send": send,
-    "claim": claim,
+    "delete": handler(delete, idempotent=True),
+    "send": handler(send, idempotent=True),
+    "claim": handler(claim, idempotent=True),
 }
 
 JOBS = {
-    "broadcast": job(broadcast, timeout=300.0),  # one batch: mail.broadcast_batch Maildir deliveries
+    "broadcast": job(broadcast, timeout=300.0),  # one batch: modules.mail.broadcast_batch Maildir deliveries
 }

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enums import MailKind, ModuleErrorCode
 from gameserver.config import Config
+from gameserver.dispatch.idempotency import current_key
 from gameserver.errors import BadRequest, GameError, RateLimited
 from gameserver.features.mailbox import Mail, MailStore, post
 from gameserver.features.mailbox.message import check_text
@@ -20,6 +21,7 @@ from gameserver.storage.sql import Sql
 from modules.common import player
 from modules.inventory.items import add_items
 from modules.mail.replies import MailClaimed, MailFull, MailId, MailPage
+from modules.mail.settings import settings
 from modules.mail.tables import mail_claims
 
 MAX_PAGE_SIZE = 100
@@ -40,7 +42,7 @@ async def list_mails(
 ) -> MailPage:
     """Returns {"mails": [{"mail_id", "from", "from_name", "subject", "unread", "claimed", ...}], "unread",
     "total", "page", "size"}, newest first; ``page`` counts from 0."""
-    size = config.mail.page_size if size is None else size
+    size = settings(config).page_size if size is None else size
     if page < 0 or not 0 < size <= MAX_PAGE_SIZE:
         raise BadRequest(f"page must be 0 or more and size from 1 to {MAX_PAGE_SIZE}")
     me = await player(db, uid)
@@ -85,14 +87,17 @@ async def send(
     **_: Any,
 ) -> MailId:
     """Mails another player; returns {"mail_id"}. Raises player_not_found, rate_limited, mailbox_full."""
-    settings = config.mail
-    subject, body = check_text(subject, body, max_subject=settings.max_subject, max_body=settings.max_body)
+    limits = config.mail
+    subject, body = check_text(subject, body, max_subject=limits.max_subject, max_body=limits.max_body)
     if to == uid:
         raise BadRequest("cannot mail yourself")
     me = await player(db, uid)
     recipient = await player(db, to)
-    await count_send(redis, keys.mail_sent(uid), settings.send_rate, settings.send_window)
-    sent = await post(mail, push, recipient.world, to, Mail(MailKind.PLAYER, uid, me.display_name, subject, body))
+    own = settings(config)
+    await count_send(redis, keys.mail_sent(uid), own.send_rate, own.send_window)
+    call = current_key()  # with an idempotency key: one mail however often the request runs
+    note = Mail(MailKind.PLAYER, uid, me.display_name, subject, body)
+    sent = await post(mail, push, recipient.world, to, note, tag=call.tag() if call else None)
     return {"mail_id": sent.mail_id}
 
 
@@ -134,7 +139,7 @@ async def _claimed(db: Sql, uid: int, mail_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     query = sa.select(mail_claims.c.mail_id).where(mail_claims.c.uid == uid, mail_claims.c.mail_id.in_(wanted))
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return {str(mail_id) for mail_id in (await conn.execute(query)).scalars()}
 
 

@@ -9,6 +9,7 @@ from gameserver.features.mailbox import MailStore, post_once_many
 from gameserver.features.mailbox.broadcast import JOB, from_message, mail_id, players_after
 from gameserver.features.mailbox.post import Push
 from gameserver.storage.sql import Sql
+from modules.mail.settings import settings
 
 
 async def broadcast(
@@ -27,7 +28,7 @@ async def broadcast(
     **_: Any,
 ) -> None:
     """One batch of a broadcast (POST /mail/broadcast): the players after uid ``after``, each mailed once."""
-    batch = config.mail.broadcast_batch
+    batch = settings(config).broadcast_batch
     targets = await players_after(db, after, batch, world)
     if len(targets) == batch:  # maybe more: the next batch is a job of its own, enqueued once whatever happens here
         cursor = targets[-1][1]

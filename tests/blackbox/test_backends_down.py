@@ -78,4 +78,4 @@ def test_a_database_that_refuses_exits_2(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert "config error: db.url: cannot create the tables" in (tmp_path / "server.log").read_text()
+    assert "config error: db.url: cannot prepare the schema" in (tmp_path / "server.log").read_text()

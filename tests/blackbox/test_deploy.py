@@ -4,10 +4,10 @@ one rolled back, and one refused by check-config.
 
 Cost: the real script installs each release's dependencies from the index. Here every release gets ``--pip-args
 --no-deps`` (only the wheel goes into the release's venv) and the server finds the dependencies in this checkout's
-venv through ``PYTHONPATH`` in supervisord's environment. That directory holds no ``gameserver`` package (the
-checkout's is an editable install, whose finder only a ``.pth`` in a site dir activates), so the server runs the
-release's wheel; the test checks that. The deploy itself runs without that ``PYTHONPATH``, so that pip sees only the
-release's venv.
+venv through ``PYTHONPATH``: a folder of links to that venv's packages, all but the checkout's own ``gameserver``
+distribution, so that the server runs the release's wheel (the test checks that) and pip does not take the
+release's package for installed. The deploy's ``check-config`` and ``migrate`` import the modules, so the deploy
+gets that ``PYTHONPATH`` too.
 """
 
 from __future__ import annotations
@@ -38,14 +38,14 @@ BROKEN_MODULE = "modules/zz_broken_on_purpose/__init__.py"
 class Host:
     """A deploy root under a private supervisord, and ``deploy(...)`` running scripts/deploy into it."""
 
-    def __init__(self, root: Path, supervisord: Supervisord, port: int) -> None:
+    def __init__(self, root: Path, supervisord: Supervisord, port: int, deps: str) -> None:
+        self.deps = deps
         self.root = root
         self.supervisord = supervisord
         self.port = port
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**clean_env(), "SUPERVISORCTL": " ".join(self.supervisord.ctl_command)}
-        env.pop("PYTHONPATH", None)
+        env = {**clean_env(), "SUPERVISORCTL": " ".join(self.supervisord.ctl_command), "PYTHONPATH": self.deps}
         argv = [str(DEPLOY), str(self.root), "--restart", "supervisor", "--timeout", "20"]
         argv += ["--python", sys.executable, "--pip-args", "--no-deps", *args]  # later options win
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -66,25 +66,35 @@ class Host:
         return pid, "/".join(release)
 
 
+def dependencies(folder: Path) -> str:
+    """A folder of links to this venv's packages except the checkout's editable ``gameserver``."""
+    folder.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("gameserver", "__editable__")) and entry.suffix != ".pth":
+            (folder / entry.name).symlink_to(entry)
+    return str(folder)
+
+
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
     """An empty deploy root and a supervisord for it, not started yet; the server finds its dependencies through
     PYTHONPATH (see the module's docstring)."""
     root = tmp_path / "srv"
-    env = {**clean_env(), "PYTHONPATH": sysconfig.get_paths()["purelib"]}
+    deps = dependencies(tmp_path / "deps")
+    env = {**clean_env(), "PYTHONPATH": deps}
     supervisord = Supervisord(tmp_path / "supervisor", root, env)
     try:
-        yield Host(root, supervisord, free_port())
+        yield Host(root, supervisord, free_port(), deps)
     finally:
         supervisord.stop()
 
 
 def broken(wheel: Path, out: Path) -> Path:
-    """``wheel`` plus a module package that raises on import: it installs and passes check-config, but the server
-    cannot start."""
+    """``wheel`` plus a module package whose ``startup`` raises: it installs, passes check-config and migrate (which
+    import the modules), but the server cannot start."""
     out.mkdir()
     path = out / wheel.name
-    source = b'raise RuntimeError("broken on purpose")\n'
+    source = b'HANDLERS = {}\n\n\nasync def startup(resources):\n    raise RuntimeError("broken on purpose")\n'
     digest = base64.urlsafe_b64encode(hashlib.sha256(source).digest()).rstrip(b"=").decode()
     with zipfile.ZipFile(wheel) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
@@ -96,7 +106,7 @@ def broken(wheel: Path, out: Path) -> Path:
     return path
 
 
-@pytest.mark.timeout(120)  # ~20 s here; four deploys, one of them building a wheel, on a busy CI machine
+@pytest.mark.timeout(240)  # ~30 s here idle, 110 s with load 8; four deploys (each migrates), one building a wheel
 def test_deploy_lays_out_switches_and_rolls_back(host: Host, tmp_path: Path) -> None:
     root = host.root
     first = host.deploy("--restart", "none")  # into an empty root: builds the wheel, seeds shared/config.toml

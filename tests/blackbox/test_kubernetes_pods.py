@@ -80,13 +80,10 @@ def start_pods(docs: list[dict[str, Any]], tmp: Path, pods: list[Pod], **secrets
         pods.append(pod)
         return pod
 
-    # The first alone: processes creating the tables of an empty MariaDB database at once race, and one that loses on
-    # three tables in a row (Sql.create_tables' attempts) exits 2; on Kubernetes it restarts and comes up. The others
-    # side by side, once the tables exist.
-    first, *others = of_kind(docs, "Deployment")
-    started = [start(first)]
+    # Side by side: on an empty MariaDB database each pod migrates the schema as it starts (db.migrate = "upgrade" in
+    # the ConfigMap), taking turns on the database's lock.
     with ThreadPoolExecutor() as pool:  # each waits for its ready line: the start-ups overlap
-        started += pool.map(start, others)
+        started = list(pool.map(start, of_kind(docs, "Deployment")))
     return {pod.name.removeprefix("gameserver-"): pod for pod in started}
 
 

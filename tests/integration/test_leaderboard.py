@@ -11,8 +11,10 @@ import sqlalchemy as sa
 
 from gameserver.app import App
 from gameserver.config import Config
+from gameserver.dispatch.registry import discover
 from gameserver.errors import BadRequest
 from gameserver.keys import Keys
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import Sql
 from modules.leaderboard.errors import NoScore, UnknownBoard
 from modules.leaderboard.handlers import MAX_SCORE, rank, submit, top
@@ -24,8 +26,8 @@ from tests.integration.conftest import Kv
 @pytest.fixture
 async def injected(db: Sql, kv: Kv, config_factory: Callable[..., Config]) -> dict[str, Any]:
     """What the dispatcher would inject, minus ``uid`` (each call passes its own)."""
-    await db.start()
-    config = config_factory(leaderboard={"boards": ["global", "weekly"], "max_top": 3})
+    await db.start(Schema.of(discover(), "upgrade").prepare)
+    config = config_factory(modules={"leaderboard": {"boards": ["global", "weekly"], "max_top": 3}})
     return {"db": db, "redis": kv.redis, "keys": Keys(kv.prefix), "config": config}
 
 
@@ -61,7 +63,7 @@ async def test_top_is_cached_until_a_better_score_or_the_ttl(injected: dict[str,
     db, key = injected["db"], injected["keys"].leaderboard_top("global")
     await submit("global", 5, uid=1, **injected)
     assert (await top("global", **injected))["scores"] == [{"uid": 1, "score": 5}]
-    assert 0 < await kv.redis.pttl(key) <= 5000  # leaderboard.cache_ttl
+    assert 0 < await kv.redis.pttl(key) <= 5000  # modules.leaderboard.cache_ttl
     # A row written behind the module's back (another tool, say) shows only once the cached list is gone.
     await db.execute(scores.insert().values(board="global", uid=2, score=9, updated_at=0))
     assert (await top("global", **injected))["scores"] == [{"uid": 1, "score": 5}]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.errors import ConfigError, GameError
 from gameserver.storage.errors import error_code, is_transient, is_unavailable
+from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import ID, Sql
 from tests.integration.conftest import db_config
 
@@ -171,8 +172,8 @@ async def test_start_refuses_a_database_that_answers_no(mariadb_url: str, tmp_pa
     url = sa.make_url(mariadb_url).set(database="gstest_does_not_exist").render_as_string(hide_password=False)
     db = Sql.open(db_config(url), tmp_path)
     try:
-        with pytest.raises(ConfigError, match="db.url: cannot create the tables: .*1049"):
-            await db.start(meta)
+        with pytest.raises(ConfigError, match="db.url: cannot prepare the schema: .*1049"):
+            await db.start(Schema.of({}, "upgrade").prepare)
     finally:
         await db.close()
 

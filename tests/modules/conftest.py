@@ -1,35 +1,28 @@
-"""Fixtures for the game modules' tests: handlers are called directly with the resources they would be
-injected (STYLE.md: "Handler tests call handlers directly"), over both SQL backends.
+"""Fixtures for the game modules' tests, on :mod:`gameserver.testing` (the harness module authors use): handlers
+are called directly with what the dispatcher would inject (STYLE.md: "Handler tests call handlers directly"), over
+both SQL backends, without a server.
 
-``db`` is parametrised over SQLite and MariaDB (``integration``; a throw-away database per test, dropped
-afterwards); ``redis`` is the in-process store (real-Redis tests ask for ``real_redis`` and get a key prefix
+``game`` is the harness, parametrised over SQLite and MariaDB (``integration``; a throw-away database per test,
+dropped afterwards); ``redis`` is its in-process store (real-Redis tests ask for ``real_redis`` and get a key prefix
 of their own, deleted afterwards: never FLUSHALL the shared Redis).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-import modules.account
-import modules.family
-import modules.friends
-import modules.inventory
-import modules.mail  # noqa: F401  (the modules' tables join the metadata)
 from gameserver.config import Config, DbConfig, RedisConfig
-from gameserver.features.identity.accounts import create_account
 from gameserver.features.mailbox import MailStore
-from gameserver.keys import Keys
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
+from gameserver.testing import Harness, harness
 from tests.conftest import delete_prefixed, new_prefix
 
 
@@ -38,18 +31,21 @@ def open_db(url: str, tmp_path: Path) -> Sql:
 
 
 @pytest.fixture
-async def db(db_url: str, tmp_path: Path) -> AsyncIterator[Sql]:
-    sql = open_db(db_url, tmp_path)
-    await sql.create_tables()
-    yield sql
-    await sql.close()
+async def game(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with harness(tmp_path / "var", db={"url": db_url}) as started:
+        yield started
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    yield client
-    await client.aclose()
+def db(game: Harness) -> Sql:
+    sql: Sql = game.db
+    return sql
+
+
+@pytest.fixture
+def redis(game: Harness) -> Redis:
+    client: Redis = game.redis
+    return client
 
 
 @pytest.fixture
@@ -78,13 +74,14 @@ class Pushes:
 
 
 @pytest.fixture
-def config() -> Config:
-    return Config()
+def config(game: Harness) -> Config:
+    return game.config
 
 
 @pytest.fixture
-def mail_store(tmp_path: Path) -> MailStore:
-    return MailStore(tmp_path / "mail")
+def mail_store(game: Harness) -> MailStore:
+    store: MailStore = game.mail
+    return store
 
 
 @pytest.fixture
@@ -93,33 +90,17 @@ def pushes() -> Pushes:
 
 
 @pytest.fixture
-def player(db: Sql) -> Callable[..., Any]:
+def player(game: Harness) -> Callable[..., Any]:
     """``await player("name", world=1)``: a new account; returns its uid."""
-
-    async def make(name: str, world: int = 1) -> int:
-        async with db.transaction() as tx:
-            return await create_account(
-                tx, username=f"{name}{uuid.uuid4().hex[:6]}", password_hash="-", display_name=name, world=world
-            )
-
-    return make
+    return game.player
 
 
 @pytest.fixture
-def ctx(db: Sql, redis: Redis, config: Config, mail_store: MailStore, pushes: Pushes) -> Callable[..., dict[str, Any]]:
-    """``ctx(uid)``: the keyword arguments the dispatcher would inject for a request by ``uid``."""
+def ctx(game: Harness, pushes: Pushes) -> Callable[..., dict[str, Any]]:
+    """``ctx(uid)``: the keyword arguments the dispatcher would inject for a request by ``uid``, with ``push``
+    recorded in ``pushes``."""
 
     def make(uid: int | None, **extra: Any) -> dict[str, Any]:
-        return {
-            "uid": uid,
-            "db": db,
-            "redis": redis,
-            "config": config,
-            "keys": Keys(config.redis.prefix),
-            "mail": mail_store,
-            "push": pushes,
-            "log": logging.getLogger("test"),
-            **extra,
-        }
+        return game.ctx(uid, push=pushes, log=logging.getLogger("test"), **extra)
 
     return make

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from gameserver.errors import BadRequest
-from gameserver.features.mailbox import PlayerNotFound
+from gameserver.errors import BadRequest, PlayerNotFound
 from modules.account.handlers import names, profile, rename
 
 Ctx = Callable[..., dict[str, Any]]

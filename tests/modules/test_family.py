@@ -78,7 +78,7 @@ async def test_create_join_members_leave(ctx: Ctx, player: Player) -> None:
 
 async def test_without_a_chat_resource(ctx: Ctx, player: Player) -> None:
     owner = await player("Olga")
-    assert (await create("Quiet", **ctx(owner)))["name"] == "Quiet"  # no `chat` injected: nothing to move
+    assert (await create("Quiet", **ctx(owner, chat=None)))["name"] == "Quiet"  # no `chat`: nothing to move
 
 
 async def test_a_failing_chat_does_not_undo_the_join(ctx: Ctx, player: Player) -> None:
@@ -160,7 +160,7 @@ async def test_disband_tells_the_members(ctx: Ctx, player: Player, pushes: Pushe
 
 
 async def test_concurrent_joins_never_overfill(ctx: Ctx, player: Player, config: Config) -> None:
-    small = config.replace(family={"max_members": 3})
+    small = config.replace(modules={"family": {"max_members": 3}})
     owner = await player("Olga")
     family_id = (await create("Small", **ctx(owner, config=small)))["family_id"]
     joiners = [await player(f"P{n}") for n in range(8)]

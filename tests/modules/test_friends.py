@@ -10,8 +10,8 @@ import pytest
 
 from enums import MailKind
 from gameserver.config import Config
-from gameserver.errors import BadRequest
-from gameserver.features.mailbox import MailboxFull, MailStore, PlayerNotFound
+from gameserver.errors import BadRequest, PlayerNotFound
+from gameserver.features.mailbox import MailboxFull, MailStore
 from modules.friends.handlers import (
     AlreadyFriends,
     FriendRequestNotFound,
@@ -106,7 +106,7 @@ async def test_refusals(ctx: Ctx, player: Player, config: Config) -> None:
         await request(alice, **ctx(alice))
     with pytest.raises(PlayerNotFound):
         await request(10**12, **ctx(alice))
-    one = config.replace(friends={"max_friends": 1})
+    one = config.replace(modules={"friends": {"max_friends": 1}})
     await request(bob, **ctx(alice, config=one))
     await accept(alice, **ctx(bob, config=one))
     await request(alice, **ctx(carol, config=one))

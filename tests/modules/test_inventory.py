@@ -18,7 +18,7 @@ Ctx = Callable[..., dict[str, Any]]
 
 
 async def owned(db: Sql, uid: int) -> dict[int, int]:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return await counts(conn, uid)
 
 

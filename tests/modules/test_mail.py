@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from enums import ItemKind, MailKind
 from gameserver.config import Config
-from gameserver.errors import BadRequest, RateLimited
-from gameserver.features.mailbox import SYSTEM, Item, Mail, MailboxFull, MailNotFound, MailStore, PlayerNotFound
+from gameserver.errors import BadRequest, PlayerNotFound, RateLimited
+from gameserver.features.mailbox import SYSTEM, Item, Mail, MailboxFull, MailNotFound, MailStore
 from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 from modules.inventory.items import counts
@@ -31,7 +31,7 @@ async def gift(store: MailStore, world: int, uid: int, items: tuple[Item, ...] =
 
 
 async def owned(db: Sql, uid: int) -> dict[int, int]:
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return await counts(conn, uid)
 
 
@@ -97,7 +97,7 @@ async def test_send_refusals(ctx: Ctx, player: Player) -> None:
 
 async def test_send_rate_limit(ctx: Ctx, player: Player, config: Config) -> None:
     alice, bob = await player("Alice"), await player("Bob")
-    limited = config.replace(mail={"send_rate": 2})
+    limited = config.replace(modules={"mail": {"send_rate": 2}})
     for _ in range(2):
         await send(bob, "hi", "", **ctx(alice, config=limited))
     with pytest.raises(RateLimited) as info:

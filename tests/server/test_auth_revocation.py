@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from gameserver.app import App
 from gameserver.features.identity.tokens import Tokens
@@ -241,34 +237,6 @@ async def test_revocations_survive_a_restart(app_factory: Factory, db_url: str, 
     assert (await tcp.call("mail.list", token=token))["error"]["message"] == "token revoked"  # no SQL per request
     assert (await tcp.call("mail.list", token=keep))["ok"]
     await tcp.close()
-
-
-async def test_accounts_table_from_before_revocation_gets_its_column(
-    app_factory: Factory, db_url: str, tmp_path: Path, client_session: Any
-) -> None:
-    """A database created by an earlier version has no accounts.tokens_valid_after: start-up adds it."""
-    engine = create_async_engine(db_url, poolclass=NullPool)
-    old = sa.MetaData()
-    sa.Table(
-        "accounts",
-        old,
-        sa.Column("uid", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
-        sa.Column("username", sa.String(64), nullable=False),
-        sa.Column("password_hash", sa.String(255), nullable=False),
-        sa.Column("display_name", sa.String(64), nullable=False),
-        sa.Column("world", sa.Integer, nullable=False),
-        sa.Column("family", sa.BigInteger, nullable=True),
-        sa.Column("created_at", sa.DateTime, nullable=False),
-        sa.UniqueConstraint("username", name="uq_accounts_username"),
-    )
-    async with engine.begin() as conn:
-        await conn.run_sync(old.create_all)
-    await engine.dispose()
-    app = await app_factory(db={"url": db_url})
-    http = Http(client_session, app)
-    _, token = await register(http, "hal")
-    assert (await http.post("/auth/logout", token=token))[0] == 200
-    await refused_everywhere(app, http, token)
 
 
 async def test_a_connection_bound_without_a_token_cannot_refresh(app_factory: Factory) -> None:

@@ -1,5 +1,5 @@
 """``POST /mail/broadcast`` end to end, in-process: the admin route enqueues ``mail.broadcast``, batches of
-``mail.broadcast_batch`` players run as background jobs, and every player's mailbox has the mail exactly once,
+``modules.mail.broadcast_batch`` players run as background jobs, and every player's mailbox has the mail exactly once,
 also when a batch runs again."""
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ GIFT = [{"item": 1, "count": 100}]
 @pytest.fixture
 async def app(app_factory: Callable[..., Any]) -> App:
     started: App = await app_factory(
-        mail={"admin_key": ADMIN_KEY, "broadcast_batch": BATCH}, jobs={"poll": 0.02, "backoff": 0.01}
+        mail={"admin_key": ADMIN_KEY},
+        modules={"mail": {"broadcast_batch": BATCH}},
+        jobs={"poll": 0.02, "backoff": 0.01},
     )
     return started
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from gameserver import metrics
 from gameserver.app import App
-from tests.clients import TcpClient
+from tests.clients import TcpClient, WsClient
 
 
 async def register(client: TcpClient, name: str) -> tuple[int, str]:
@@ -96,3 +96,29 @@ async def test_a_transaction_that_keeps_losing_its_lock_answers_unavailable(
     warnings = [r.getMessage() for r in caplog.records if r.name == "gameserver.dispatch.dispatcher"]
     assert len(warnings) == 1 and warnings[0].startswith("inventory.discard: database busy (lock conflict)")
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_an_idempotency_key_over_the_wire_across_reconnects(app: App) -> None:
+    """docs/PROTOCOL.md "Idempotency keys": family.create sent again with its key, on a new connection (a client
+    that lost the first), answers the first reply and creates nothing; a WebSocket JSON client the same."""
+    first = await TcpClient.open(app.ports["gate-tcp"])
+    uid, token = await register(first, "kim")
+    created = await first.call("family.create", {"name": "Owls"}, token=token, idem="create-owls-1")
+    await first.close()
+    again = await TcpClient.open(app.ports["gate-tcp"])
+    repeat = await again.call("family.create", {"name": "Owls"}, token=token, idem="create-owls-1")
+    assert repeat["data"] == created["data"] and repeat["ok"]
+    other = await again.call("family.create", {"name": "Owls"}, token=token, idem="create-owls-2")
+    assert other["error"]["code"] == "already_in_family"  # a new key runs: the first create did happen
+    bad = await again.call("family.leave", {}, token=token, idem=7)
+    assert bad["error"] == {"code": "bad_request", "message": "idem must be a string of 1 to 128 characters"}
+    await again.close()
+    ws = await WsClient.open(app.ports["ws"], binary=False)  # JSON text frames
+    repeat = await ws.call("family.create", {"name": "Owls"}, token=token, idem="create-owls-1")
+    assert repeat["data"] == created["data"]
+    await ws.close()
+    assert await app.resources.db.fetch_value(sa.text("SELECT COUNT(*) FROM families")) == 1
+    members = await app.resources.db.fetch_value(
+        sa.text("SELECT COUNT(*) FROM family_members WHERE uid = :u"), {"u": uid}
+    )
+    assert members == 1

@@ -71,7 +71,7 @@ def test_set_is_typed_by_the_setting(capsys: pytest.CaptureFixture[str]) -> None
         "--set",
         'modules.disabled=["a", "b"]',
         "--set",
-        "modules.paths=x,y",
+        "modules.paths=.,..",  # check-config imports the modules in them: folders that exist
         "--set",
         "redis.prefix=a=b",
     )
@@ -79,7 +79,7 @@ def test_set_is_typed_by_the_setting(capsys: pytest.CaptureFixture[str]) -> None
     assert printed["worker"]["timeout"] == 2.0
     assert printed["http"]["enabled"] is False
     assert printed["modules"]["disabled"] == ["a", "b"]
-    assert printed["modules"]["paths"] == ["x", "y"]
+    assert printed["modules"]["paths"] == [".", ".."]
     assert printed["redis"]["prefix"] == "a=b"
 
 
@@ -148,3 +148,10 @@ def test_client_help_shows_only_what_the_client_uses(capsys: pytest.CaptureFixtu
         assert flag in shown
     for flag in ("--roles", "--host", "--gate-port", "--ws-port", "--chat-port", "--http-port", "--data-dir"):
         assert flag not in shown  # a server's flags: they change nothing the client does
+
+
+def test_check_config_checks_module_sections(capsys: pytest.CaptureFixture[str]) -> None:
+    printed = check_config(capsys, "--set", "modules.mail.page_size=7")
+    assert printed["modules"]["mail"] == {"page_size": 7, "send_rate": 10, "send_window": 60.0, "broadcast_batch": 500}
+    assert main(["check-config", "--set", "modules.mail.page_sise=7"]) == 2
+    assert "modules.mail.page_sise: unknown key" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from gameserver.config import Text, as_dict, build, load
+from gameserver.config import Config, Text, as_dict, build, load
+from gameserver.dispatch.registry import discover, settings_of
 from gameserver.errors import ConfigError
 
 REPO = Path(__file__).parents[2]
@@ -244,16 +245,25 @@ def shipped() -> dict[str, Any]:
         return tomllib.load(f)
 
 
+def bound(config: Config) -> Config:
+    """``config`` with the shipped modules' sections checked, as start-up does."""
+    return config.bind_modules(settings_of(discover()))
+
+
 def test_shipped_config_parses_and_equals_the_defaults() -> None:
-    assert as_dict(load(SHIPPED, env={})) == as_dict(build({}))
+    assert as_dict(bound(load(SHIPPED, env={}))) == as_dict(bound(build({})))
 
 
 def test_shipped_config_shows_every_setting() -> None:
     data = shipped()
     data.pop("profiles")
+    defaults = as_dict(bound(build({})))
     assert {section: set(values) for section, values in data.items()} == {
-        section: set(values) for section, values in as_dict(build({})).items()
+        section: set(values) for section, values in defaults.items()
     }
+    for name, section in defaults["modules"].items():
+        if isinstance(section, dict):
+            assert set(data["modules"][name]) == set(section), name
 
 
 def test_shipped_config_comments_every_setting() -> None:
@@ -284,3 +294,71 @@ def test_bus_backend(bus: str, url: str, backend: str) -> None:
 def test_the_bus_is_chosen_once_for_the_process() -> None:
     assert error(overrides={"server.bus": "kafka"}) == "server.bus: 'kafka' is not one of auto, local, redis"
     assert error(overrides={"chat.bus": "redis"}).startswith("chat.bus: unknown key")
+
+
+# Module sections: [modules.<name>] is checked against the module's SETTINGS, with the core sections' errors.
+
+
+def test_module_section_from_file_environment_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[modules]\npaths = []\n\n[modules.mail]\npage_size = 7\n\n[modules.leaderboard]\nmax_top = 9\n")
+    env = {"GAMESERVER_MODULES__MAIL__SEND_RATE": "3"}
+    config = bound(load(path, env=env, overrides={"modules.leaderboard.boards": Text("a,b")}))
+    from modules.leaderboard.settings import LeaderboardSettings
+    from modules.mail.settings import MailSettings
+
+    assert config.module("mail", MailSettings) == MailSettings(page_size=7, send_rate=3)
+    assert config.module("leaderboard", LeaderboardSettings) == LeaderboardSettings(boards=("a", "b"), max_top=9)
+    assert as_dict(config)["modules"]["mail"]["page_size"] == 7
+
+
+@pytest.mark.parametrize(
+    ("modules", "message"),
+    [
+        ({"mail": {"page_sise": 7}}, "modules.mail.page_sise: unknown key (known: page_size, send_rate"),
+        ({"mail": {"page_size": 0}}, "modules.mail.page_size: must be at least 1, got 0"),
+        ({"mail": {"page_size": "7"}}, "modules.mail.page_size: expected an integer, got '7'"),
+        ({"nosuch": {"x": 1}}, "modules.nosuch: no loaded module nosuch (modules with settings: family, friends"),
+        ({"sys": {"x": 1}}, "modules.sys: module sys declares no SETTINGS"),
+    ],
+)
+def test_module_section_errors_name_the_key_in_full(modules: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        bound(build({"modules": modules}))
+    assert str(caught.value).startswith(message)
+
+
+def test_a_disabled_modules_section_is_left_unchecked() -> None:
+    config = build({"modules": {"disabled": ["leaderboard"], "leaderboard": {"whatever": 1}}})
+    bound_config = config.bind_modules(settings_of(discover(disabled=["leaderboard"])), ignored=["leaderboard"])
+    assert "leaderboard" not in bound_config.module_settings
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"family": {"max_members": 3}}, "family: moved to [modules.family]"),
+        ({"mail": {"page_size": 3}}, "mail.page_size: moved to modules.mail.page_size"),
+    ],
+)
+def test_settings_that_moved_into_a_module_say_where(data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build(data)
+    assert str(caught.value).startswith(message)
+
+
+def test_replace_checks_module_sections_again() -> None:
+    from modules.mail.settings import MailSettings
+
+    config = bound(build({}))
+    assert config.replace(modules={"mail": {"send_rate": 2}}).module("mail", MailSettings).send_rate == 2
+    with pytest.raises(ConfigError, match="modules.mail.send_rate: must be at least 1"):
+        config.replace(modules={"mail": {"send_rate": 0}})
+
+
+def test_an_unbound_config_builds_a_module_section_on_first_use() -> None:
+    from modules.mail.settings import MailSettings
+
+    config = build({"modules": {"mail": {"page_size": 5}}})
+    assert config.module("mail", MailSettings) is config.module("mail", MailSettings)
+    assert config.module("mail", MailSettings).page_size == 5

@@ -192,6 +192,7 @@ def test_describe() -> None:
         "fn": "test.fn",
         "login": True,
         "timeout": 10.0,
+        "idempotent": False,
         "doc": "Adds things.",
         "args": [
             {"name": "a", "type": "an integer", "required": True},

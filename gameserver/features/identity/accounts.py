@@ -4,8 +4,9 @@ One row per player: ``uid`` (the id everything else keys on), ``username`` (the 
 lower-case), ``password_hash`` (argon2id), ``display_name`` (what other players see: chat ``name``),
 ``world`` (the configured ``auth.world`` at registration), ``family`` (a family id, NULL until the family
 module sets it), ``created_at`` (UTC) and ``tokens_valid_after`` (ms since the epoch: tokens issued at or
-before it are revoked; NULL until the first logout or revocation). Helpers take a connection from
-``db.transaction()`` (or ``db.engine.connect()`` to read) and plain values::
+before it are revoked; NULL until the first logout or revocation). Its schema changes are Alembic revisions in
+``gameserver/storage/migrations/versions``: change this declaration and add a revision. Helpers take a connection from
+``db.transaction()`` (or ``db.read()`` to read) and plain values::
 
     async with db.transaction() as tx:
         account = await account_by_uid(tx, uid)
@@ -20,8 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gameserver.features.identity.errors import UsernameTaken
@@ -38,7 +39,7 @@ accounts = sa.Table(
     sa.Column("world", sa.Integer, nullable=False),
     sa.Column("family", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("tokens_valid_after", sa.BigInteger, nullable=True),  # added after the first release: see below
+    sa.Column("tokens_valid_after", sa.BigInteger, nullable=True),  # added by revision core_0002
     sa.UniqueConstraint("username", name="uq_accounts_username"),
     sa.Index("ix_accounts_family", "family"),
     sa.Index("ix_accounts_world", "world"),
@@ -165,28 +166,3 @@ async def revocations_since(conn: AsyncConnection, since: int) -> dict[int, int]
     column = accounts.c.tokens_valid_after
     result = await conn.execute(sa.select(accounts.c.uid, column).where(column > since))
     return {int(row.uid): int(row.tokens_valid_after) for row in result}
-
-
-ADDED_COLUMNS = (accounts.c.tokens_valid_after,)
-"""Columns added to ``accounts`` after databases were created with it: ``create_all`` leaves an existing table as
-it is, so each start adds those missing (nullable, no default: an old row reads NULL)."""
-
-
-@sa.event.listens_for(metadata, "after_create")
-def _add_columns(target: sa.MetaData, connection: Connection, **_: Any) -> None:
-    # Runs after every create_all on the shared metadata (Sql.create_tables), in its transaction, on both dialects.
-    quote = connection.dialect.identifier_preparer.quote
-    for column in ADDED_COLUMNS:
-        if _has_column(connection, column):
-            continue
-        ddl = f"ALTER TABLE {quote(accounts.name)} ADD COLUMN {quote(column.name)} "
-        ddl += f"{column.type.compile(dialect=connection.dialect)} NULL"
-        try:
-            connection.execute(sa.text(ddl))
-        except DBAPIError:
-            if not _has_column(connection, column):  # not a concurrent start-up that added it first
-                raise
-
-
-def _has_column(connection: Connection, column: sa.Column[Any]) -> bool:
-    return column.name in {c["name"] for c in sa.inspect(connection).get_columns(accounts.name)}

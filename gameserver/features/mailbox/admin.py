@@ -73,14 +73,14 @@ async def send_system_mail(
     mail = system_mail(body, config)
     if "to" in body:
         uid = check_id("to", body["to"])
-        async with db.engine.connect() as conn:
+        async with db.read() as conn:
             account = await account_by_uid(conn, uid)
         if account is None:
             raise PlayerNotFound(f"no player {uid}")
         delivered = await post(store, push, account.world, uid, mail)
         return {"sent": 1, "mail_id": delivered.mail_id}
     world = check_id("world", body["world"], minimum=0)
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         uids = await uids_in_world(conn, world)
     sent = await post_many(store, push, [(world, uid) for uid in uids], mail)
     return {"sent": len(sent)}

@@ -1,7 +1,7 @@
 """A system mail to every player (``POST /mail/broadcast``), delivered by background jobs in batches.
 
 The route enqueues the job ``mail.broadcast`` (modules/mail/jobs.py) for the first batch and answers at once.
-Each batch is a job of its own: it reads the next ``mail.broadcast_batch`` players by uid after its cursor,
+Each batch is a job of its own: it reads the next ``modules.mail.broadcast_batch`` players by uid after its cursor,
 enqueues the batch after it (keyed by the broadcast and the cursor, so a batch run twice enqueues its successor
 once), then delivers. Batches therefore spread over every worker, and a failing batch is retried alone.
 
@@ -69,5 +69,5 @@ async def players_after(db: Sql, after: int, limit: int, world: int | None) -> l
     if world is not None:
         query = query.where(accounts.c.world == world)
     query = query.order_by(accounts.c.uid).limit(limit)
-    async with db.engine.connect() as conn:
+    async with db.read() as conn:
         return [(int(w), int(uid)) for w, uid in (await conn.execute(query)).all()]

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from enums import ModuleErrorCode
-from gameserver.errors import GameError
+from gameserver.errors import GameError, PlayerNotFound
+
+__all__ = ["MailNotFound", "MailboxFull", "PlayerNotFound"]  # PlayerNotFound lives in gameserver.errors
 
 
 class MailNotFound(GameError):
     code = ModuleErrorCode.MAIL_NOT_FOUND
     message = "no such mail"
-    status = 404
-
-
-class PlayerNotFound(GameError):
-    code = ModuleErrorCode.PLAYER_NOT_FOUND
-    message = "no such player"
     status = 404
 
 

@@ -29,7 +29,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ SEEN = "S"
 TMP_MAX_AGE = 36 * 3600.0  # seconds (the Maildir convention for abandoned tmp files)
 MAX_ID = 2**63 - 1
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+TAG_MARK = "I"  # a key "<ns>.I<tag>": delivered once per tag (deliver_tagged)
 COUNT_FILE = "mailcount"  # the number of mails in new/ and cur/, ASCII digits; also the box's lock file
 LOCK_STRIPES = 64  # thread locks shared by all boxes of the process, picked by the box's path
 
@@ -152,7 +153,35 @@ class Maildir:
         check_key(key)
         return self._deliver(data, key, limit=None, once=True)
 
-    def _deliver(self, data: bytes, key: str, *, limit: int | None, once: bool) -> bool:
+    def deliver_tagged(self, data: bytes, tag: str, *, limit: int | None = None) -> tuple[str, bool]:
+        """Write one mail under a new key marked with ``tag`` unless the box holds a mail with that tag already (the
+        same request run again: an idempotency key's :meth:`~gameserver.dispatch.idempotency.Call.tag`); returns
+        the mail's key and whether it was written now. The key keeps the delivery time first, so the mail sorts as
+        any other.
+
+        Raises:
+            MailboxFull: as :meth:`deliver`, for a mail written now.
+        """
+        key = f"{time.time_ns()}.{TAG_MARK}{tag}"
+        check_key(key)
+        return self._deliver_tagged(data, key, tag, limit)
+
+    def _deliver_tagged(self, data: bytes, key: str, tag: str, limit: int | None) -> tuple[str, bool]:
+        found: list[str] = []
+        written = self._deliver(data, key, limit=limit, once=False, existing=lambda: self._tagged(tag, found))
+        return (key, True) if written else (found[0], False)
+
+    def _tagged(self, tag: str, found: list[str]) -> bool:
+        mark = f".{TAG_MARK}{tag}"
+        for entry in self.entries():
+            if entry.key.endswith(mark):
+                found.append(entry.key)
+                return True
+        return False
+
+    def _deliver(
+        self, data: bytes, key: str, *, limit: int | None, once: bool, existing: Callable[[], bool] | None = None
+    ) -> bool:
         self.create()
         tmp = self.path / "tmp" / new_key()  # unique even when ``key`` is not: two writers of one key never meet here
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
@@ -162,7 +191,7 @@ class Maildir:
                 f.flush()
                 os.fsync(f.fileno())
             with self._locked() as lock:  # the slow part (writing, fsync) is done: hold the lock briefly
-                if once and self.find(key) is not None:
+                if (once and self.find(key) is not None) or (existing is not None and existing()):
                     os.unlink(tmp)
                     return False
                 count = _read_count(lock)

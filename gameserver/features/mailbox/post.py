@@ -19,10 +19,17 @@ NEW_MAIL = "mail.new"
 Push = Callable[[int, str, Any], Any]
 
 
-async def post(store: MailStore, push: Push | None, world: int, uid: int, mail: Mail) -> Mail:
-    """Deliver ``mail`` to ``uid`` in ``world`` and push ``mail.new`` to them; returns the delivered mail."""
-    delivered = await store.deliver(world, uid, mail)
-    await _announce(push, uid, delivered)
+async def post(
+    store: MailStore, push: Push | None, world: int, uid: int, mail: Mail, *, tag: str | None = None
+) -> Mail:
+    """Deliver ``mail`` to ``uid`` in ``world`` and push ``mail.new`` to them; returns the delivered mail. With
+    ``tag``, once per tag (:meth:`MailStore.deliver_tagged`): a repeat returns the mail delivered first, unannounced."""
+    if tag is None:
+        delivered, new = await store.deliver(world, uid, mail), True
+    else:
+        delivered, new = await store.deliver_tagged(world, uid, mail, tag)
+    if new:
+        await _announce(push, uid, delivered)
     return delivered
 
 

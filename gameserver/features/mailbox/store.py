@@ -62,6 +62,19 @@ class MailStore:
         key = await asyncio.to_thread(box.deliver, compose(mail), limit=self._limit(mail))
         return replace(mail, mail_id=key, unread=True)
 
+    async def deliver_tagged(self, world: int, uid: int, mail: Mail, tag: str) -> tuple[Mail, bool]:
+        """:meth:`deliver`, once per ``tag`` (an idempotent request's
+        :meth:`~gameserver.dispatch.idempotency.Call.tag`): a box holding a mail with that tag already is left as it
+        is. Returns the mail, with the id of the one delivered first, and whether it was delivered now.
+
+        Raises:
+            MailboxFull: as :meth:`deliver`, for a mail to deliver now.
+        """
+        mail = mail.stamped()
+        box = self.maildir(world, uid)
+        key, new = await asyncio.to_thread(box.deliver_tagged, compose(mail), tag, limit=self._limit(mail))
+        return replace(mail, mail_id=key, unread=True), new
+
     async def deliver_many(self, targets: Sequence[tuple[int, int]], mail: Mail) -> list[tuple[int, Mail]]:
         """The same mail to every ``(world, uid)``, in one thread; returns ``(uid, delivered mail)`` pairs."""
         mail = mail.stamped()

@@ -144,3 +144,17 @@ def test_golden_request_parses() -> None:
     assert parse_request(decode_msgpack(payload)) == Request(
         42, "mail.send", {"to": 7, "subject": "hi", "body": "héllo"}, "a.b.c"
     )
+
+
+def test_idempotency_key() -> None:
+    """docs/PROTOCOL.md, "Idempotency keys": an extension field, absent or null means none."""
+    message = {"id": 3, "fn": "inventory.discard", "args": {}, "idem": "k-1"}
+    assert parse_request(message) == Request(3, "inventory.discard", {}, None, "k-1")
+    assert parse_request({"id": 3, "fn": "x.y", "idem": None}).idem is None
+
+
+@pytest.mark.parametrize("idem", [5, "", "k" * 129, b"bytes"])
+def test_bad_idempotency_key(idem: Any) -> None:
+    with pytest.raises(BadEnvelope, match="idem must be a string of 1 to 128 characters") as caught:
+        parse_request({"id": 4, "fn": "x.y", "idem": idem})
+    assert caught.value.request_id == 4

@@ -1,0 +1,1 @@
+"""The core's revisions (branch ``gameserver``): the ``accounts`` table and the ``idempotency`` table."""

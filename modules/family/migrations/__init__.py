@@ -1,0 +1,1 @@
+"""The family module's schema revisions (Alembic branch ``family``)."""

@@ -1,0 +1,1 @@
+"""The friends module's schema revisions (Alembic branch ``friends``)."""

@@ -1,0 +1,1 @@
+"""The inventory module's schema revisions (Alembic branch ``inventory``)."""

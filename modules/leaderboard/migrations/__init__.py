@@ -1,0 +1,1 @@
+"""The leaderboard module's schema revisions (Alembic branch ``leaderboard``)."""

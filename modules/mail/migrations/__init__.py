@@ -1,0 +1,1 @@
+"""The mail module's schema revisions (Alembic branch ``mail``)."""
