@@ -210,6 +210,7 @@ class App:
                     max_inflight=config.worker.max_inflight,
                     node=self.node,
                     log_requests=config.log.requests,
+                    dev=config.server.dev,
                 )
                 made.authenticate = identity.authenticate
                 metrics.INFLIGHT.set_function(lambda: made.inflight)

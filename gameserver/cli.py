@@ -67,6 +67,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["log.level"] = args.log_level
     if getattr(args, "reload", False):
         overrides["modules.reload"] = True
+        overrides["server.dev"] = True  # a developer's loop: crashes answer with their exception
     for flag, key in PORT_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:

@@ -68,6 +68,7 @@ class ServerConfig:
     backlog: int = setting(4096, min=1, max=65535)
     advertise_host: str = setting("")
     advertise_urls: tuple[str, ...] = setting(())
+    dev: bool = setting(False)
 
     def __post_init__(self) -> None:
         for item in self.advertise_urls:

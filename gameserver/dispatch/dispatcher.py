@@ -6,8 +6,9 @@ Around them the connection's rate (``rate_limited``) and the worker's bound on r
 (``overloaded``). The handler then runs as a task under its deadline (``timeout``). Only this module turns
 exceptions into replies: a :class:`GameError` becomes its code; a backend that is down, or a transaction
 that kept losing lock conflicts (a deadlock past ``db.retries``), becomes ``unavailable``; anything else
-becomes ``internal`` / ``programming error`` with the traceback logged under a correlation id that the
-client never sees.
+becomes ``internal`` / ``programming error`` with the traceback logged under a correlation id; the reply carries
+that id (``cid``) so that support can find the log line, and nothing of the exception, except in development
+(``server.dev``), where it also names the exception and its file:line (docs/PROTOCOL.md, "Internal errors").
 
 Shutdown (:meth:`stop_taking`, :meth:`drain`, :meth:`cancel_all`): a request that arrives once the shutdown began is
 answered ``unavailable`` ("not run"); the requests already running finish and are answered as usual; one still
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gameserver import metrics
 from gameserver.bus.sessions import Session
+from gameserver.dispatch import crashes
 from gameserver.dispatch.idempotency import Idempotency
 from gameserver.dispatch.registry import Entry, injected
 from gameserver.errors import (
@@ -76,6 +78,7 @@ class Dispatcher:
         max_inflight: requests handled at once before new ones are answered ``overloaded``.
         node: this process's id, the prefix of correlation ids.
         log_requests: log one line per request (fn, uid, duration, outcome).
+        dev: development (``server.dev``): an ``internal`` reply names the exception and where it was raised.
     """
 
     def __init__(
@@ -87,8 +90,10 @@ class Dispatcher:
         node: str = "",
         log_requests: bool = False,
         sweep_period: float = SWEEP_PERIOD,
+        dev: bool = False,
     ) -> None:
         self.table = dict(table)
+        self.dev = dev
         self.resources = dict(resources)
         self.max_inflight = max_inflight
         self.stopping = False
@@ -283,12 +288,13 @@ class Dispatcher:
         stats: metrics.FunctionStats,
         uid: int | None,
         start: float,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         stats.observe_error(exc.code)
         if self.log_requests:
             self._log_request(stats.fn, uid, time.perf_counter() - start, exc.code, session, request_id)
         try:
-            session.send(error_reply(request_id, exc.code, exc.message), fmt)
+            session.send(error_reply(request_id, exc.code, exc.message, extra), fmt)
         except (TypeError, ValueError):
             log.exception("cannot encode the error reply of %s", stats.fn)
 
@@ -303,8 +309,18 @@ class Dispatcher:
         exc: BaseException,
     ) -> None:
         cid = self.correlation_id(session, request_id)
-        log.error("internal error in %s (correlation id %s, uid %s)", stats.fn, cid, uid, exc_info=exc)
-        self._answer_error(session, fmt, request_id, _Internal(), stats, uid, start)
+        log.error(
+            "internal error in %s (correlation id %s, uid %s)", stats.fn, cid, uid, exc_info=exc, extra={"cid": cid}
+        )
+        reply, extra = _Internal(), {"cid": cid}
+        if self.dev:
+            reply = _Internal(f"{INTERNAL_MESSAGE}: {crashes.summary(exc)}")
+            where = crashes.location(exc)
+            exception = {"type": type(exc).__name__, "message": crashes.message(exc)}
+            if where is not None:
+                exception.update(file=where.file, line=where.line)
+            extra["exception"] = exception
+        self._answer_error(session, fmt, request_id, reply, stats, uid, start, extra)
 
     def stop_taking(self) -> None:
         """The shutdown began: answer every request from now on ``unavailable`` without running it."""

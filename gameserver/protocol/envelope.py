@@ -7,6 +7,7 @@ or ``{"id", "ok": false, "error": {"code", "message"}}``; a push is ``{"event", 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +59,15 @@ def ok_reply(request_id: int, data: Any) -> dict[str, Any]:
     return {"id": request_id, "ok": True, "data": data}
 
 
-def error_reply(request_id: int | None, code: str, message: str) -> dict[str, Any]:
-    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+def error_reply(
+    request_id: int | None, code: str, message: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A failure; ``extra`` adds fields to the error object after ``code`` and ``message`` (the ``internal``
+    error's correlation id ``cid``, and in development its ``exception``: docs/PROTOCOL.md, "Internal errors")."""
+    error = {"code": code, "message": message}
+    if extra:
+        error.update(extra)
+    return {"id": request_id, "ok": False, "error": error}
 
 
 def push_message(event: str, data: Any) -> dict[str, Any]:

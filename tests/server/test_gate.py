@@ -20,6 +20,12 @@ from tests.server.support import echo_of_size, tcp_frame
 INTERNAL = {"code": "internal", "message": "programming error"}
 
 
+def without_cid(reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply less the internal error's correlation id (``<node>-<connection>-<request id>``)."""
+    assert reply["error"]["cid"].endswith(f"-{reply['id']}"), reply
+    return {**reply, "error": {k: v for k, v in reply["error"].items() if k != "cid"}}
+
+
 async def send(client: TcpClient | WsClient, message: Any) -> None:
     if isinstance(client, TcpClient):
         client.send(message)
@@ -68,11 +74,11 @@ async def test_errors_over_the_wire(gate_app: App, kind: str) -> None:
     }
     assert (await client.call("testkit.whoami"))["error"]["code"] == "unauthorized"
     assert (await client.call("testkit.whoami", token="not-a-jwt"))["error"]["code"] == "unauthorized"
-    assert await client.call("testkit.crash") == {"id": 5, "ok": False, "error": INTERNAL}
+    assert without_cid(await client.call("testkit.crash")) == {"id": 5, "ok": False, "error": INTERNAL}
     assert (await client.call("testkit.hang"))["error"]["code"] == "timeout"
     assert (await client.call("testkit.redis_down"))["error"]["code"] == "unavailable"
     assert (await client.call("testkit.db_down"))["error"]["code"] == "unavailable"
-    assert await client.call("testkit.unencodable") == {"id": 9, "ok": False, "error": INTERNAL}
+    assert without_cid(await client.call("testkit.unencodable")) == {"id": 9, "ok": False, "error": INTERNAL}
     await client.close()
 
 
@@ -208,8 +214,11 @@ async def test_nothing_of_a_crash_reaches_the_client(gate_app: App, caplog: pyte
     client = await WsClient.open(gate_app.ports["ws"], binary=False)
     await client.send({"id": 77, "fn": "testkit.crash"})
     raw = await client.ws.recv()
-    assert raw == '{"id":77,"ok":false,"error":{"code":"internal","message":"programming error"}}'
-    assert SECRET in caplog.text and "correlation id test-" in caplog.text
+    assert isinstance(raw, str)
+    prefix = '{"id":77,"ok":false,"error":{"code":"internal","message":"programming error","cid":"test-'
+    assert raw.startswith(prefix) and raw.endswith('-77"}}'), raw  # the correlation id, nothing of the crash
+    cid = json.loads(raw)["error"]["cid"]
+    assert SECRET in caplog.text and f"correlation id {cid}" in caplog.text
     await client.close()
 
 

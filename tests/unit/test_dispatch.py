@@ -81,6 +81,9 @@ async def crash() -> None:
     raise RuntimeError(f"boom: {SECRET}")
 
 
+CRASH_LINE = crash.__code__.co_firstlineno + 1  # the raise
+
+
 async def taken() -> None:
     raise NameTaken()
 
@@ -217,6 +220,16 @@ async def call(
 
 def error(request_id: int | None, code: str, message: str) -> dict[str, Any]:
     return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+def internal(request_id: int, cid: str) -> dict[str, Any]:
+    """The production answer to a crash: ``programming error`` and the log line's correlation id."""
+    return {"id": request_id, "ok": False, "error": {"code": "internal", "message": INTERNAL_MESSAGE, "cid": cid}}
+
+
+def without_cid(reply: dict[str, Any]) -> dict[str, Any]:
+    assert reply["error"]["cid"].startswith("node1-"), reply
+    return {**reply, "error": {k: v for k, v in reply["error"].items() if k != "cid"}}
 
 
 async def test_ok_reply(dispatcher: Dispatcher) -> None:
@@ -402,15 +415,38 @@ async def test_crash_answers_internal_and_logs_the_traceback(
     session = RecordingSession()
     with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
         reply = await call(dispatcher, {"id": 11, "fn": "t.crash"}, session)
-    assert reply == error(11, "internal", INTERNAL_MESSAGE)
+    correlation_id = f"node1-{session.id}-11"
+    # Production: the message exactly, and the correlation id in a field of its own so that support finds the line.
+    assert reply == internal(11, correlation_id)
     assert INTERNAL_MESSAGE == "programming error"
     assert SECRET not in repr(session.sent) and "RuntimeError" not in repr(session.sent)
     (record,) = [r for r in caplog.records if r.name == "gameserver.dispatch.dispatcher"]
-    correlation_id = f"node1-{session.id}-11"
-    assert correlation_id in record.getMessage()
-    assert correlation_id not in repr(session.sent)
+    assert correlation_id in record.getMessage() and record.cid == correlation_id  # type: ignore[attr-defined]
+    assert "test_dispatch.py" not in repr(session.sent)
     assert record.exc_info is not None and SECRET in str(record.exc_info[1])
     assert "Traceback" in caplog.text and "in crash" in caplog.text
+
+
+async def test_in_development_a_crash_answers_its_exception_and_where(make_dispatcher: MakeDispatcher) -> None:
+    dispatcher = make_dispatcher(dev=True)
+    session = RecordingSession()
+    reply = await call(dispatcher, {"id": 12, "fn": "t.crash"}, session)
+    line = CRASH_LINE
+    assert reply == {
+        "id": 12,
+        "ok": False,
+        "error": {
+            "code": "internal",
+            "message": f"programming error: RuntimeError: boom: {SECRET} (at tests/unit/test_dispatch.py:{line})",
+            "cid": f"node1-{session.id}-12",
+            "exception": {
+                "type": "RuntimeError",
+                "message": f"boom: {SECRET}",
+                "file": "tests/unit/test_dispatch.py",
+                "line": line,
+            },
+        },
+    }
 
 
 @pytest.mark.parametrize(("fn", "fmt"), [("t.unencodable", Format.MSGPACK), ("t.raw_bytes", Format.JSON)])
@@ -418,7 +454,7 @@ async def test_reply_that_cannot_be_encoded_answers_internal(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture, fn: str, fmt: Format
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
-        assert await call(dispatcher, {"id": 1, "fn": fn}, fmt=fmt) == error(1, "internal", INTERNAL_MESSAGE)
+        assert without_cid(await call(dispatcher, {"id": 1, "fn": fn}, fmt=fmt)) == error(1, "internal", INTERNAL_MESSAGE)
     assert "correlation id node1-" in caplog.text
 
 
@@ -447,7 +483,7 @@ async def test_a_lost_lock_conflict_answers_unavailable_with_a_warning(
 
 
 async def test_other_database_errors_are_bugs(dispatcher: Dispatcher) -> None:
-    assert await call(dispatcher, {"id": 1, "fn": "t.mysql_syntax"}) == error(1, "internal", INTERNAL_MESSAGE)
+    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.mysql_syntax"})) == error(1, "internal", INTERNAL_MESSAGE)
 
 
 async def test_a_request_after_the_shutdown_began_is_answered_unavailable_and_not_run(dispatcher: Dispatcher) -> None:
@@ -490,7 +526,7 @@ async def test_shutdown_cancels_again_a_handler_that_lost_the_cancel(dispatcher:
 
 
 async def test_a_stray_cancelled_error_is_a_bug_not_a_shutdown(dispatcher: Dispatcher) -> None:
-    assert await call(dispatcher, {"id": 1, "fn": "t.stray_cancel"}) == error(1, "internal", INTERNAL_MESSAGE)
+    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.stray_cancel"})) == error(1, "internal", INTERNAL_MESSAGE)
 
 
 async def test_a_failing_token_hook_answers_internal(dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture) -> None:
@@ -501,7 +537,7 @@ async def test_a_failing_token_hook_answers_internal(dispatcher: Dispatcher, cap
     session = RecordingSession()
     with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
         reply = await call(dispatcher, {"id": 1, "fn": "t.whoami", "token": "good"}, session)
-    assert reply == error(1, "internal", INTERNAL_MESSAGE)
+    assert without_cid(reply) == error(1, "internal", INTERNAL_MESSAGE)
     assert SECRET not in repr(session.sent) and SECRET in caplog.text
     assert (await call(dispatcher, {"id": 2, "fn": "t.add", "args": {"a": 1}}, session))["ok"] is True
 
