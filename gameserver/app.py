@@ -242,12 +242,14 @@ class App:
             route = Route(gate_endpoint(gate), config.gate.max_frame)
             self.ws_routes["/"] = self.ws_routes["/gate"] = route
             driver = gate_driver(gate, config.gate.max_frame)
-            await self.listen("gate-tcp", driver, self._gate_limits(config.gate.proxy_protocol), config.gate.tcp_port)
+            limits = self._gate_limits(config.gate.proxy_protocol)
+            await self.listen("gate-tcp", driver, limits, config.gate.tcp_port, "gate.tcp_port")
         for spec in self.feature_listeners:
-            await self.listen(spec.name, spec.driver, spec.limits, spec.port)
+            await self.listen(spec.name, spec.driver, spec.limits, spec.port, spec.setting)
         if self.ws_routes:
             driver = websocket_driver(self.ws_routes, self.trusted_proxies)
-            await self.listen("ws", driver, self._gate_limits(config.gate.ws_proxy_protocol), config.gate.ws_port)
+            limits = self._gate_limits(config.gate.ws_proxy_protocol)
+            await self.listen("ws", driver, limits, config.gate.ws_port, "gate.ws_port")
         if config.http.enabled:
             http_app = build_http_app(
                 self.health,
@@ -269,12 +271,12 @@ class App:
             self.ports["http"] = await http.start(config.server.host, config.http.port)
             self.http = http
 
-    async def listen(self, name: str, driver: Driver, limits: Limits, port: int) -> Listener:
-        """Start a listener on ``server.host``."""
+    async def listen(self, name: str, driver: Driver, limits: Limits, port: int, setting: str = "") -> Listener:
+        """Start a listener on ``server.host``; ``setting`` is its port's config key (named if the port is taken)."""
         listener = Listener(
             name, driver, limits, trusted_proxies=self.trusted_proxies, backlog=self.config.server.backlog
         )
-        self.ports[name] = await listener.start(self.config.server.host, port)
+        self.ports[name] = await listener.start(self.config.server.host, port, setting)
         self.listeners[name] = listener
         return listener
 

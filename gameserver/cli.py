@@ -15,7 +15,7 @@ from typing import Any
 
 from gameserver import __version__
 from gameserver.config import ROLES, Config, Text, as_dict, load
-from gameserver.errors import ConfigError
+from gameserver.errors import ConfigError, ModuleError, PortInUse
 
 log = logging.getLogger("gameserver.cli")
 
@@ -330,12 +330,56 @@ def run(config: Config) -> int:
     setup_logging(config.log, ident=f"gameserver-{config.server.node_id}" if config.server.node_id else "gameserver")
     try:
         return uvloop.run(_serve(config))
+    except ModuleError as exc:  # the one line a failed reload logs too; the traceback below it for code errors
+        log.error("module error: %s", exc, exc_info=exc.__cause__)
+        return 2
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return 2
+    except PortInUse as exc:
+        flag = next((f"--{flag.replace('_', '-')}" for flag, key in PORT_FLAGS.items() if key == exc.setting), "")
+        how = f"{flag} or --set {exc.setting}=PORT" if flag else f"--set {exc.setting}=PORT"
+        log.error(
+            "cannot start: %s:%d, the %s listener's port, is already in use (another gameserver?): "
+            "choose another with %s",
+            exc.host,
+            exc.port,
+            exc.listener,
+            how,
+        )
+        return 1
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 1
+
+
+def where_things_are(config: Config, ports: dict[str, int], *, console: bool) -> list[str]:
+    """The start-up lines that say where a developer goes next: the console's URL, the terminal client."""
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening everywhere: this machine's own address reaches it
+    host = f"[{host}]" if ":" in host else host
+    lines = []
+    if console and "http" in ports:
+        lines.append(f"console: http://{host}:{ports['http']}/")
+    if "ws" in ports:
+        http = f" --http-url http://{host}:{ports['http']}" if "http" in ports else ""
+        lines.append(f"terminal client: {_own_command()} client --url ws://{host}:{ports['ws']}/gate{http}")
+    return lines
+
+
+def _own_command() -> str:
+    """How this program was started, to print commands a developer can paste: ``.venv/bin/gameserver`` (relative
+    to the working directory when below it) or ``python -m gameserver``."""
+    program = sys.argv[0] if sys.argv else ""
+    if os.path.basename(program) != "gameserver":
+        program = f"{sys.executable} -m gameserver"
+        executable = os.path.relpath(sys.executable)
+        if not executable.startswith(".."):
+            program = f"{executable} -m gameserver"
+        return program
+    relative = os.path.relpath(program)
+    return relative if not relative.startswith("..") else program
 
 
 async def _serve(config: Config) -> int:
@@ -352,6 +396,8 @@ async def _serve(config: Config) -> int:
     # collections; over the whole heap each took ~50 ms (p99 70 ms at 500 connections, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
+    for line in where_things_are(config, app.ports, console="/console/api/info" in app.http_paths):
+        print(line, file=sys.stderr)
     print(
         f"gameserver {__version__} node {app.node}: " + ", ".join(f"{k}={v}" for k, v in app.ports.items()),
         file=sys.stderr,

@@ -133,3 +133,17 @@ class ProtocolViolation(Exception):
 
 class ConfigError(Exception):
     """A setting is unknown or invalid; the message names the setting in full (``gate.tcp_port``)."""
+
+
+class ModuleError(ConfigError):
+    """A module package cannot be loaded: it does not import (a syntax or import error, an exception at import
+    time), or what it declares is refused (a sync handler, a duplicate name, a parameter nothing fills). The
+    message starts ``module <name>:`` and, for code errors, ends with the file:line."""
+
+
+class PortInUse(OSError):
+    """A listener's port is taken; the message names the listener and the setting that moves it."""
+
+    def __init__(self, listener: str, host: str, port: int, setting: str) -> None:
+        self.listener, self.host, self.port, self.setting = listener, host, port, setting
+        super().__init__(f"{listener}: {host}:{port} is already in use (another gameserver?); change {setting}")

@@ -29,7 +29,7 @@ class Location:
         return f"{self.file}:{self.line}"
 
 
-def _shown(path: str) -> str:
+def shown(path: str) -> str:
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive
@@ -42,13 +42,13 @@ def location(exc: BaseException) -> Location | None:
     an installed package); failing that the innermost frame; None without a traceback. A syntax error is where
     the parser stopped."""
     if isinstance(exc, SyntaxError) and exc.filename:
-        return Location(_shown(exc.filename), exc.lineno or 0)
+        return Location(shown(exc.filename), exc.lineno or 0)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
     if not frames:
         return None
     own = [f for f in frames if not f.filename.startswith(_FRAMEWORK) and not f.filename.startswith(_LIBRARIES)]
     frame = (own or frames)[-1]
-    return Location(_shown(frame.filename), frame.lineno or 0)
+    return Location(shown(frame.filename), frame.lineno or 0)
 
 
 def summary(exc: BaseException) -> str:
@@ -60,7 +60,7 @@ def summary(exc: BaseException) -> str:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
     own = [f for f in frames if not f.filename.startswith(_FRAMEWORK) and not f.filename.startswith(_LIBRARIES)]
     if own:
-        text += f" (at {_shown(own[-1].filename)}:{own[-1].lineno})"
+        text += f" (at {shown(own[-1].filename)}:{own[-1].lineno})"
     return text
 
 

@@ -312,11 +312,11 @@ class Dispatcher:
         log.error(
             "internal error in %s (correlation id %s, uid %s)", stats.fn, cid, uid, exc_info=exc, extra={"cid": cid}
         )
-        reply, extra = _Internal(), {"cid": cid}
+        reply, extra = _Internal(), dict[str, Any](cid=cid)
         if self.dev:
             reply = _Internal(f"{INTERNAL_MESSAGE}: {crashes.summary(exc)}")
             where = crashes.location(exc)
-            exception = {"type": type(exc).__name__, "message": crashes.message(exc)}
+            exception: dict[str, Any] = {"type": type(exc).__name__, "message": crashes.message(exc)}
             if where is not None:
                 exception.update(file=where.file, line=where.line)
             extra["exception"] = exception

@@ -5,13 +5,15 @@ has ``HANDLERS = {"name": fn_or_handler(...)}``. Parameters before ``*`` are the
 keyword-only parameters are injected resources (``db``, ``redis``, ``config``, ``uid``, ...); ``**_`` takes
 the rest. A handler is passed only the resources it names, unless it takes the whole bag as ``**kwargs`` (any
 name but ``_``, which says the rest goes unused: passing a dozen unused keyword arguments costs more than a
-small handler itself). Start-up fails on a sync function, a duplicate name, a client parameter that shadows a
+small handler itself). Start-up fails (a :class:`~gameserver.errors.ModuleError`) on a package that does not import,
+a sync function, a duplicate name, a client parameter that shadows a
 resource, or a keyword-only parameter nothing can fill.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gameserver.errors import BadRequest, ConfigError
+from gameserver.dispatch import crashes
+from gameserver.errors import BadRequest, ConfigError, ModuleError
 
 HandlerFn = Callable[..., Awaitable[Any]]
 
@@ -178,44 +181,46 @@ def compile_entry(
     their arguments are the parameters before ``*``, checked the same way when they are enqueued.
 
     Raises:
-        ConfigError: the function is not async, or a parameter cannot be filled.
+        ModuleError: the function is not async, or a parameter cannot be filled.
     """
     fn = spec.fn
     who = "clients" if kind == "handler" else "callers"
     if spec.any_args and any(
         p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY) for p in inspect.signature(fn).parameters.values()
     ):
-        raise ConfigError(f"{kind} {name}: any_args handlers take no client parameters; read `args`")
+        raise ModuleError(f"{kind} {name}: any_args handlers take no client parameters; read `args`")
     if not inspect.iscoroutinefunction(fn):
-        raise ConfigError(f"{kind} {name}: {getattr(fn, '__qualname__', fn)!r} must be an async function")
+        code = getattr(fn, "__code__", None)
+        where = f" ({crashes.shown(code.co_filename)}:{code.co_firstlineno})" if code is not None else ""
+        raise ModuleError(f"{kind} {name}: {getattr(fn, '__qualname__', fn)!r} must be an async function{where}")
     injectable = frozenset(injectable)
     signature = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn)
     except Exception as exc:
-        raise ConfigError(f"{kind} {name}: cannot read its annotations: {exc}") from None
+        raise ModuleError(f"{kind} {name}: cannot read its annotations: {exc}") from None
     params: dict[str, Param] = {}
     inject: list[str] = []
     takes_kwargs = False
     for p in signature.parameters.values():
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.POSITIONAL_ONLY):
             if p.kind is p.POSITIONAL_ONLY:
-                raise ConfigError(f"{kind} {name}: parameter {p.name} is positional-only; {who} pass names")
+                raise ModuleError(f"{kind} {name}: parameter {p.name} is positional-only; {who} pass names")
             if p.name in injectable:
-                raise ConfigError(f"{kind} {name}: parameter {p.name} is a resource name; put it after `*`")
+                raise ModuleError(f"{kind} {name}: parameter {p.name} is a resource name; put it after `*`")
             allowed, type_name = _param_types(hints.get(p.name, p.annotation))
             required = p.default is p.empty
             params[p.name] = Param(p.name, required, allowed, type_name, None if required else p.default)
         elif p.kind is p.KEYWORD_ONLY:
             if p.name not in injectable and p.default is p.empty:
                 known = ", ".join(sorted(injectable))
-                raise ConfigError(f"{kind} {name}: nothing provides keyword-only {p.name} (resources: {known})")
+                raise ModuleError(f"{kind} {name}: nothing provides keyword-only {p.name} (resources: {known})")
             if p.name in injectable:
                 inject.append(p.name)
         elif p.kind is p.VAR_KEYWORD:
             takes_kwargs = p.name != "_"  # `**_` ignores the rest: don't build it
         elif p.kind is p.VAR_POSITIONAL:
-            raise ConfigError(f"{kind} {name}: *{p.name} cannot be filled; {who} pass named args")
+            raise ModuleError(f"{kind} {name}: *{p.name} cannot be filled; {who} pass named args")
     doc = inspect.getdoc(fn) or ""
     module = getattr(fn, "__module__", "modules")
     return Entry(
@@ -250,7 +255,8 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
     """Import every module package: those under ``modules/`` and those in the folders ``paths``.
 
     Raises:
-        ConfigError: two packages with one name, or a package without ``HANDLERS``.
+        ModuleError: a package does not import, two packages have one name, or one has no ``HANDLERS``.
+        ConfigError: a folder in ``paths`` is missing.
     """
     disabled = set(disabled)
     found: dict[str, types.ModuleType] = {}
@@ -258,7 +264,7 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
 
     for info in pkgutil.iter_modules(builtin.__path__):
         if info.ispkg and info.name not in disabled:
-            found[info.name] = importlib.import_module(f"modules.{info.name}")
+            found[info.name] = load(info.name, functools.partial(importlib.import_module, f"modules.{info.name}"))
     for folder in paths:
         root = Path(folder)
         if not root.is_dir():
@@ -267,26 +273,41 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
             if not info.ispkg or info.name in disabled:
                 continue
             if info.name in found:
-                raise ConfigError(f"modules.paths: module {info.name} in {folder} is already loaded")
-            found[info.name] = _import_path(info.name, root / info.name)
+                raise ModuleError(f"modules.paths: module {info.name} in {folder} is already loaded")
+            found[info.name] = load(info.name, functools.partial(_import_path, info.name, root / info.name))
     for name, module in found.items():
         if not isinstance(getattr(module, "HANDLERS", None), Mapping):
-            raise ConfigError(f"module {name}: its __init__.py needs HANDLERS = {{'name': function}}")
+            raise ModuleError(f"module {name}: its __init__.py needs HANDLERS = {{'name': function}}")
     settings_of(found)
     return found
+
+
+def load(name: str, importer: Callable[[], types.ModuleType]) -> types.ModuleType:
+    """Import module package ``name`` with ``importer``, at start-up as on a reload.
+
+    Raises:
+        ModuleError: it does not import: ``module <name>: <Type>: <message> (at <file>:<line>)``, the same line
+            wherever it happens (:func:`gameserver.dispatch.crashes.summary`); the import's exception is its cause.
+    """
+    try:
+        return importer()
+    except ModuleError:
+        raise
+    except Exception as exc:
+        raise ModuleError(f"module {name}: {crashes.summary(exc)}") from exc
 
 
 def settings_of(packages: Mapping[str, types.ModuleType]) -> dict[str, type[Any] | None]:
     """Each module's ``SETTINGS`` (the dataclass of its ``[modules.<name>]`` section), None for a module without.
 
     Raises:
-        ConfigError: ``SETTINGS`` is not a dataclass.
+        ModuleError: ``SETTINGS`` is not a dataclass.
     """
     found: dict[str, type[Any] | None] = {}
     for name, module in packages.items():
         cls = getattr(module, "SETTINGS", None)
         if cls is not None and not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise ConfigError(f"module {name}: SETTINGS must be a dataclass of setting() fields, got {cls!r}")
+            raise ModuleError(f"module {name}: SETTINGS must be a dataclass of setting() fields, got {cls!r}")
         found[name] = cls
     return found
 
@@ -295,7 +316,7 @@ def _import_path(name: str, folder: Path) -> types.ModuleType:
     qualified = f"gameserver_modules.{name}"
     spec = importlib.util.spec_from_file_location(qualified, folder / "__init__.py")
     if spec is None or spec.loader is None:
-        raise ConfigError(f"modules.paths: cannot import {folder}")
+        raise ModuleError(f"modules.paths: cannot import {folder}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualified] = module
     spec.loader.exec_module(module)
@@ -311,7 +332,7 @@ def build_table(
         for key, value in module.HANDLERS.items():
             name = f"{package}.{key}"
             if name in table:
-                raise ConfigError(f"handler {name} is registered twice")
+                raise ModuleError(f"handler {name} is registered twice")
             spec = value if isinstance(value, Handler) else Handler(value)
             table[name] = compile_entry(name, spec, injectable=injectable, default_timeout=default_timeout)
     return table

@@ -21,6 +21,7 @@ any route or middleware (a request head over its limits, bytes that are not HTTP
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import logging
 import math
@@ -37,7 +38,7 @@ from gameserver.dispatch.dispatcher import INTERNAL_MESSAGE
 from gameserver.drivers.connection import peer_name
 from gameserver.drivers.forwarded import HEADER, Network, client_address
 from gameserver.drivers.listener import DEFAULT_BACKLOG, AddressCounts, Refusals
-from gameserver.errors import BadRequest, Forbidden, GameError, Throttled, Timeout, Unauthorized
+from gameserver.errors import BadRequest, Forbidden, GameError, PortInUse, Throttled, Timeout, Unauthorized
 from gameserver.ratelimit import KeyedBuckets
 from gameserver.storage.errors import is_unavailable
 
@@ -314,15 +315,17 @@ class HttpListener:
     def connections(self) -> list[web.RequestHandler]:
         return self.web_server.connections if self.runner.server is not None else []
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, setting: str = "http.port") -> int:
         await self.runner.setup()
         loop = asyncio.get_running_loop()
         try:
             self.server = await loop.create_server(
                 lambda: Admission(self), host, port, reuse_address=True, backlog=self.backlog
             )
-        except BaseException:  # the port is taken, say: the app's start fails, with aiohttp's side closed
+        except BaseException as exc:  # the port is taken, say: the app's start fails, with aiohttp's side closed
             await self.runner.cleanup()
+            if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+                raise PortInUse(NAME, host, port, setting) from exc
             raise
         self.port = self.server.sockets[0].getsockname()[1]
         HttpListener.live.add(self)

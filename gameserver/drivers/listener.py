@@ -11,13 +11,14 @@ that does not read its replies is not read from (write buffer over ``write_buffe
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import Sequence
 
 from gameserver import metrics
 from gameserver.drivers.connection import Connection, Driver, Limits
 from gameserver.drivers.forwarded import Network, is_trusted
-from gameserver.errors import ConfigError
+from gameserver.errors import ConfigError, PortInUse
 
 log = logging.getLogger("gameserver.drivers.listener")
 
@@ -125,11 +126,21 @@ class Listener:
         self._gauge = metrics.CONNECTIONS.labels(name)
         self._reaper: asyncio.Task[None] | None = None
 
-    async def start(self, host: str, port: int) -> int:
+    async def start(self, host: str, port: int, setting: str = "") -> int:
+        """Listen on ``host:port``; ``setting`` is the config key of the port, named if it is taken.
+
+        Raises:
+            PortInUse: the port is taken.
+        """
         driver = self.driver
-        self.server = await self.loop.create_server(
-            lambda: Connection(self, driver), host, port, reuse_address=True, backlog=self.backlog
-        )
+        try:
+            self.server = await self.loop.create_server(
+                lambda: Connection(self, driver), host, port, reuse_address=True, backlog=self.backlog
+            )
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(self.name, host, port, setting or "its port") from exc
         self.port = self.server.sockets[0].getsockname()[1]
         self._reaper = asyncio.create_task(self._reap(), name=f"{self.name}-reaper")
         log.info("%s listening on %s:%d", self.name, host, self.port)

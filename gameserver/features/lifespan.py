@@ -34,6 +34,7 @@ class ListenerSpec:
     driver: Driver
     limits: Limits
     port: int
+    setting: str = ""  # the config key of the port (named when it is taken)
 
 
 @dataclass

@@ -26,7 +26,6 @@ import logging
 import os
 import pkgutil
 import sys
-import traceback
 import types
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -38,9 +37,10 @@ import sqlalchemy as sa
 
 from gameserver import metrics
 from gameserver.config import ModulesConfig
+from gameserver.dispatch import crashes
 from gameserver.dispatch.functions import Functions
-from gameserver.dispatch.registry import _import_path
-from gameserver.errors import ConfigError
+from gameserver.dispatch.registry import _import_path, load
+from gameserver.errors import ConfigError, ModuleError
 from gameserver.features.lifespan import Contribution
 from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import Sql, metadata
@@ -297,11 +297,11 @@ def _restore(qualified: str, saved: dict[str, types.ModuleType]) -> None:
 
 def _import(pkg: Package) -> types.ModuleType:
     if pkg.qualified.startswith(BUILTIN_PREFIX):
-        module = importlib.import_module(pkg.qualified)
+        module = load(pkg.name, lambda: importlib.import_module(pkg.qualified))
     else:
-        module = _import_path(pkg.name, pkg.folder)
+        module = load(pkg.name, lambda: _import_path(pkg.name, pkg.folder))
     if not isinstance(getattr(module, "HANDLERS", None), Mapping):
-        raise ConfigError(f"module {pkg.name}: its __init__.py needs HANDLERS = {{'name': function}}")
+        raise ModuleError(f"module {pkg.name}: its __init__.py needs HANDLERS = {{'name': function}}")
     return module
 
 
@@ -315,15 +315,5 @@ def _tables_of(modules: Any) -> list[sa.Table]:
 
 
 def _describe(exc: BaseException) -> str:
-    """One line: the exception and, for code errors, the innermost frame in module code."""
-    if isinstance(exc, SyntaxError):
-        return f"{type(exc).__name__}: {exc.msg} ({exc.filename}, line {exc.lineno})"
-    text = "".join(traceback.format_exception_only(exc)).strip().replace("\n", " ")
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith("<") and f"{os.sep}gameserver{os.sep}" not in f.filename
-    ]
-    if frames and not isinstance(exc, ConfigError):
-        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
-    return text
+    """One line: a module error's own (as start-up prints it), else the exception and where in module code."""
+    return str(exc) if isinstance(exc, ConfigError) else crashes.summary(exc)

@@ -176,7 +176,11 @@ async def test_table(server: Server, transport: str) -> None:
     client = await connect(server, transport)
     for request_id, (fn, args, expected) in enumerate(TABLE, start=1):
         await send(client, {"id": request_id, "fn": fn, "args": args})
-        assert await client.recv() == {"id": request_id, **expected}, fn
+        reply = await client.recv()
+        if expected is INTERNAL:  # production: the message exactly, and the log line's correlation id
+            cid = reply["error"].pop("cid")
+            assert cid.endswith(f"-{request_id}") and f"correlation id {cid}" in server.output(), reply
+        assert reply == {"id": request_id, **expected}, fn
     await client.close()
 
 

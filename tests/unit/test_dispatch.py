@@ -454,7 +454,9 @@ async def test_reply_that_cannot_be_encoded_answers_internal(
     dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture, fn: str, fmt: Format
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="gameserver.dispatch.dispatcher"):
-        assert without_cid(await call(dispatcher, {"id": 1, "fn": fn}, fmt=fmt)) == error(1, "internal", INTERNAL_MESSAGE)
+        assert without_cid(await call(dispatcher, {"id": 1, "fn": fn}, fmt=fmt)) == error(
+            1, "internal", INTERNAL_MESSAGE
+        )
     assert "correlation id node1-" in caplog.text
 
 
@@ -483,7 +485,9 @@ async def test_a_lost_lock_conflict_answers_unavailable_with_a_warning(
 
 
 async def test_other_database_errors_are_bugs(dispatcher: Dispatcher) -> None:
-    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.mysql_syntax"})) == error(1, "internal", INTERNAL_MESSAGE)
+    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.mysql_syntax"})) == error(
+        1, "internal", INTERNAL_MESSAGE
+    )
 
 
 async def test_a_request_after_the_shutdown_began_is_answered_unavailable_and_not_run(dispatcher: Dispatcher) -> None:
@@ -526,7 +530,9 @@ async def test_shutdown_cancels_again_a_handler_that_lost_the_cancel(dispatcher:
 
 
 async def test_a_stray_cancelled_error_is_a_bug_not_a_shutdown(dispatcher: Dispatcher) -> None:
-    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.stray_cancel"})) == error(1, "internal", INTERNAL_MESSAGE)
+    assert without_cid(await call(dispatcher, {"id": 1, "fn": "t.stray_cancel"})) == error(
+        1, "internal", INTERNAL_MESSAGE
+    )
 
 
 async def test_a_failing_token_hook_answers_internal(dispatcher: Dispatcher, caplog: pytest.LogCaptureFixture) -> None:

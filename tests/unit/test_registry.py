@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gameserver.dispatch.registry import Entry, Handler, build_table, compile_entry, discover, handler
-from gameserver.errors import BadRequest, ConfigError
+from gameserver.errors import BadRequest, ConfigError, ModuleError
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
 INJECTABLE = frozenset({"config", "db", "redis", "uid", "session", "log", "args"})
@@ -214,7 +214,13 @@ def test_sync_function_is_refused() -> None:
     def fn() -> None:
         pass
 
-    assert refused(fn) == f"handler test.fn: {fn.__qualname__!r} must be an async function"
+    # A module error (not a setting's), with where the function is defined.
+    with pytest.raises(ModuleError) as caught:
+        compile(fn)
+    line = fn.__code__.co_firstlineno
+    assert str(caught.value) == (
+        f"handler test.fn: {fn.__qualname__!r} must be an async function (tests/unit/test_registry.py:{line})"
+    )
 
 
 def test_async_generator_is_refused() -> None:

@@ -49,7 +49,9 @@ async def lifespan(
     feature = ChatFeature(resources={"chat": chat}, chat=chat)
     if serve:
         feature.ws_routes[CHAT_PATH] = chat_route(chat)
-        feature.listeners.append(ListenerSpec("chat-tcp", chat_driver(chat), chat_limits(config), config.tcp_port))
+        feature.listeners.append(
+            ListenerSpec("chat-tcp", chat_driver(chat), chat_limits(config), config.tcp_port, "chat.tcp_port")
+        )
     try:
         yield feature
     finally:
