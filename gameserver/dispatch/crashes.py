@@ -7,10 +7,14 @@ The same words wherever module code fails: a module that cannot be imported at s
 
 from __future__ import annotations
 
+import linecache
 import os
 import sysconfig
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import gameserver
 
@@ -69,3 +73,42 @@ def message(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return exc.msg
     return str(exc) or (repr(exc.args[0]) if exc.args else "")
+
+
+# Tracebacks read their source lines from disk when they are formatted: after an edit, the lines of the new file
+# would be shown under the frames of the code that ran, the old version (still running after a failed reload).
+# A module's sources are therefore read when it is imported, and kept in linecache as loaded code's are (an entry
+# without a modification time is never checked against the file).
+Lines = dict[str, tuple[Any, ...]]
+
+
+def read_sources(folder: Path) -> dict[str, str]:
+    """The ``.py`` files below ``folder`` and their text, read just before an import runs them."""
+    sources: dict[str, str] = {}
+    for path in sorted(folder.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            try:
+                sources[str(path)] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+    return sources
+
+
+def pin_sources(sources: dict[str, str]) -> None:
+    """Make tracebacks show ``sources`` for their files, whatever the files hold by then."""
+    for path, text in sources.items():
+        linecache.cache[path] = (len(text), None, text.splitlines(keepends=True), path)
+
+
+def pinned(paths: Iterable[str]) -> Lines:
+    """What linecache holds now for ``paths``, to put back with :func:`unpin`."""
+    return {path: linecache.cache[path] for path in paths if path in linecache.cache}
+
+
+def unpin(paths: Iterable[str], saved: Lines) -> None:
+    """Put back what :func:`pinned` saved for ``paths`` (and forget the others)."""
+    for path in paths:
+        if path in saved:
+            linecache.cache[path] = saved[path]
+        else:
+            linecache.cache.pop(path, None)

@@ -264,7 +264,8 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
 
     for info in pkgutil.iter_modules(builtin.__path__):
         if info.ispkg and info.name not in disabled:
-            found[info.name] = load(info.name, functools.partial(importlib.import_module, f"modules.{info.name}"))
+            importer = functools.partial(importlib.import_module, f"modules.{info.name}")
+            found[info.name] = load(info.name, importer, Path(info.module_finder.path) / info.name)  # type: ignore[union-attr]
     for folder in paths:
         root = Path(folder)
         if not root.is_dir():
@@ -274,7 +275,8 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
                 continue
             if info.name in found:
                 raise ModuleError(f"modules.paths: module {info.name} in {folder} is already loaded")
-            found[info.name] = load(info.name, functools.partial(_import_path, info.name, root / info.name))
+            importer = functools.partial(_import_path, info.name, root / info.name)
+            found[info.name] = load(info.name, importer, root / info.name)
     for name, module in found.items():
         if not isinstance(getattr(module, "HANDLERS", None), Mapping):
             raise ModuleError(f"module {name}: its __init__.py needs HANDLERS = {{'name': function}}")
@@ -282,19 +284,25 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
     return found
 
 
-def load(name: str, importer: Callable[[], types.ModuleType]) -> types.ModuleType:
-    """Import module package ``name`` with ``importer``, at start-up as on a reload.
+def load(name: str, importer: Callable[[], types.ModuleType], folder: Path | None = None) -> types.ModuleType:
+    """Import module package ``name`` (in ``folder``) with ``importer``, at start-up as on a reload.
+
+    Tracebacks of its code show the sources this import read, not what the files hold when they are formatted
+    (:func:`gameserver.dispatch.crashes.pin_sources`).
 
     Raises:
         ModuleError: it does not import: ``module <name>: <Type>: <message> (at <file>:<line>)``, the same line
             wherever it happens (:func:`gameserver.dispatch.crashes.summary`); the import's exception is its cause.
     """
+    sources = crashes.read_sources(folder) if folder is not None else {}
     try:
         return importer()
     except ModuleError:
         raise
     except Exception as exc:
         raise ModuleError(f"module {name}: {crashes.summary(exc)}") from exc
+    finally:
+        crashes.pin_sources(sources)
 
 
 def settings_of(packages: Mapping[str, types.ModuleType]) -> dict[str, type[Any] | None]:

@@ -122,17 +122,21 @@ class Reloader:
             if name in previous:
                 _drop_stale_bytecode(previous[name].files, current[name].files)
         self.last = sorted([*changed, *removed])
+        # The old version's source lines, for its tracebacks if the new one is refused (the import pins its own).
+        paths = [path for name in changed for pkg in (previous.get(name), current[name]) if pkg for path in pkg.files]
+        lines = crashes.pinned(paths)
         try:
             await self.reload({name: current[name] for name in changed}, removed)
         except Exception as exc:
             self.error = _describe(exc)
             metrics.RELOADS.labels("modules", "error").inc()
-            log.error(
+            log.error(  # its traceback shows the new version's lines: that is what ran
                 "reload of %s failed, the previous version keeps running: %s",
                 ", ".join(self.last),
                 self.error,
                 exc_info=exc,
             )
+            crashes.unpin(paths, lines)
             return False
         else:
             self.error = ""
@@ -297,9 +301,9 @@ def _restore(qualified: str, saved: dict[str, types.ModuleType]) -> None:
 
 def _import(pkg: Package) -> types.ModuleType:
     if pkg.qualified.startswith(BUILTIN_PREFIX):
-        module = load(pkg.name, lambda: importlib.import_module(pkg.qualified))
+        module = load(pkg.name, lambda: importlib.import_module(pkg.qualified), pkg.folder)
     else:
-        module = load(pkg.name, lambda: _import_path(pkg.name, pkg.folder))
+        module = load(pkg.name, lambda: _import_path(pkg.name, pkg.folder), pkg.folder)
     if not isinstance(getattr(module, "HANDLERS", None), Mapping):
         raise ModuleError(f"module {pkg.name}: its __init__.py needs HANDLERS = {{'name': function}}")
     return module

@@ -275,3 +275,49 @@ async def test_a_package_under_modules_is_reloaded_in_place(
     for name in [name for name in sys.modules if name.startswith(f"modules.{builtin.name}")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.delattr(modules, builtin.name)
+
+
+CRASHING = """
+async def version(**_):
+    raise ValueError("the old version ran")
+
+
+async def slow(**_):
+    return 0
+"""
+
+# Line 3 holds other code now; importing it fails (a failed reload), so the old version keeps running.
+BROKEN = """
+async def version(**_):
+    raise_it = RuntimeError("the new version, refused")
+raise RuntimeError("import-time failure")
+"""
+
+
+async def test_tracebacks_show_the_source_that_ran_after_a_failed_reload(
+    app_factory: Callable[..., Any], hot: Package, caplog: pytest.LogCaptureFixture
+) -> None:
+    hot.write("x")
+    hot.handlers.write_text(CRASHING)
+    app: App = await app_factory(
+        modules={"paths": [str(hot.root)], "reload": True, "reload_poll": 0.02}, server={"dev": True}
+    )
+    reloader = app.reloader
+    assert reloader is not None
+    client = await WsClient.open(app.ports["ws"])
+    handlers = hot.handlers
+
+    await edit(reloader, lambda: handlers.write_text(BROKEN))
+    assert reloader.error == f"module {hot.name}: RuntimeError: import-time failure (at {handlers}:4)"
+    failed = next(r for r in caplog.records if r.getMessage().startswith(f"reload of {hot.name} failed"))
+    assert failed.exc_text is not None and 'raise RuntimeError("import-time failure")' in failed.exc_text
+
+    caplog.clear()
+    reply = await client.call(f"{hot.name}.version")
+    # The old version answered; the developer sees its exception, and its traceback shows its own line 3.
+    exception = reply["error"]["exception"]
+    assert exception == {"type": "ValueError", "message": "the old version ran", "file": str(handlers), "line": 3}
+    (crash,) = [r for r in caplog.records if r.getMessage().startswith(f"internal error in {hot.name}.version")]
+    assert crash.exc_text is not None
+    assert 'raise ValueError("the old version ran")' in crash.exc_text and "the new version" not in crash.exc_text
+    await client.close()
