@@ -120,7 +120,8 @@ class Client:
             self.out(f"ok {fn} {_dump(_redact(reply.get('data')))}")
         else:
             error = reply.get("error") or {}
-            self.out(f"error {fn} {error.get('code')}: {error.get('message')}")
+            cid = f" (correlation id {error['cid']})" if error.get("cid") else ""  # the server log line's
+            self.out(f"error {fn} {error.get('code')}: {error.get('message')}{cid}")
         return reply
 
     async def run_line(self, line: str) -> bool:

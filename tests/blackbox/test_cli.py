@@ -68,25 +68,23 @@ def test_a_bad_config_file_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "worker.max_inflight: must be at least 1, got 0" in result.stderr
 
 
-def test_a_port_in_use_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flag", "listener", "setting"),
+    [("--gate-port", "gate-tcp", "gate.tcp_port"), ("--http-port", "http", "http.port")],
+)
+def test_a_port_in_use_exits_1_naming_the_listener_and_the_flag(
+    tmp_path: Path, flag: str, listener: str, setting: str
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = gameserver(
-            tmp_path,
-            "run",
-            "--roles",
-            "gate,auth,worker",
-            "--gate-port",
-            str(port),
-            "--ws-port",
-            "0",
-            "--http-port",
-            "0",
-            "--data-dir",
-            str(tmp_path / "var"),
-        )
+        ports = {"--gate-port": "0", "--ws-port": "0", "--http-port": "0", flag: str(port)}
+        argv = [item for pair in ports.items() for item in pair]
+        result = gameserver(tmp_path, "run", "--roles", "gate,auth,worker", *argv, "--data-dir", str(tmp_path / "var"))
     assert result.returncode == 1
-    assert "cannot start" in result.stderr
+    assert (
+        f"cannot start: 127.0.0.1:{port}, the {listener} listener's port, is already in use (another gameserver?): "
+        f"choose another with {flag} or --set {setting}=PORT"
+    ) in result.stderr
     assert "Traceback" not in result.stderr
