@@ -53,6 +53,12 @@ def open_db(db_url: str, tmp_path: Path) -> Sql:
     return Sql.open(DbConfig(url=db_url, query_timeout=10.0), tmp_path)
 
 
+def started_modules(app: Any) -> dict[str, Any]:
+    """The module packages a worker app runs."""
+    assert app.functions_table is not None
+    return dict(app.functions_table.modules)
+
+
 def modules() -> dict[str, Any]:
     return dict(discover([FIXTURE]))
 
@@ -150,7 +156,7 @@ async def test_two_processes_migrating_at_once(db_url: str, tmp_path: Path) -> N
 
 async def test_an_embedded_server_upgrades_at_start_up(app_factory: Callable[..., Any], tmp_path: Path) -> None:
     app = await app_factory(modules={"paths": [FIXTURE]}, db={"migrate": "auto"})
-    status = await Schema.of(app.modules).status(app.resources.db)
+    status = await Schema.of(started_modules(app)).status(app.resources.db)
     assert set(status.current) == HEADS
 
 
@@ -167,7 +173,7 @@ async def test_a_server_on_mariadb_refuses_a_schema_behind_its_code(
     finally:
         await db.close()
     app = await app_factory(config)
-    assert (await Schema.of(app.modules).status(app.resources.db)).at_head
+    assert (await Schema.of(started_modules(app)).status(app.resources.db)).at_head
 
 
 @pytest.mark.usefixtures("cli_env")
