@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | migrate | client | instances | nodes | jobs | enums | sdk``: the command line."""
+"""``gameserver run | check-config | migrate | new | client | instances | nodes | jobs | enums | sdk``: the CLI."""
 
 from __future__ import annotations
 
@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     export = enums_commands.add_parser("export", help="write enums/ as json, csharp, lua or typescript")
     export.add_argument("--format", "-f", default="json", choices=("json", "csharp", "lua", "typescript"))
     export.add_argument("--out", "-o", help="file to write (default stdout)")
+    new = commands.add_parser("new", help="start something from a template: `new module NAME`")
+    new_commands = new.add_subparsers(dest="new_command", required=True)
+    new_module = new_commands.add_parser(
+        "module", help="a module package: a handler, a table, settings and a passing test"
+    )
+    new_module.add_argument("name", help="the package's name, the first part of its functions' names (NAME.greet)")
+    new_module.add_argument(
+        "--into",
+        help="the folder of module packages to write it in (default: modules/ in a checkout, else game_modules/)",
+    )
+    new_module.add_argument("--tests", default="tests/modules", help="where its test goes (default tests/modules)")
     sdk = commands.add_parser("sdk", help="generate a client SDK's typed layer from the modules and enums")
     _config_args(sdk)
     sdk.add_argument("language", choices=("typescript", "csharp"))
@@ -160,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export_enums(args.format, args.out)
     if args.command == "instances":
         return run_instances(args)
+    if args.command == "new":
+        from gameserver.commands import new as new_command
+
+        return new_command.main(args.new_command, args.name, args.into, args.tests)
     try:
         config = load_config(args)
     except ConfigError as exc:
