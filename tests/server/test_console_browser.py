@@ -31,6 +31,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.clients import http_url
 from tests.conftest import IN_CI
+from tests.fixtures.modules import PATH as FIXTURE_MODULES
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -144,6 +145,17 @@ def drive_console(url: str, functions: list[str], profile_dir: Path) -> None:
         assert "sys.echo ok" in reply
         assert json.dumps(args, indent=2) in reply
 
+        # A crash answers with the correlation id of its log line, and the reply links to that line.
+        driver.execute_script(
+            "document.getElementById('call-fn').value = 'testkit.crash';"
+            "document.getElementById('call-args').value = '{}';"
+            "document.getElementById('call-send').click()"
+        )
+        cid = wait_for(driver, "document.querySelector('#replies .entry.err .log-link')?.dataset.cid")
+        driver.execute_script("document.querySelector('#replies .entry.err .log-link').click()")
+        found = wait_for(driver, "document.querySelector('#logs .entry.found')?.textContent")
+        assert f"internal error in testkit.crash (correlation id {cid}" in found and "Traceback" in found
+
         # Register through the form (HTTP /auth/register), then call as that player and chat in the world.
         driver.execute_script(
             "document.getElementById('auth-user').value = 'ada_console';"
@@ -185,6 +197,6 @@ async def test_console_lists_functions_and_calls_echo_over_the_gate(
     require_chromium()
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager: never look anything up or download
     caplog.set_level(logging.INFO)  # what `gameserver run` logs by default, for the console's log tail
-    app = await app_factory()
+    app = await app_factory(modules={"paths": [FIXTURE_MODULES]})  # testkit.crash
     url = http_url(app, "/")
     await asyncio.to_thread(drive_console, url, list(app.table), tmp_path / "chromium")

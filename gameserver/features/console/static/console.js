@@ -14,6 +14,7 @@ const state = {
   pending: new Map(),
   chat: null,
   logsAfter: 0,
+  logsLoading: null,
   lastTotals: null,
 };
 const LEVELS = ["debug", "info", "warning", "error", "critical"];
@@ -34,6 +35,7 @@ function append(feedId, cls, meta, body) {
   feed.append(entry);
   while (feed.childElementCount > MAX_FEED) feed.firstElementChild.remove();
   if (feedId !== "logs" || $("logs-follow").checked) feed.scrollTop = feed.scrollHeight;
+  return entry;
 }
 
 const time = () => new Date().toLocaleTimeString();
@@ -102,8 +104,33 @@ async function callAndShow(fn, args) {
   const reply = await call(fn, args);
   const ms = (performance.now() - started).toFixed(1);
   if (reply.ok) append("replies", "ok", `${time()} ← ${fn} ok (${ms} ms)`, pretty(reply.data));
-  else append("replies", "err", `${time()} ← ${fn} ${reply.error.code} (${ms} ms)`, reply.error.message);
+  else {
+    const entry = append("replies", "err", `${time()} ← ${fn} ${reply.error.code} (${ms} ms)`, reply.error.message);
+    if (reply.error.cid) entry.append(" ", logLink(reply.error.cid));
+  }
   return reply;
+}
+
+// A failed call's correlation id (the `cid` of an internal error) links to the server's log line about it.
+function logLink(cid) {
+  const link = el("a", "log-link", `log line (${cid})`);
+  link.href = "#logs";
+  link.dataset.cid = cid;
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    let line = findLogLine(cid);
+    if (!line) { await refreshLogs(); line = findLogLine(cid); }
+    if (!line) { link.textContent = `log line (${cid}): not in the console's recent lines`; return; }
+    for (const old of document.querySelectorAll("#logs .entry.found")) old.classList.remove("found");
+    $("logs-follow").checked = false; // stay on the line
+    line.classList.add("found");
+    line.scrollIntoView({ block: "center" });
+  });
+  return link;
+}
+
+function findLogLine(cid) {
+  return [...document.querySelectorAll("#logs .entry")].find((entry) => entry.dataset.cid === cid) || null;
 }
 
 async function bindSession() {
@@ -311,7 +338,13 @@ async function refreshStatus() {
   }
 }
 
-async function refreshLogs() {
+function refreshLogs() {
+  // One fetch at a time (the timer and a log link may both ask): lines are appended once.
+  if (!state.logsLoading) state.logsLoading = fetchLogs().finally(() => { state.logsLoading = null; });
+  return state.logsLoading;
+}
+
+async function fetchLogs() {
   const result = await api(`/console/api/logs?after=${state.logsAfter}`);
   if (!result.ok) return;
   const minimum = LEVELS.indexOf($("logs-level").value);
@@ -320,7 +353,8 @@ async function refreshLogs() {
     if (LEVELS.indexOf(line.level) < minimum) continue;
     const stamp = new Date(line.ts * 1000).toLocaleTimeString();
     const cid = line.cid ? ` cid=${line.cid}` : "";
-    append("logs", line.level, `${stamp} ${line.level.toUpperCase()} ${line.logger}:`, line.msg + cid + (line.exc ? "\n" + line.exc : ""));
+    const entry = append("logs", line.level, `${stamp} ${line.level.toUpperCase()} ${line.logger}:`, line.msg + cid + (line.exc ? "\n" + line.exc : ""));
+    if (line.cid) entry.dataset.cid = line.cid;
   }
 }
 
