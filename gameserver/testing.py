@@ -1,4 +1,4 @@
-"""Test a game module without starting a server (docs/modules.md, "4. Test it").
+"""Test a game module without starting a server (docs/modules-reference.md, "4. Test it").
 
 :func:`harness` starts the app in the test's event loop with the ``worker`` and ``auth`` roles: no listener, no port, no
 subprocess. It runs on the embedded backends (SQLite in a folder of the test's, the in-process Redis), migrates the

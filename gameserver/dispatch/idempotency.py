@@ -17,7 +17,7 @@ function registered with ``handler(fn, idempotent=True)`` the dispatcher runs it
 The scope is the caller's uid, or for a function without login the connection (``conn:<node>-<session>``, so a
 key does not outlive its connection there). Only successes are stored: a handler that raises rolled back its
 writes, and a repeat runs it again. Effects outside the database (a Maildir file, Redis, pushes) are not in the
-transaction: a handler makes them idempotent itself, with :func:`current_key` (docs/modules.md, "Idempotent
+transaction: a handler makes them idempotent itself, with :func:`current_key` (docs/modules-reference.md, "Idempotent
 writes"). Rows older than ``worker.idempotency_ttl`` are deleted by a sweep that the requests themselves start, at
 most once per ``sweep_period`` per process.
 

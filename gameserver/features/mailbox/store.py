@@ -8,7 +8,7 @@ A box holds at most ``max_messages`` (``mail.max_messages``) mails *from players
 (``mail.send``, a friend request) is refused with ``mailbox_full``, while mail from the game itself (sender
 :data:`~gameserver.features.mailbox.message.SYSTEM`: ``POST /mail/send``, gifts, notices) is always delivered and counts
 like any other. Nothing is evicted: a gift read but not claimed yet, or a mail the player keeps, is theirs to
-delete; what operators send is bounded by what operators do, not by other players (docs/modules.md, "Mail").
+delete; what operators send is bounded by what operators do, not by other players (docs/modules-reference.md, "Mail").
 """
 
 from __future__ import annotations
