@@ -50,7 +50,7 @@ from gameserver.features.lifespan import Contribution, Hook, ListenerSpec
 from gameserver.features.mailbox.feature import lifespan as mail_lifespan
 from gameserver.features.moderation.feature import lifespan as moderation_lifespan
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
-from gameserver.features.presence import lifespan as presence_lifespan
+from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 

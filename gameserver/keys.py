@@ -119,7 +119,7 @@ class Keys:
 
     def presence(self, uid: int) -> str:
         """Sorted set of the processes holding ``uid``'s gate connections, scored by when each entry expires (ms):
-        refreshed by the holder, so a killed holder's entry lapses (gameserver/features/presence.py)."""
+        refreshed by the holder, so a killed holder's entry lapses (gameserver/features/online.py)."""
         return f"{self.prefix}presence.{uid}"
 
     def presence_index(self) -> str:

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from gameserver.bus.local import Bus
 from gameserver.bus.sessions import Sessions
-from gameserver.features.presence import PresenceTracker
+from gameserver.features.online import PresenceTracker
 from gameserver.keys import Keys
 
 log = logging.getLogger("gameserver.features.notifications")

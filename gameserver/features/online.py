@@ -33,7 +33,7 @@ from gameserver.keys import Keys
 if TYPE_CHECKING:
     from gameserver.features.notifications import Notifications
 
-log = logging.getLogger("gameserver.features.presence")
+log = logging.getLogger("gameserver.features.online")
 
 WATCH_TTL = 86400  # seconds a watch lives unless renewed by presence.subscribe
 SWEEP_BATCH = 100  # lapsed claims swept per refresh
