@@ -9,6 +9,7 @@ from gameserver.features.identity.accounts import account_by_uid
 from gameserver.features.mailbox.errors import PlayerNotFound
 from gameserver.features.moderation.store import MAX_REASON, Moderation
 from gameserver.storage.sql import Sql
+from modules.chat.replies import ChatHistory, ChatLine, Reported
 
 MAX_COUNT = 1000
 
@@ -45,13 +46,14 @@ def _chat(chat: Chat | None) -> Chat:
 
 async def history(
     channel: str = "public", count: int = 20, *, uid: int, db: Sql, chat: Chat | None = None, **_: Any
-) -> dict[str, Any]:
+) -> ChatHistory:
     """Returns {"lines": [{"id", "uid", "name", "text", "ts"}]} of the caller's world ("public") or family
     channel, oldest first; raises not_in_family."""
     served = _chat(chat)
     if type(count) is not int or not 0 <= count <= MAX_COUNT:
         raise BadRequest(f"count: expected 0-{MAX_COUNT}")
-    return {"lines": await served.history.latest(await _channel(db, served, uid, channel), count)}
+    lines = await served.history.latest(await _channel(db, served, uid, channel), count)
+    return {"lines": [ChatLine(**line) for line in lines]}
 
 
 async def report(
@@ -64,7 +66,7 @@ async def report(
     moderation: Moderation,
     chat: Chat | None = None,
     **_: Any,
-) -> dict[str, int]:
+) -> Reported:
     """Report a chat line of the caller's world or family channel by its id. Returns {"report"} (its id); raises
     line_not_found once the line is no longer kept."""
     served = _chat(chat)
