@@ -51,10 +51,11 @@ return before
 """
 
 # KEYS: claims, index, last_seen; ARGV: now, member, index member, seen. Returns the claims left, or -1 when the
-# claim was not there (someone else withdrew it).
+# claim was not in the index (someone else withdrew or swept it). The index decides, not the player's set: that
+# one expires with its last claim, before a sweep may come.
 _WITHDRAW = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[3])
+local removed = redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if removed == 0 then return -1 end
 local left = redis.call('ZCARD', KEYS[1])
@@ -169,7 +170,10 @@ class PresenceTracker:
                     pipe.zadd(self.keys.presence(uid), {self.origin: lapses})
                     pipe.pexpire(self.keys.presence(uid), self.ttl_ms)
                     pipe.zadd(index, {f"{uid} {self.origin}": lapses})
-                await pipe.execute()
+                answers = await pipe.execute()
+            for uid, added in zip(held, answers[::3], strict=True):
+                if added:  # this process stalled past the ttl and another swept its claim: online again
+                    await self._announce(uid, True, now)
         lapsed: list[Any] = await self.redis.zrangebyscore(
             index, "-inf", now, start=0, num=SWEEP_BATCH, withscores=True
         )
