@@ -45,6 +45,7 @@ class ChatHistory:
         self._idle = asyncio.Event()  # nothing queued or being written
         self._idle.set()
         self._writer: asyncio.Task[None] | None = None
+        self._failing = False
 
     def new_id(self, ts: int) -> str:
         """A message id unique across processes: ``<ms>-<process>-<sequence>``."""
@@ -73,7 +74,13 @@ class ChatHistory:
                         pipe.xadd(self.keys.chat_history(channel), {"m": payload}, maxlen=self.keep)
                     await pipe.execute()
             except Exception as exc:
-                log.warning("chat: %d lines not kept in the history: %s", len(batch), exc)
+                if not self._failing:  # once per outage, not once per batch
+                    log.warning("chat: lines not kept in the history until Redis answers again: %s", exc)
+                self._failing = True
+            else:
+                if self._failing:
+                    log.info("chat: the history is kept again")
+                self._failing = False
             if not self._queue:
                 self._idle.set()
 

@@ -37,6 +37,7 @@ log = logging.getLogger("gameserver.features.online")
 
 WATCH_TTL = 86400  # seconds a watch lives unless renewed by presence.subscribe
 SWEEP_BATCH = 100  # lapsed claims swept per refresh
+STOP_TIMEOUT = 0.5  # seconds a clean stop waits for its claims to be withdrawn (else they lapse within the ttl)
 
 Push = Callable[[int, str, Any], None]
 
@@ -112,9 +113,9 @@ class PresenceTracker:
         for uid in tuple(self.held):
             self.offline(uid)
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(STOP_TIMEOUT):
                 await self._changes.join()
-        except (TimeoutError, Exception) as exc:
+        except Exception as exc:  # TimeoutError included
             log.warning("presence: claims not withdrawn at shutdown (they lapse in %gs): %r", self.ttl_ms / 1000, exc)
         for task in self._tasks:
             task.cancel()
