@@ -206,6 +206,7 @@ class App:
                     revocations=identity.revocations,
                     serve="chat" in roles,
                     moderation=moderation,
+                    shared=bool(config.redis.url),
                 )
             )
         await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))

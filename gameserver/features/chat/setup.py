@@ -41,16 +41,18 @@ async def lifespan(
     revocations: Revocations | None,
     serve: bool,
     moderation: ModerationFeature | None = None,
+    shared: bool = False,
 ) -> AsyncIterator[ChatFeature]:
     """Args:
     revocations: the identity feature's: a revoked player's chat connections close, a stale nonce is refused.
     serve: run the chat edge's listeners (the ``chat`` role).
     moderation: the moderation feature's: muted players' lines are refused, the word filter applied.
+    shared: Redis is shared with other processes (``redis.url``): the history lives there, else in this process.
     """
     # The process's bus (server.bus); on Redis, straight to its fan-out, shared with pushes (one subscriber
     # connection per process). The resources close it.
     pubsub: PubSub = bus.fanout if isinstance(bus, RedisBus) else bus
-    history = ChatHistory(redis, keys, keep=config.history)
+    history = ChatHistory(redis, keys, keep=config.history, local=not shared)
     guard = None
     if moderation is not None:
         guard = ChatGuard(moderation.store, moderation.words, moderation.mode)
