@@ -4,7 +4,8 @@ A line and each listed word are brought to one form before they are compared, so
 caught: Unicode NFKC (full-width letters, ligatures, compatibility forms), case folding, combining marks and
 zero-width characters removed, a small table of look-alikes (Cyrillic and Greek letters shaped like Latin ones)
 and leet digits mapped to letters, and punctuation inside a word ignored (``b.a.d``). A listed word matches a
-whole word of the line, each of its letters possibly repeated (``baaad``), so ``class`` does not match ``ass``.
+whole word of the line (a phrase, consecutive words), each of its letters possibly repeated (``baaad``), so
+``class`` does not match ``ass``.
 
 :meth:`WordFilter.check` says whether a line holds a listed word; :meth:`WordFilter.mask` replaces every
 matched stretch of the original line with ``*``.
@@ -12,6 +13,7 @@ matched stretch of the original line with ``*``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -55,17 +57,34 @@ def normalise(text: str) -> tuple[str, list[int]]:
     folded: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(text):
-        base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)) or char
-        for c in _fold(base):
+        for c in _fold_char(char):
             folded.append(c)
             origin.append(index)
     return "".join(folded), origin
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    """:func:`_fold` of the character without its accents; cached: a chat uses few distinct characters."""
+    base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)) or char
+    return _fold(base)
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
     start: int  # index in the original line
     end: int  # one past the last original character
+
+
+_WORD = re.compile(r"\w+")
+
+
+_REPEATS = re.compile(r"(.)\1+")
+
+
+def _squeeze(word: str) -> str:
+    """``word`` with each run of one letter reduced to one: "baaad" -> "bad" (so repeated letters are caught)."""
+    return _REPEATS.sub(r"\1", word)
 
 
 class WordFilter:
@@ -76,27 +95,35 @@ class WordFilter:
     """
 
     def __init__(self, words: Iterable[str]) -> None:
-        patterns = []
+        self.phrases: dict[int, set[tuple[str, ...]]] = {}  # by their number of words
         for word in words:
-            folded, _ = normalise(word.strip())
-            parts = folded.split()
+            folded, _ = normalise(word)
+            parts = tuple(_squeeze(part) for part in _WORD.findall(folded))
             if parts:
-                patterns.append(" +".join("".join(re.escape(c) + "+" for c in part) for part in parts))
-        self.pattern = None
-        if patterns:
-            # Longest first, so that a phrase wins over a word it starts with.
-            alternatives = "|".join(sorted(set(patterns), key=len, reverse=True))
-            self.pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+                self.phrases.setdefault(len(parts), set()).add(parts)
+        self.lengths = sorted(self.phrases, reverse=True)  # longest first: a phrase wins over a word it starts with
 
     def __bool__(self) -> bool:
-        return self.pattern is not None
+        return bool(self.phrases)
 
     def matches(self, text: str) -> list[Match]:
         """The stretches of ``text`` that hold a listed word."""
-        if self.pattern is None:
+        if not self.phrases:
             return []
         folded, origin = normalise(text)
-        return [Match(origin[m.start()], origin[m.end() - 1] + 1) for m in self.pattern.finditer(folded)]
+        tokens = [(m.start(), m.end(), _squeeze(m.group())) for m in _WORD.finditer(folded)]
+        found = []
+        index = 0
+        while index < len(tokens):
+            for length in self.lengths:
+                words = tuple(token[2] for token in tokens[index : index + length])
+                if len(words) == length and words in self.phrases[length]:
+                    found.append(Match(origin[tokens[index][0]], origin[tokens[index + length - 1][1] - 1] + 1))
+                    index += length
+                    break
+            else:
+                index += 1
+        return found
 
     def check(self, text: str) -> bool:
         """True if ``text`` holds no listed word."""
