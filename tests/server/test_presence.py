@@ -142,16 +142,19 @@ async def test_a_push_for_an_online_player_is_not_kept(app: App) -> None:
 async def test_single_session_replaces_the_older_connection(app_factory: AppFactory, how: str) -> None:
     app = await app_factory(auth={"single_session": True})
     first, uid, name = await register(app, "ws")
-    if how == "login":
-        second, reply = await login(app, name)
-    else:
-        token = (await first.call("auth.refresh"))["data"]["token"]
-        second = await connect(app)
-        reply = await second.call("session.bind", {"token": token})
+    older, reply = await login(app, name)  # on raw TCP: replaces the WebSocket one
     assert reply["ok"], reply
-    assert await push(first, "session.replaced") == {"reason": how}
+    assert await push(first, "session.replaced") == {"reason": "login"}
     assert await first.close_code() == 1000  # type: ignore[union-attr]
-    assert (await second.call("presence.get", {"uids": [uid]}))["ok"]  # the new one goes on
+    if how == "login":
+        newest, reply = await login(app, name)
+    else:
+        newest = await connect(app)
+        reply = await newest.call("session.bind", {"token": reply["data"]["token"]})
+    assert reply["ok"], reply
+    assert await push(older, "session.replaced") == {"reason": how}
+    assert await older.closed()  # type: ignore[union-attr]
+    assert (await newest.call("presence.get", {"uids": [uid]}))["ok"]  # the newest goes on
 
 
 async def test_without_single_session_both_stay(app: App) -> None:
