@@ -291,6 +291,8 @@ class ModerationConfig:
     filter: str = setting("mask", choices=FILTER_MODES)
     words: tuple[str, ...] = setting(())
     log_max: int = setting(10_000, min=10)
+    report_rate: int = setting(10, min=1)
+    report_window: float = setting(3600.0, min=1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,10 @@ class Keys:
         """Counter giving each report its id."""
         return f"{self.prefix}mod.reports.next"
 
+    def reports_sent(self, uid: int) -> str:
+        """Reports ``uid`` filed in the current ``moderation.report_window``; expires with the window."""
+        return f"{self.prefix}mod.reports.by.{uid}"
+
     def moderation_log(self) -> str:
         """Capped stream of every moderation action with who did it."""
         return f"{self.prefix}mod.log"

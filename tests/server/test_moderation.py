@@ -144,6 +144,16 @@ async def test_a_report_names_the_line_and_admins_resolve_it(app: App, admin: Ad
     assert (await admin.post("/moderation/reports/12345/resolve", {}))[0] == 404
 
 
+async def test_reports_are_rate_limited(app_factory: AppFactory) -> None:
+    app = await app_factory(moderation={"report_rate": 2})
+    gate, _, _ = await register(app)
+    chat = await chat_login(app, gate)
+    await chat.send("PUBLIC", "reported thrice")
+    line = (await chat.recv_message())[1]
+    codes = [await gate.call("chat.report", {"line": line["id"]}) for _ in range(3)]
+    assert [reply.get("error", {}).get("code") for reply in codes] == [None, None, "rate_limited"]
+
+
 async def test_every_action_is_logged_with_who_did_it(app: App, admin: Admin) -> None:
     _, uid, _ = await register(app)
     await admin.post("/moderation/mute", {"uid": uid, "seconds": 5})

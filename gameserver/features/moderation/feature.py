@@ -32,7 +32,14 @@ class ModerationFeature(Contribution):
 
 @asynccontextmanager
 async def lifespan(config: ModerationConfig, *, redis: Redis, keys: Keys, bus: Bus) -> AsyncIterator[ModerationFeature]:
-    store = Moderation(redis, keys, bus.publish, log_max=config.log_max)
+    store = Moderation(
+        redis,
+        keys,
+        bus.publish,
+        log_max=config.log_max,
+        report_rate=config.report_rate,
+        report_window=config.report_window,
+    )
     words = WordFilter(config.words if config.filter != "off" else ())
     yield ModerationFeature(
         resources={"moderation": store, "wordfilter": words},

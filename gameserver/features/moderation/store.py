@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from enums.errors import ModerationErrorCode
-from gameserver.errors import BadRequest, GameError
+from gameserver.errors import BadRequest, GameError, RateLimited
 from gameserver.keys import Keys
 
 MAX_REASON = 500
@@ -78,15 +78,25 @@ class Moderation:
         keys: their names.
         publish: the bus's publish, to tell chat edges about mute changes.
         log_max: entries the moderation log keeps (older ones are trimmed).
+        report_rate: reports one player may file per ``report_window`` seconds.
     """
 
     def __init__(
-        self, redis: Redis, keys: Keys, publish: Callable[[str, bytes], None], *, log_max: int = 10_000
+        self,
+        redis: Redis,
+        keys: Keys,
+        publish: Callable[[str, bytes], None],
+        *,
+        log_max: int = 10_000,
+        report_rate: int = 10,
+        report_window: float = 3600.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.publish = publish
         self.log_max = log_max
+        self.report_rate = report_rate
+        self.report_window = report_window
 
     # Sanctions ------------------------------------------------------------------------------------------
 
@@ -150,9 +160,21 @@ class Moderation:
     async def report(
         self, reporter: int, *, channel: str, line: str, uid: int | None, text: str | None, reason: str
     ) -> int:
-        """File a player's report of chat line ``line``; returns its id."""
+        """File a player's report of chat line ``line``; returns its id.
+
+        Raises:
+            BadRequest: the reason is too long.
+            RateLimited: ``reporter`` filed ``report_rate`` reports in the current window.
+        """
         if len(reason) > MAX_REASON:
             raise BadRequest(f"reason: expected at most {MAX_REASON} characters")
+        counter = self.keys.reports_sent(reporter)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(counter, 0, px=int(self.report_window * 1000), nx=True)
+            pipe.incr(counter)
+            _, filed = await pipe.execute()
+        if int(filed) > self.report_rate:
+            raise RateLimited(f"at most {self.report_rate} reports per {self.report_window:g} seconds")
         report_id = int(await self.redis.incr(self.keys.report_ids()))
         at = now_ms()
         body = {
