@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.blackbox, pytest.mark.timeout(900)]  # the first test 
 
 GREET = {
     # imports its sibling as modules.greet.handlers: a package beside the executable joins the shipped ones
-    "__init__.py": "from gameserver.registry import handler\nfrom modules.greet.handlers import hello\n\n"
+    "__init__.py": "from gameserver.dispatch.registry import handler\nfrom modules.greet.handlers import hello\n\n"
     'HANDLERS = {"hello": handler(hello, login=False)}\n',
     "handlers.py": 'async def hello(name: str, **_: object) -> dict[str, str]:\n    return {"text": f"hello {name}"}\n',
 }

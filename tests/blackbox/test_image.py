@@ -1,7 +1,8 @@
 """The container image from the shipped Dockerfile, built with podman on a Debian bookworm base made here with
 debootstrap (no registry is reachable): one container with every role answers /healthz and ``sys.echo``, a second
 one with the worker role alone joins through the node registry on the real Redis, the image's HEALTHCHECK passes,
-and ``podman stop`` ends the server with exit 0 within the grace.
+and ``podman stop`` ends the server with exit 0 within the grace. Then the all-in-one Kubernetes overlay
+(deploy/kubernetes) runs on the image with `podman kube play`.
 
 Slow steps are cached outside the checkout: the debootstrap root filesystem as a tarball under
 /var/cache/gameserver-ci (keyed by suite), and the image's layers in podman's own storage, so that a second run on
@@ -23,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.blackbox.conftest import CACHE, PROJECT
 from tests.blackbox.support import clean_env
 from tests.clients import TcpClient, WsClient
 from tests.conftest import IN_CI, delete_prefixed, new_prefix
 from tests.integration.private_services import free_port
+from tests.kubernetes import named, render
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.timeout(1800)]  # building the image on a fresh machine: minutes
 
@@ -225,3 +228,30 @@ async def test_the_image_serves_joins_the_registry_and_stops_gracefully(
             assert "stopping (grace" in container.logs()
     finally:
         await delete_prefixed(redis_url, prefix)
+
+
+def test_the_all_in_one_overlay_runs_as_a_pod(podman: Podman, image: str, tmp_path: Path) -> None:
+    """`podman kube play` of what `kubectl kustomize deploy/kubernetes/overlays/all-in-one` renders, on the image
+    built here: the pod, in its own network namespace, answers /healthz on its loopback (asked from inside)."""
+    docs = [dict(doc) for doc in render("all-in-one")]
+    deployment = named(docs, "Deployment", "gameserver")
+    name = f"gstest-{uuid.uuid4().hex[:8]}"  # its own pod name: another run may play the overlay at the same time
+    deployment["metadata"] = {**deployment["metadata"], "name": name}
+    (spec,) = deployment["spec"]["template"]["spec"]["containers"]
+    spec["image"] = image  # the overlay names localhost/gameserver:latest
+    manifest = tmp_path / "all-in-one.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    try:
+        podman("kube", "play", str(manifest), timeout=300)
+        pod = f"{name}-pod-0-gameserver"
+        request = 'exec 3<>/dev/tcp/127.0.0.1/8000 && printf "GET /healthz HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3'
+        deadline = time.monotonic() + DEADLINE
+        while (answer := podman("exec", pod, "bash", "-c", request, check=False)).returncode != 0:
+            state = podman("inspect", "--format", "{{.State.Status}}", pod, check=False).stdout.strip()
+            assert state == "running" and time.monotonic() < deadline, f"{pod} {state}: {answer.stderr}"
+            time.sleep(0.2)
+        head, _, body = answer.stdout.partition("\n\n")  # text mode reads CRLF as LF
+        assert head.startswith("HTTP/1.0 200 "), answer.stdout
+        assert json.loads(body)["roles"] == ["gate", "chat", "auth", "worker"]
+    finally:
+        podman("kube", "down", str(manifest), check=False)

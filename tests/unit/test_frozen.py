@@ -12,7 +12,7 @@ import pytest
 import modules
 from gameserver import frozen
 from gameserver.config import load
-from gameserver.registry import discover
+from gameserver.dispatch.registry import discover
 
 pytestmark = pytest.mark.usefixtures("cli_env")
 
