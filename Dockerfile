@@ -3,13 +3,14 @@
 #
 #   podman build --format docker -t gameserver .          (docker build -t gameserver . works the same)
 #
-#   podman run --network host -v ./config.toml:/srv/gameserver/config.toml:ro -v gameserver-var:/srv/gameserver/var \
+#   podman run --network host -v ./config.toml:/srv/gameserver/config.toml:ro -v gameserver-var:/var/lib/gameserver \
 #       -e GAMESERVER_REDIS__URL=redis://127.0.0.1:6379/0 gameserver
 #
 # /srv/gameserver is the executable's folder, so what the executable finds beside itself is found there: config.toml
 # (mount your file; without one, the built-in defaults), modules/ (the studio's module packages: mount them, or COPY
-# them in an image FROM this one: no rebuild of the executable), game/ (the game data) and var/ (a volume: SQLite,
-# generated secrets, mail). GAMESERVER_<SECTION>__<KEY> variables override the file. The server listens on 0.0.0.0.
+# them in an image FROM this one: no rebuild of the executable), game/ (the game data) and var/ (a link to the volume
+# /var/lib/gameserver: SQLite, generated secrets, mail). GAMESERVER_<SECTION>__<KEY> variables override the file.
+# The server listens on 0.0.0.0. The root filesystem may be read-only: the executable unpacks itself into /tmp.
 #
 # BASE is the Debian bookworm image both stages start from: public by default; CI, which reaches no registry, builds
 # one with debootstrap (tests/blackbox/test_image.py). The build stage needs Debian's packages and PyPI: a proxy's
@@ -42,10 +43,13 @@ RUN /venv/bin/python -m PyInstaller --noconfirm --log-level WARN --distpath /out
     && /out/gameserver --version
 
 FROM ${BASE}
+# var/ beside the executable is /var/lib/gameserver, the volume (what deploy/kubernetes mounts, owned by the user so
+# that podman's volumes take that owner too)
 RUN useradd --system --uid 10001 --user-group --home-dir /srv/gameserver --no-create-home --shell /usr/sbin/nologin \
         gameserver \
-    && mkdir -p /srv/gameserver/var /srv/gameserver/modules /srv/gameserver/game \
-    && chown gameserver:gameserver /srv/gameserver/var \
+    && mkdir -p /srv/gameserver/modules /srv/gameserver/game /var/lib/gameserver \
+    && ln -s /var/lib/gameserver /srv/gameserver/var \
+    && chown gameserver:gameserver /var/lib/gameserver \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* /usr/share/locale/*
 COPY --from=build /out/gameserver /srv/gameserver/gameserver
 COPY game /srv/gameserver/game
@@ -55,7 +59,7 @@ ENV PATH=/srv/gameserver:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
     GAMESERVER_SERVER__HOST=0.0.0.0
 WORKDIR /srv/gameserver
 USER gameserver
-VOLUME /srv/gameserver/var
+VOLUME /var/lib/gameserver
 # gate TCP, gate WebSocket (and chat over WebSocket), chat TCP, HTTP (/healthz, /metrics, /config, /nodes)
 EXPOSE 8880 8881 8890 8000
 # /healthz over bash's /dev/tcp: the image has no curl and no Python. Another http.port: set GAMESERVER_HTTP__PORT

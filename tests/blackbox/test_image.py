@@ -155,7 +155,7 @@ class Container:
         podman(
             *("run", "--detach", "--name", self.name, "--network", "host"),
             *("--volume", f"{self.config}:/srv/gameserver/config.toml:ro"),
-            *("--volume", f"{self.volume}:/srv/gameserver/var"),
+            *("--volume", f"{self.volume}:/var/lib/gameserver"),
             *("--env", f"GAMESERVER_SERVER__NODE_ID={self.name}", "--env", f"GAMESERVER_HTTP__PORT={self.http}"),
             image,
             *argv,
@@ -196,7 +196,7 @@ async def test_the_image_serves_joins_the_registry_and_stops_gracefully(
     inspect = json.loads(podman("image", "inspect", image).stdout)[0]
     assert inspect["Config"]["User"] == "gameserver"  # not root
     assert inspect["Healthcheck"]["Test"][:2] == ["CMD", "bash"]  # kept: a Docker-format image
-    assert "/srv/gameserver/var" in inspect["Config"]["Volumes"]
+    assert "/var/lib/gameserver" in inspect["Config"]["Volumes"]
 
     prefix = new_prefix()
     try:
@@ -213,7 +213,9 @@ async def test_the_image_serves_joins_the_registry_and_stops_gracefully(
         await websocket.close()
         uid = podman("exec", every.name, "id", "-u").stdout.strip()
         assert uid != "0"
-        assert podman("exec", every.name, "test", "-f", "var/game.db", check=False).returncode == 0  # on the volume
+        assert (
+            podman("exec", every.name, "test", "-f", "/var/lib/gameserver/game.db", check=False).returncode == 0
+        )  # var/
 
         worker = Container(podman, image, tmp_path, "worker", redis_url, prefix, "run", "--roles", "worker")
         containers.append(worker)
