@@ -31,7 +31,9 @@ def binary_key() -> str:
         for path in files:
             if "__pycache__" not in path.parts:
                 digest.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes())
-    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, check=True)
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all", "--exclude-editable"], capture_output=True, check=True
+    )
     digest.update(freeze.stdout)
     return digest.hexdigest()[:24]
 

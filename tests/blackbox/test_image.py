@@ -31,7 +31,7 @@ from tests.blackbox.support import clean_env
 from tests.clients import TcpClient, WsClient
 from tests.conftest import IN_CI, delete_prefixed, new_prefix
 from tests.integration.private_services import free_port
-from tests.kubernetes import named, render
+from tests.kubernetes import named, of_kind, render
 
 pytestmark = [pytest.mark.blackbox, pytest.mark.timeout(1800)]  # building the image on a fresh machine: minutes
 
@@ -257,3 +257,5 @@ def test_the_all_in_one_overlay_runs_as_a_pod(podman: Podman, image: str, tmp_pa
         assert json.loads(body)["roles"] == ["gate", "chat", "auth", "worker"]
     finally:
         podman("kube", "down", str(manifest), check=False)
+        for config_map in of_kind(docs, "ConfigMap"):  # kube down leaves the volume kube play made of it
+            podman("volume", "rm", config_map["metadata"]["name"], check=False)  # unless another run still uses it
