@@ -61,6 +61,9 @@ async def test_the_executable_alone_runs_every_command(gameserver_binary: Path, 
     assert effective["game"]["config"] == str(folder / "game")
     enums = gameserver(env, elsewhere, "enums", "export", "--format", "lua")
     assert enums.returncode == 0 and "local enums = {}" in enums.stdout, enums.stderr
+    sdk = gameserver(env, elsewhere, "sdk", "typescript", "--out", "generated")
+    assert sdk.returncode == 0, sdk.stderr
+    assert (elsewhere / "generated" / "api.ts").is_file(), sdk.stdout
 
     (folder / "config.toml").write_text(BESIDE_CONFIG)
     for name, text in GREET.items():
@@ -76,6 +79,8 @@ async def test_the_executable_alone_runs_every_command(gameserver_binary: Path, 
     server, bound = start_logged(command, elsewhere, tmp_path / "server.log", env=env)
     try:
         assert healthz(bound["http"])["node"] == "beside"  # config.toml beside the executable
+        with urllib.request.urlopen(f"http://127.0.0.1:{bound['http']}/", timeout=5) as response:
+            assert b"</html>" in response.read()  # the console's static files are inside
         tcp = await TcpClient.open(bound["gate-tcp"])
         assert await tcp.call("sys.echo", {"over": "tcp"}) == {"id": 1, "ok": True, "data": {"over": "tcp"}}
         assert (await tcp.call("greet.hello", {"name": "ada"}))["data"] == {"text": "hello ada"}
