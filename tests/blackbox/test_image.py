@@ -12,6 +12,7 @@ PyInstaller).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -235,7 +236,7 @@ async def test_the_image_serves_joins_the_registry_and_stops_gracefully(
 def test_the_all_in_one_overlay_runs_as_a_pod(podman: Podman, image: str, tmp_path: Path) -> None:
     """`podman kube play` of what `kubectl kustomize deploy/kubernetes/overlays/all-in-one` renders, on the image
     built here: the pod, in its own network namespace, answers /healthz on its loopback (asked from inside)."""
-    docs = [dict(doc) for doc in render("all-in-one")]
+    docs = copy.deepcopy(render("all-in-one"))  # render() keeps what it parsed for the other tests
     deployment = named(docs, "Deployment", "gameserver")
     name = f"gstest-{uuid.uuid4().hex[:8]}"  # its own pod name: another run may play the overlay at the same time
     deployment["metadata"] = {**deployment["metadata"], "name": name}
