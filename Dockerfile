@@ -14,7 +14,8 @@
 #
 # BASE is the Debian bookworm image both stages start from: public by default; CI, which reaches no registry, builds
 # one with debootstrap (tests/blackbox/test_image.py). The build stage needs Debian's packages and PyPI: a proxy's
-# CA certificate goes in with `-v CERT:/run/pip-cert.pem:ro --build-arg PIP_CERT=/run/pip-cert.pem`.
+# CA certificate goes in with `-v CERT:/run/pip-cert.pem:ro --build-arg PIP_CERT=/run/pip-cert.pem` (podman;
+# scripts/build-image passes the host's CA bundle so).
 ARG BASE=docker.io/library/debian:bookworm-slim
 
 FROM ${BASE} AS build
@@ -29,7 +30,8 @@ WORKDIR /src
 # The dependencies alone first (with empty packages standing in for the code): this layer stays cached while only
 # the code changes.
 COPY setup.cfg pyproject.toml README.md ./
-RUN python3 -m venv /venv \
+RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi && if [ -z "$PIP_INDEX_URL" ]; then unset PIP_INDEX_URL; fi \
+    && python3 -m venv /venv \
     && mkdir gameserver modules enums && touch gameserver/__init__.py modules/__init__.py enums/__init__.py \
     && /venv/bin/pip install --quiet --disable-pip-version-check --no-compile '.[binary]' \
     && /venv/bin/pip uninstall --quiet --yes gameserver \
