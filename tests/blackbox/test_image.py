@@ -84,12 +84,13 @@ def base_tarball() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     root = CACHE / f"debootstrap-{SUITE}.{os.getpid()}"
     try:
-        subprocess.run(
+        made = subprocess.run(
             ["debootstrap", "--variant=minbase", SUITE, str(root), "http://deb.debian.org/debian"],
-            check=True,
             capture_output=True,
+            text=True,
             timeout=1200,
         )
+        assert made.returncode == 0, f"debootstrap failed:\n{made.stdout[-3000:]}\n{made.stderr[-3000:]}"
         partial = tarball.with_suffix(f".{os.getpid()}")
         excludes = [f"--exclude={pattern}" for pattern in SLIM]
         subprocess.run(["tar", "-C", str(root), *excludes, "-cf", str(partial), "."], check=True)
