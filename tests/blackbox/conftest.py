@@ -59,7 +59,7 @@ def gameserver_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("binary") / "gameserver"
     built = subprocess.run([str(BUILD), "--out", str(out)], env=clean_env(), capture_output=True, text=True)
     assert built.returncode == 0, f"scripts/build-binary failed:\n{built.stdout}\n{built.stderr}"
-    print(built.stderr.splitlines()[-4:])  # the size and start-up times, in the test log
+    print("\n".join(built.stderr.splitlines()[-4:]))  # the build time, size and start-up times, in the test log
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}")
