@@ -27,12 +27,12 @@ RUN apt-get update -q \
 ARG PIP_CERT=""
 ARG PIP_INDEX_URL=""
 WORKDIR /src
-# The dependencies alone first (with empty packages standing in for the code): this layer stays cached while only
-# the code changes.
-COPY setup.cfg pyproject.toml README.md ./
+# The dependencies alone first (with empty packages, and an empty README for setup.cfg's long_description, standing
+# in for the code): this layer stays cached while only the code and the docs change.
+COPY setup.cfg pyproject.toml ./
 RUN if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi && if [ -z "$PIP_INDEX_URL" ]; then unset PIP_INDEX_URL; fi \
     && python3 -m venv /venv \
-    && mkdir gameserver modules enums && touch gameserver/__init__.py modules/__init__.py enums/__init__.py \
+    && mkdir gameserver modules enums && touch README.md gameserver/__init__.py modules/__init__.py enums/__init__.py \
     && /venv/bin/pip install --quiet --disable-pip-version-check --no-compile '.[binary]' \
     && /venv/bin/pip uninstall --quiet --yes gameserver \
     && rm -rf gameserver modules enums build
