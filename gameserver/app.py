@@ -48,7 +48,9 @@ from gameserver.features.identity.feature import lifespan as identity_lifespan
 from gameserver.features.jobs.feature import lifespan as jobs_lifespan
 from gameserver.features.lifespan import Contribution, Hook, ListenerSpec
 from gameserver.features.mailbox.feature import lifespan as mail_lifespan
+from gameserver.features.moderation.feature import lifespan as moderation_lifespan
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
+from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.storage.migrate import Schema
@@ -156,6 +158,7 @@ class App:
             # The modules' shutdown() runs once the features are down (jobs no longer running), before the resources.
             self._stack.push_async_callback(functions.stop)
         game = await enter(configserver.lifespan(config.game))
+        moderation = await enter(moderation_lifespan(config.moderation, redis=res.redis, keys=res.keys, bus=res.bus))
         identity = await enter(
             identity_lifespan(
                 config.auth,
@@ -166,6 +169,17 @@ class App:
                 sessions=res.sessions,
                 bus=res.bus,
                 serve_accounts="auth" in roles,
+                moderation=moderation,
+            )
+        )
+        await enter(
+            presence_lifespan(
+                config.presence,
+                config.notifications,
+                redis=res.redis,
+                keys=res.keys,
+                bus=res.bus,
+                sessions=res.sessions,
             )
         )
         if worker:
@@ -193,6 +207,8 @@ class App:
                     node=self.node,
                     revocations=identity.revocations,
                     serve="chat" in roles,
+                    moderation=moderation,
+                    shared=bool(config.redis.url),
                 )
             )
         await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gameserver import frozen
 from gameserver.errors import ConfigError
 
 S = TypeVar("S")
@@ -36,6 +37,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
 MIGRATE_MODES = ("auto", "upgrade", "check", "off")  # db.migrate: what start-up does with the schema
+FILTER_MODES = ("off", "mask", "reject")
 LISTENERS = ("gate-tcp", "ws", "chat-tcp", "http")  # the listeners' names in app.ports, metrics and the node registry
 
 
@@ -115,6 +117,8 @@ class ChatConfig:
     send_timeout: float = setting(10.0, min=0.0)
     flush_interval: float = setting(0.03, min=0.0, max=1.0)
     system_name: str = setting("system")
+    history: int = setting(50, min=0, max=10_000)
+    history_on_join: int = setting(20, min=0, max=10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +240,7 @@ class AuthConfig:
     register_window: float = setting(3600.0, min=1)
     session_max_age: float = setting(30 * 86400.0, min=60)
     admin_key: str = setting("", secret=True)
+    single_session: bool = setting(False)
 
     def __post_init__(self) -> None:
         if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:
@@ -286,6 +291,28 @@ class NodesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerationConfig:
+    admin_key: str = setting("", secret=True)
+    filter: str = setting("mask", choices=FILTER_MODES)
+    words: tuple[str, ...] = setting(())
+    log_max: int = setting(10_000, min=10)
+    report_rate: int = setting(10, min=1)
+    report_window: float = setting(3600.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceConfig:
+    ttl: float = setting(30.0, min=1)
+    max_watch: int = setting(200, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsConfig:
+    max: int = setting(100, min=0)
+    ttl: float = setting(7 * 86400.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -302,6 +329,9 @@ class Config:
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     profile: str = ""
     source: str = ""
     # Plain dicts (dataclasses.asdict copies a Config), read-only by convention as the rest.
@@ -388,7 +418,8 @@ def load(
     """Read the layers and return the finished config.
 
     Args:
-        path: a TOML file; None means ``./config.toml`` if it exists, else the defaults alone.
+        path: a TOML file; None means ``./config.toml`` if it exists (the single executable: else the one beside
+            it, :mod:`gameserver.frozen`), else the defaults alone.
         profile: a ``[profiles.<name>]`` section of the file to lay over its base.
         env: the environment to read ``GAMESERVER_*`` variables from (default ``os.environ``).
         overrides: ``{"section.key": value}`` from the command line.
@@ -398,8 +429,8 @@ def load(
     """
     data: dict[str, Any] = {}
     source = "defaults"
-    if path is None and Path("config.toml").is_file():
-        path = "config.toml"
+    if path is None:
+        path = "config.toml" if Path("config.toml").is_file() else frozen.config_file()
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -414,6 +445,7 @@ def load(
     profiles = data.pop("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError("profiles: expected a table of [profiles.<name>] sections")
+    data = merge(frozen.defaults(), data)
     env = os.environ if env is None else env
     profile = profile or env.get(ENV_PREFIX + "PROFILE", "")
     if profile:
