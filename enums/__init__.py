@@ -5,9 +5,9 @@ wire values. ``gameserver enums export --format json|csharp|lua|typescript`` wri
 ``__all__`` for client code, so an enum a client needs goes here and into ``__all__``.
 """
 
-from enums.errors import AuthErrorCode, ErrorCode, ModuleErrorCode
+from enums.errors import AuthErrorCode, ErrorCode, ModerationErrorCode, ModuleErrorCode
 from enums.family import FamilyRole
 from enums.items import ItemKind
 from enums.mail import MailKind
 
-__all__ = ["ErrorCode", "AuthErrorCode", "ModuleErrorCode", "ItemKind", "FamilyRole", "MailKind"]
+__all__ = ["ErrorCode", "AuthErrorCode", "ModuleErrorCode", "ModerationErrorCode", "ItemKind", "FamilyRole", "MailKind"]

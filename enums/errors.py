@@ -49,3 +49,13 @@ class AuthErrorCode(StrEnum):
     USERNAME_TAKEN = "username_taken"
     WRONG_CREDENTIALS = "wrong_credentials"
     ACCOUNT_NOT_FOUND = "account_not_found"
+
+
+class ModerationErrorCode(StrEnum):
+    """Error codes of moderation (docs/PROTOCOL.md, "Moderation"): chat ``ERROR`` lines, gate replies, HTTP."""
+
+    BANNED = "banned"
+    MUTED = "muted"
+    FILTERED = "filtered"
+    REPORT_NOT_FOUND = "report_not_found"
+    LINE_NOT_FOUND = "line_not_found"

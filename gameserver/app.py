@@ -48,7 +48,9 @@ from gameserver.features.identity.feature import lifespan as identity_lifespan
 from gameserver.features.jobs.feature import lifespan as jobs_lifespan
 from gameserver.features.lifespan import Contribution, Hook, ListenerSpec
 from gameserver.features.mailbox.feature import lifespan as mail_lifespan
+from gameserver.features.moderation.feature import lifespan as moderation_lifespan
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
+from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
 from gameserver.storage.migrate import Schema
@@ -57,6 +59,7 @@ log = logging.getLogger("gameserver.app")
 
 CLOSE_SHARE = 0.2  # of server.shutdown_grace, kept for closing connections after the requests in flight ...
 CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answer the 1001 close in a round trip
+TEARDOWN_MIN = 0.5  # seconds the features and resources get to close even when the grace is spent
 
 C = TypeVar("C", bound=Contribution)
 
@@ -155,6 +158,7 @@ class App:
             # The modules' shutdown() runs once the features are down (jobs no longer running), before the resources.
             self._stack.push_async_callback(functions.stop)
         game = await enter(configserver.lifespan(config.game))
+        moderation = await enter(moderation_lifespan(config.moderation, redis=res.redis, keys=res.keys, bus=res.bus))
         identity = await enter(
             identity_lifespan(
                 config.auth,
@@ -165,6 +169,17 @@ class App:
                 sessions=res.sessions,
                 bus=res.bus,
                 serve_accounts="auth" in roles,
+                moderation=moderation,
+            )
+        )
+        await enter(
+            presence_lifespan(
+                config.presence,
+                config.notifications,
+                redis=res.redis,
+                keys=res.keys,
+                bus=res.bus,
+                sessions=res.sessions,
             )
         )
         if worker:
@@ -192,6 +207,8 @@ class App:
                     node=self.node,
                     revocations=identity.revocations,
                     serve="chat" in roles,
+                    moderation=moderation,
+                    shared=bool(config.redis.url),
                 )
             )
         await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))
@@ -333,21 +350,23 @@ class App:
         await self._stopping.wait()
 
     async def stop(self) -> None:
-        """Graceful shutdown within ``server.shutdown_grace`` seconds."""
+        """Graceful shutdown within ``server.shutdown_grace`` seconds (see the module's docstring)."""
         self._stopping.set()
         grace = self.config.server.shutdown_grace
         deadline = time.monotonic() + grace
-        # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
-        for hook in self.on_drain:
-            await hook()
-        # No new request from now on: nothing more is read on any connection, and a request already read but
-        # not started (a remote gate's) is answered `unavailable`, not run. Idle connections close now, the
-        # others after their last reply.
+        # No new request from now on: nothing more is read on any connection, and a request that reaches the
+        # dispatcher all the same (a remote gate's) is answered `unavailable`, not run. Idle connections close
+        # now, the others after their last reply.
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.stop_taking()
         for listener in self.listeners.values():
             listener.drain()
+        # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
+        for hook in self.on_drain:
+            await hook()
+        for listener in self.listeners.values():
+            listener.stop_accepting()
         # Requests get what the drain hooks left of the grace minus what closing the connections needs, so that
         # stop() returns within it.
         drain = max(0.0, deadline - time.monotonic() - min(CLOSE_BUDGET, grace * CLOSE_SHARE))
@@ -358,5 +377,10 @@ class App:
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
         if self.http is not None:
             await self.http.close()
-        await self._stack.aclose()
+        # The features and resources close in reverse; a backend that hangs may not hold the exit past the grace.
+        try:
+            async with asyncio.timeout(max(TEARDOWN_MIN, deadline - time.monotonic())):
+                await self._stack.aclose()
+        except TimeoutError:
+            log.warning("shutdown: closing the features and resources outlasted the grace; giving up on them")
         log.info("node %s stopped", self.node)

@@ -36,6 +36,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
 MIGRATE_MODES = ("auto", "upgrade", "check", "off")  # db.migrate: what start-up does with the schema
+FILTER_MODES = ("off", "mask", "reject")
 LISTENERS = ("gate-tcp", "ws", "chat-tcp", "http")  # the listeners' names in app.ports, metrics and the node registry
 
 
@@ -114,6 +115,8 @@ class ChatConfig:
     send_timeout: float = setting(10.0, min=0.0)
     flush_interval: float = setting(0.03, min=0.0, max=1.0)
     system_name: str = setting("system")
+    history: int = setting(50, min=0, max=10_000)
+    history_on_join: int = setting(20, min=0, max=10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +238,7 @@ class AuthConfig:
     register_window: float = setting(3600.0, min=1)
     session_max_age: float = setting(30 * 86400.0, min=60)
     admin_key: str = setting("", secret=True)
+    single_session: bool = setting(False)
 
     def __post_init__(self) -> None:
         if self.secret and len(self.secret.encode()) < MIN_SECRET_BYTES:
@@ -285,6 +289,28 @@ class NodesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModerationConfig:
+    admin_key: str = setting("", secret=True)
+    filter: str = setting("mask", choices=FILTER_MODES)
+    words: tuple[str, ...] = setting(())
+    log_max: int = setting(10_000, min=10)
+    report_rate: int = setting(10, min=1)
+    report_window: float = setting(3600.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceConfig:
+    ttl: float = setting(30.0, min=1)
+    max_watch: int = setting(200, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsConfig:
+    max: int = setting(100, min=0)
+    ttl: float = setting(7 * 86400.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -301,6 +327,9 @@ class Config:
     game: GameConfig = field(default_factory=GameConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     nodes: NodesConfig = field(default_factory=NodesConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     profile: str = ""
     source: str = ""
     # Plain dicts (dataclasses.asdict copies a Config), read-only by convention as the rest.

@@ -86,3 +86,66 @@ class Keys:
     def jobs_key(self, name: str, key: str) -> str:
         """Taken for ``jobs.key_ttl`` by ``jobs.enqueue(name, ..., key=key)``: the same key is enqueued once."""
         return f"{self.prefix}jobs.key.{name}.{key}"
+
+    # Sessions and social (issue 16; docs/PROTOCOL.md, "Extensions") ------------------------------------------
+
+    def mute(self, uid: int) -> str:
+        """JSON of ``uid``'s chat mute (``until``, ``reason``, ``by``); expires with the mute (none if permanent)."""
+        return f"{self.prefix}mod.mute.{uid}"
+
+    def ban(self, uid: int) -> str:
+        """JSON of ``uid``'s ban from logging in; expires with the ban (none if permanent)."""
+        return f"{self.prefix}mod.ban.{uid}"
+
+    def reports(self) -> str:
+        """Hash of player reports by id, each JSON (reporter, uid, line, text, status, ...)."""
+        return f"{self.prefix}mod.reports"
+
+    def reports_open(self) -> str:
+        """Sorted set of the open reports' ids, scored by when they were filed (ms)."""
+        return f"{self.prefix}mod.reports.open"
+
+    def report_ids(self) -> str:
+        """Counter giving each report its id."""
+        return f"{self.prefix}mod.reports.next"
+
+    def reports_sent(self, uid: int) -> str:
+        """Reports ``uid`` filed in the current ``moderation.report_window``; expires with the window."""
+        return f"{self.prefix}mod.reports.by.{uid}"
+
+    def moderation_log(self) -> str:
+        """Capped stream of every moderation action with who did it."""
+        return f"{self.prefix}mod.log"
+
+    def moderation_changes(self) -> str:
+        """Channel: a player's mute changed (``{"uid", "mute"}``), heard by every chat process."""
+        return f"{self.prefix}mod.changed"
+
+    def presence(self, uid: int) -> str:
+        """Sorted set of the processes holding ``uid``'s gate connections, scored by when each entry expires (ms):
+        refreshed by the holder, so a killed holder's entry lapses (gameserver/features/online.py)."""
+        return f"{self.prefix}presence.{uid}"
+
+    def presence_index(self) -> str:
+        """Sorted set of every claim ``"<uid> <origin>"`` scored as in :meth:`presence`: the lapsed ones are swept."""
+        return f"{self.prefix}presence.index"
+
+    def last_seen(self, uid: int) -> str:
+        """When ``uid`` was last online anywhere (ms)."""
+        return f"{self.prefix}presence.seen.{uid}"
+
+    def presence_watchers(self, uid: int) -> str:
+        """Set of the uids that get ``presence.changed`` pushes about ``uid``."""
+        return f"{self.prefix}presence.watchers.{uid}"
+
+    def chat_history(self, channel: str) -> str:
+        """Capped stream of the last lines of one chat channel (``channel`` is its full name, prefix included)."""
+        return f"{channel}.history"
+
+    def notifications(self, uid: int) -> str:
+        """List of the pushes kept for ``uid`` while offline everywhere, oldest first."""
+        return f"{self.prefix}notify.{uid}"
+
+    def session_control(self) -> str:
+        """Channel: a player's other gate connections are to close (``auth.single_session``)."""
+        return f"{self.prefix}session.replace"

@@ -40,6 +40,14 @@ class Presence(Protocol):
         ...
 
 
+class Watcher(Protocol):
+    """Told when a uid's first connection here binds and when its last one goes."""
+
+    def online(self, uid: int) -> None: ...
+
+    def offline(self, uid: int) -> None: ...
+
+
 class Session:
     """Identity and output of one client connection.
 
@@ -66,6 +74,7 @@ class Session:
         self.sessions = sessions
         self.bucket = bucket
         self.pending = 0  # requests of this connection being handled (kept by the dispatcher)
+        self.bound_us = 0  # when a login or bind last bound it (µs since the epoch): auth.single_session
 
     def is_open(self) -> bool:
         """False once the connection is closing or gone: nothing sent to it arrives any more."""
@@ -122,6 +131,7 @@ class Sessions:
     def __init__(self) -> None:
         self._by_uid: dict[int, set[Session]] = {}
         self.presence: Presence | None = None
+        self.watchers: list[Watcher] = []  # also told a uid's first and last here (presence in Redis)
 
     def add(self, session: Session) -> None:
         uid = session.uid
@@ -131,6 +141,8 @@ class Sessions:
             group = self._by_uid[uid] = set()
             if self.presence is not None:
                 self.presence.online(uid)
+            for watcher in self.watchers:
+                watcher.online(uid)
         group.add(session)
 
     def discard(self, session: Session) -> None:
@@ -143,6 +155,8 @@ class Sessions:
                 del self._by_uid[session.uid]
                 if self.presence is not None:
                     self.presence.offline(session.uid)
+                for watcher in self.watchers:
+                    watcher.offline(session.uid)
 
     def of(self, uid: int) -> Iterator[Session]:
         yield from tuple(self._by_uid.get(uid, ()))

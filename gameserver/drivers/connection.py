@@ -164,6 +164,8 @@ class Connection(asyncio.Protocol):
         if listener.limits.proxy_protocol and is_trusted(self.remote, listener.trusted_proxies):
             transport.set_protocol(ProxyHeaderReader(self))
         self.endpoint = self.driver.endpoint(self)
+        if listener.draining:  # accepted while the server stops: nothing will be read
+            self.drain()
 
     def data_received(self, data: bytes) -> None:
         now = self.last_seen = self.loop.time()

@@ -117,6 +117,7 @@ class Listener:
                 "but http.trusted_proxies is empty: list the proxies that send the header"
             )
         self.connections: set[Connection] = set()
+        self.draining = False  # the server is stopping: connections read nothing more
         self.loop = asyncio.get_running_loop()
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -187,8 +188,9 @@ class Listener:
             self.server.close()
 
     def drain(self) -> None:
-        """Stop accepting and stop reading on every connection at once; each closes after its last reply."""
-        self.stop_accepting()
+        """Stop reading on every connection at once (and on any accepted from now on); each closes after its last
+        reply. Accepting goes on until :meth:`stop_accepting`: a connection accepted meanwhile closes at once."""
+        self.draining = True
         for conn in list(self.connections):
             conn.drain()
 

@@ -31,13 +31,14 @@ class Command(StrEnum):
     PUBLIC = "PUBLIC"
     FAMILY = "FAMILY"
     PING = "PING"
-    # server -> client (PUBLIC and FAMILY go both ways)
+    HISTORY = "HISTORY"  # an extension (docs/PROTOCOL.md, "Chat history")
+    # server -> client (PUBLIC, FAMILY and HISTORY go both ways)
     OK = "OK"
     PONG = "PONG"
     ERROR = "ERROR"
 
 
-CLIENT_COMMANDS = (Command.LOGIN, Command.PUBLIC, Command.FAMILY, Command.PING)
+CLIENT_COMMANDS = (Command.LOGIN, Command.PUBLIC, Command.FAMILY, Command.PING, Command.HISTORY)
 
 
 def command_field(command: Command) -> bytes:

@@ -5,6 +5,7 @@ from typing import Any
 from gameserver.bus.sessions import Session
 from gameserver.errors import Unauthorized, UnknownFunction
 from gameserver.features.identity.service import AuthService
+from gameserver.features.identity.single import SingleSession
 from gameserver.features.identity.tokens import Claims
 from modules.auth.replies import AuthSession, ChatNonce, LoggedOut
 
@@ -15,11 +16,15 @@ def _service(auth: AuthService | None) -> AuthService:
     return auth
 
 
-async def _bind(session: Session, auth: AuthService, result: dict[str, Any]) -> dict[str, Any]:
+async def _bind(
+    session: Session, auth: AuthService, result: dict[str, Any], single: SingleSession | None, how: str
+) -> dict[str, Any]:
     claims = auth.tokens.claims(result["token"])
     if not auth.revocations.allows(claims):  # revoked (an operator's revoke) while the login ran
         raise Unauthorized("token revoked")
     session.bind(claims.uid, claims)
+    if single is not None:
+        single.replace(session, how)  # auth.single_session: the player's other connections close
     await session.bound()  # answered once pushes from any process reach this connection
     return result
 
@@ -31,22 +36,29 @@ async def register(
     *,
     session: Session,
     auth: AuthService | None = None,
+    single_session: SingleSession | None = None,
     **_: Any,
 ) -> AuthSession:
     """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,
     rate_limited."""
     service = _service(auth)
-    return await _bind(
-        session, service, await service.register(username, password, display_name, address=session.remote)
-    )
+    result = await service.register(username, password, display_name, address=session.remote)
+    return await _bind(session, service, result, single_session, "login")
 
 
 async def login(
-    username: str, password: str, *, session: Session, auth: AuthService | None = None, **_: Any
+    username: str,
+    password: str,
+    *,
+    session: Session,
+    auth: AuthService | None = None,
+    single_session: SingleSession | None = None,
+    **_: Any,
 ) -> AuthSession:
-    """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited."""
+    """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned."""
     service = _service(auth)
-    return await _bind(session, service, await service.login(username, password, session.remote))
+    result = await service.login(username, password, session.remote)
+    return await _bind(session, service, result, single_session, "login")
 
 
 def _token(claims: Claims | None) -> Claims:

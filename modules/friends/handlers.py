@@ -11,6 +11,8 @@ from gameserver.dispatch.idempotency import current_key
 from gameserver.errors import BadRequest, GameError
 from gameserver.features.mailbox import Mail, MailboxFull, MailStore, post
 from gameserver.features.mailbox.post import Push
+from gameserver.features.notifications import Notifications
+from gameserver.features.online import PresenceTracker
 from gameserver.storage.sql import Sql
 from modules.common import names, player
 from modules.friends.links import (
@@ -93,9 +95,12 @@ async def request(
     return {"to": to, "accepted": False, "mail_id": sent.mail_id}
 
 
-async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, **_: Any) -> Friend:
+async def accept(
+    sender: int, *, uid: int, db: Sql, config: Config, push: Push, notify: Notifications | None = None, **_: Any
+) -> Friend:
     """Accepts ``sender``'s request; returns {"uid", "name"} of the new friend, who gets the push
-    friends.accepted. Raises friend_request_not_found, too_many_friends."""
+    friends.accepted (kept for their next login if they are offline). Raises friend_request_not_found,
+    too_many_friends."""
     me = await player(db, uid)
 
     async def befriend_sender(tx: AsyncConnection) -> None:
@@ -104,7 +109,10 @@ async def accept(sender: int, *, uid: int, db: Sql, config: Config, push: Push, 
         await _befriend(tx, uid, sender, settings(config).max_friends)
 
     await db.run(befriend_sender)
-    push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
+    if notify is not None:  # kept for the sender's next login if they are offline everywhere
+        await notify(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
+    else:
+        push(sender, ACCEPTED, {"uid": uid, "name": me.display_name})
     return {"uid": sender, "name": (await names(db, [sender])).get(sender, "")}
 
 
@@ -122,14 +130,16 @@ async def remove(friend: int, *, uid: int, db: Sql, **_: Any) -> FriendUid:
     return {"uid": friend}
 
 
-async def list_friends(*, uid: int, db: Sql, **_: Any) -> FriendList:
-    """Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller)."""
+async def list_friends(*, uid: int, db: Sql, presence: PresenceTracker | None = None, **_: Any) -> FriendList:
+    """Returns {"friends": [{"uid", "name", "online", "last_seen"}], "requests": [{"uid", "name"}]} (requests
+    waiting for the caller)."""
     async with db.read() as conn:
         mine = await friends_of(conn, uid)
         waiting = await requests_to(conn, uid)
     shown = await names(db, mine + waiting)
+    states = await presence.get(mine) if presence is not None and mine else {}  # none: a test without presence
     return {
-        "friends": [{"uid": f, "name": shown.get(f, "")} for f in mine],
+        "friends": [{"uid": f, "name": shown.get(f, ""), **states.get(f, {})} for f in mine],
         "requests": [{"uid": r, "name": shown.get(r, "")} for r in waiting],
     }
 

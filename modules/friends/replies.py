@@ -1,6 +1,6 @@
 """What ``friends.*`` answers (the typed client SDKs read these: ``gameserver sdk``)."""
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class FriendRequested(TypedDict):
@@ -18,6 +18,13 @@ class FriendUid(TypedDict):
     uid: int
 
 
+class FriendPresence(TypedDict):
+    uid: int
+    name: str
+    online: NotRequired[bool]  # with presence (issue 16): online on any process now
+    last_seen: NotRequired[int | None]  # ms since the epoch; now while online, null if never seen
+
+
 class FriendList(TypedDict):
-    friends: list[Friend]
+    friends: list[FriendPresence]
     requests: list[Friend]

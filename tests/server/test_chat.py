@@ -70,7 +70,8 @@ async def test_public_reaches_everyone_in_the_world(app: App, login: Login, firs
         assert message["name"] == "Alice"
         assert message["text"] == "hello, 世界"
         assert isinstance(message["ts"], int) and message["ts"] > 1_600_000_000_000
-        assert set(message) == {"uid", "name", "text", "ts"}
+        assert set(message) == {"id", "uid", "name", "text", "ts"}  # "id": the chat history extension
+        assert isinstance(message["id"], str)
     await b.send("PUBLIC", "hi Alice")
     assert (await a.recv_message())[1]["text"] == "hi Alice"
     assert (await b.recv_message())[1]["name"] == "Bob"

@@ -64,7 +64,10 @@ async def test_profile_family_friends_inventory(app: App, caplog: pytest.LogCapt
     accepted = await call(bob_token, "friends.accept", {"sender": alice})
     assert accepted["data"] == {"uid": alice, "name": "alice"}
     listed = await call(alice_token, "friends.list")
-    assert listed["data"] == {"friends": [{"uid": bob, "name": "bob"}], "requests": []}
+    [friend] = listed["data"]["friends"]  # type: ignore[index]
+    assert listed["data"]["requests"] == []  # type: ignore[index]
+    assert {key: friend[key] for key in ("uid", "name")} == {"uid": bob, "name": "bob"}
+    assert set(friend) == {"uid", "name", "online", "last_seen"}  # presence (issue 16)
 
     assert (await call(alice_token, "inventory.get"))["data"] == {"items": []}
     empty = await call(alice_token, "inventory.discard", {"item": 1, "count": 1})

@@ -205,7 +205,9 @@ describe("against a live server", { skip }, () => {
     assert.deepEqual((await b.friends.list()).requests, [{ uid: aliceUid, name: "Alice" }]);
     assert.deepEqual(await b.friends.accept({ sender: aliceUid }), { uid: aliceUid, name: "Alice" });
     assert.deepEqual(await accepted, { uid: bobUid, name: "Bobby" });
-    assert.deepEqual((await a.friends.list()).friends, [{ uid: bobUid, name: "Bobby" }]);
+    const [friend] = (await a.friends.list()).friends; // with presence (issue 16): Bobby is logged in
+    assert.deepEqual([friend.uid, friend.name, friend.online], [bobUid, "Bobby", true]);
+    assert.equal(typeof friend.last_seen, "number");
     await assert.rejects(b.friends.decline({ sender: aliceUid }), expectCode(ErrorCodes.FRIEND_REQUEST_NOT_FOUND));
     assert.deepEqual(await a.friends.remove({ friend: bobUid }), { uid: bobUid });
   });

@@ -39,7 +39,7 @@ class Channel:
         self.chat = chat
         self.members: dict[Connection, tuple[asyncio.Transport, Wire]] = {}
         self.wires = [0] * len(Wire)  # members on each wire: only those wires get an encoding
-        self._snapshot: tuple[tuple[Connection, asyncio.Transport, Wire], ...] | None = None  # rebuilt on change
+        self._snapshot: tuple[tuple[Wire, tuple[tuple[Connection, asyncio.Transport], ...]], ...] | None = None
         self.pending: list[bytes] = []  # bodies waiting for the flush (chat.flush_interval > 0)
         self.last_write = 0.0
         self.timer: asyncio.TimerHandle | None = None
@@ -105,18 +105,27 @@ class Channel:
         """The fan-out: to every member the bytes of its wire (``encoded[wire]``), ``count`` messages in them;
         a member over ``chat.send_queue`` gets nothing (:meth:`Chat.over_bound`), one saying goodbye neither
         (no data frame after a close frame, RFC 6455 5.5.1)."""
-        members = self._snapshot
-        if members is None:
-            members = self._snapshot = tuple((conn, *member) for conn, member in self.members.items())
+        groups = self._snapshot
+        if groups is None:
+            groups = self._snapshot = self._groups()
         delivered = 0
-        for conn, transport, wire in members:
-            if conn.paused_since is None:
-                if not conn.closing:
-                    try:
-                        transport.write(encoded[wire])
-                        delivered += count
-                    except Exception:  # closed under us; connection_lost removes it
-                        pass
-            else:
-                self.chat.over_bound(conn, count)
+        for wire, members in groups:
+            data = encoded[wire]
+            for conn, transport in members:
+                if conn.paused_since is None:
+                    if not conn.closing:
+                        try:
+                            transport.write(data)
+                            delivered += count
+                        except Exception:  # closed under us; connection_lost removes it
+                            pass
+                else:
+                    self.chat.over_bound(conn, count)
         CHAT.deliveries += delivered
+
+    def _groups(self) -> tuple[tuple[Wire, tuple[tuple[Connection, asyncio.Transport], ...]], ...]:
+        """The members by wire, as tuples: rebuilt only when a member joins or leaves."""
+        groups: dict[Wire, list[tuple[Connection, asyncio.Transport]]] = {}
+        for conn, (transport, wire) in self.members.items():
+            groups.setdefault(wire, []).append((conn, transport))
+        return tuple((wire, tuple(members)) for wire, members in groups.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,8 @@ class ChatClient:
                     self._post(self.family_channel, Command.FAMILY, line.payload)
             elif command is Command.PING:
                 self.reply(Command.PONG)
+            elif command is Command.HISTORY:
+                self._spawn(self._history(line.payload))
             else:
                 raise ProtocolViolation(CloseCode.PROTOCOL_ERROR, "second LOGIN")
         elif state is Phase.NEW:
@@ -116,6 +119,13 @@ class ChatClient:
         assert channel is not None and self.limits is not None
         now = self.chat.loop.time()
         if self.limits.rate.take(now):
+            guard = self.chat.guard
+            if guard is not None:  # a muted sender, a line with a listed word
+                checked, refused = guard.check(self.uid, text)
+                if checked is None:
+                    self.reply(Command.ERROR, (refused or ErrorCode.FORBIDDEN).encode())
+                    return
+                text = checked
             self.chat.post(channel, command, self.uid, self.name, text)
             return
         CHAT.rate_limited += 1
@@ -142,6 +152,11 @@ class ChatClient:
             self.reply(Command.ERROR, ErrorCode.UNAUTHORIZED.encode())  # got just before a logout or ban
             self.disconnect("revoked", "nonce issued before the player's sessions were revoked", graceful=True)
             return
+        if chat.guard is not None:
+            try:
+                await chat.guard.load(self.uid)
+            except Exception as exc:  # Redis down: the nonce could hardly have been redeemed either
+                log.warning("chat: cannot read the mute of uid %d: %s", self.uid, exc)
         confirmed = await chat.logged_in(self)
         if self.is_closed:  # (a property: mypy would keep the narrowing from before the await)
             return
@@ -154,6 +169,9 @@ class ChatClient:
         self.conn.ready = True
         identity = {"uid": self.uid, "name": self.name, "world": self.world, "family": self.family}
         self.reply(Command.OK, _json.encode(identity).encode())
+        await self._send_history(self.chat.config.history_on_join)
+        if self.is_closed:
+            return
         self._resume_reading()
         early, self._early = self._early, []
         try:
@@ -163,6 +181,44 @@ class ChatClient:
                 self.handle(line)
         except ProtocolViolation as exc:
             self.violate(exc)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="chat-history")
+        self.chat._tasks.add(task)
+        task.add_done_callback(self.chat._tasks.discard)
+
+    async def _history(self, payload: str) -> None:
+        """``HISTORY <public|family> [count]``: answered with one ``HISTORY`` line (docs/PROTOCOL.md)."""
+        which, _, count_text = payload.strip().partition(" ")
+        channel = {"public": self.public, "family": self.family_channel}.get(which.lower())
+        try:
+            count = int(count_text) if count_text.strip() else self.chat.config.history_on_join
+        except ValueError:
+            count = -1
+        if channel is None or count < 0:
+            self.reply(Command.ERROR, ErrorCode.BAD_REQUEST.encode())
+            return
+        await self._send_history(count, only=channel)
+
+    async def _send_history(self, count: int, only: str | None = None) -> None:
+        """One ``HISTORY {"channel", "lines"}`` line per channel of this client (or ``only`` that one)."""
+        if count <= 0 and only is None:
+            return
+        for which, channel in (("public", self.public), ("family", self.family_channel)):
+            if channel is None or (only is not None and channel != only):
+                continue
+            try:
+                lines = await self.chat.history.latest(channel, count)
+            except Exception as exc:
+                log.warning("chat: cannot read the history of %s: %s", channel, exc)
+                self.reply(Command.ERROR, ErrorCode.UNAVAILABLE.encode())
+                return
+            if self.is_closed:
+                return
+            if not lines and only is None:
+                continue  # on join, nothing to catch up on: no line (clients that never ask see none)
+            body = _json.encode({"channel": which, "lines": lines}).encode()
+            self.reply(Command.HISTORY, body)
 
     def _take_identity(self, identity: dict[str, Any]) -> bool:
         uid, name, world = identity.get("uid"), identity.get("name"), identity.get("world")

@@ -21,7 +21,9 @@ from gameserver.config import ChatConfig
 from gameserver.drivers.connection import Connection
 from gameserver.features.chat.channel import Channel
 from gameserver.features.chat.client import ChatClient, Phase
+from gameserver.features.chathistory import ChatHistory
 from gameserver.features.identity.revocations import Revocations
+from gameserver.features.moderation.chatguard import ChatGuard
 from gameserver.keys import Keys
 from gameserver.metrics import CHAT
 from gameserver.protocol.lines import Command, encode_body
@@ -86,9 +88,13 @@ class Chat:
         bus: PubSub,
         node: str,
         revocations: Revocations | None = None,
+        history: ChatHistory | None = None,
+        guard: ChatGuard | None = None,
     ) -> None:
         self.config = config
         self.revocations = revocations
+        self.history = history or ChatHistory(redis, keys, keep=0)
+        self.guard = guard  # mutes and the word filter (the moderation feature)
         if revocations is not None:
             revocations.on_revoke(self.revoked)
         self.keys = keys
@@ -141,14 +147,18 @@ class Chat:
 
     def post(self, channel: str, command: Command, uid: int, name: str, text: str) -> None:
         """Encode one message once and hand it to the bus."""
-        payload = _json.encode({"uid": uid, "name": name, "text": text, "ts": now_ms()}).encode()
+        ts = now_ms()
+        line = {"id": self.history.new_id(ts), "uid": uid, "name": name, "text": text, "ts": ts}
+        payload = _json.encode(line).encode()
         CHAT.messages += 1
         self.bus.publish(channel, encode_body(command, payload))
+        self.history.append(channel, payload)
 
     def close(self) -> None:
         """Shutdown: drop what is still gathered for a flush."""
         for channel in self.channels.values():
             channel.cancel()
+        self.history.close()
 
     # Membership -----------------------------------------------------------------------------------------
 
@@ -212,6 +222,8 @@ class Chat:
             group.discard(client)
             if not group:
                 del self.users[uid]
+                if self.guard is not None:
+                    self.guard.forget(uid)
                 if self.remote is not None:
                     self.bus.unsubscribe(self.keys.chat_user(uid), self._control)
         client.limits.refs -= 1

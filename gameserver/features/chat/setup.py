@@ -17,8 +17,11 @@ from gameserver.bus.redispubsub import RedisBus
 from gameserver.config import ChatConfig
 from gameserver.features.chat.drivers import chat_driver, chat_limits, chat_route
 from gameserver.features.chat.service import CHAT_PATH, Chat, PubSub
+from gameserver.features.chathistory import ChatHistory
 from gameserver.features.identity.revocations import Revocations
 from gameserver.features.lifespan import Contribution, ListenerSpec
+from gameserver.features.moderation.chatguard import ChatGuard
+from gameserver.features.moderation.feature import ModerationFeature
 from gameserver.keys import Keys
 
 
@@ -37,15 +40,24 @@ async def lifespan(
     node: str,
     revocations: Revocations | None,
     serve: bool,
+    moderation: ModerationFeature | None = None,
+    shared: bool = False,
 ) -> AsyncIterator[ChatFeature]:
     """Args:
     revocations: the identity feature's: a revoked player's chat connections close, a stale nonce is refused.
     serve: run the chat edge's listeners (the ``chat`` role).
+    moderation: the moderation feature's: muted players' lines are refused, the word filter applied.
+    shared: Redis is shared with other processes (``redis.url``): the history lives there, else in this process.
     """
     # The process's bus (server.bus); on Redis, straight to its fan-out, shared with pushes (one subscriber
     # connection per process). The resources close it.
     pubsub: PubSub = bus.fanout if isinstance(bus, RedisBus) else bus
-    chat = Chat(config, keys, redis, pubsub, node, revocations)
+    history = ChatHistory(redis, keys, keep=config.history, local=not shared)
+    guard = None
+    if moderation is not None:
+        guard = ChatGuard(moderation.store, moderation.words, moderation.mode)
+        pubsub.subscribe(guard.channel, guard.receiver())
+    chat = Chat(config, keys, redis, pubsub, node, revocations, history, guard)
     feature = ChatFeature(resources={"chat": chat}, chat=chat)
     if serve:
         feature.ws_routes[CHAT_PATH] = chat_route(chat)
@@ -53,4 +65,6 @@ async def lifespan(
     try:
         yield feature
     finally:
+        if guard is not None:
+            pubsub.unsubscribe(guard.channel, guard.receiver())
         chat.close()

@@ -33,6 +33,7 @@ from gameserver.features.identity.validation import (
     check_password,
     check_username,
 )
+from gameserver.features.moderation.store import Banned, Moderation
 from gameserver.keys import Keys
 from gameserver.storage.sql import Sql
 
@@ -50,6 +51,7 @@ class AuthService:
     throttle: LoginThrottle
     registrations: RegistrationThrottle
     revocations: Revocations
+    moderation: Moderation | None = None  # refuses banned players' logins
 
     async def register(
         self, username: str, password: str, display_name: str | None = None, *, address: str
@@ -85,6 +87,7 @@ class AuthService:
         Raises:
             LoginThrottled: too many failures for this username or address in the window.
             WrongCredentials: no such username, or another password.
+            Banned: the credentials are right but the player is banned.
         """
         name = canonical_username(username)
         await self.throttle.attempt(name, address)
@@ -94,6 +97,7 @@ class AuthService:
         if account is None or not matched:
             raise WrongCredentials()
         await self.throttle.succeeded(name, address)
+        await self.check_ban(account.uid)
         if self.passwords.needs_rehash(account.password_hash):  # the configured cost changed since
             password_hash = await self.passwords.hash(password)
             async with self.db.transaction() as tx:
@@ -105,10 +109,12 @@ class AuthService:
         """A fresh token for a logged-in player, of the same login (``auth_time``); returns ``{uid, token}``.
 
         Raises:
+            Banned: the player is banned.
             Unauthorized: the account no longer exists, the token is revoked, or the login is older than
                 ``auth.session_max_age``.
         """
         account = await self._account(claims)
+        await self.check_ban(account.uid)
         if time.time() - claims.auth_time >= self.config.session_max_age:
             raise Unauthorized("session older than auth.session_max_age: log in again")
         after = account.tokens_valid_after or 0
@@ -133,6 +139,13 @@ class AuthService:
             AccountNotFound: there is no such account.
         """
         return {"uid": uid, "revoked_before": await self.revocations.revoke(uid)}
+
+    async def check_ban(self, uid: int) -> None:
+        """Raises :class:`Banned` if ``uid`` is banned now."""
+        if self.moderation is not None:
+            sanction = await self.moderation.banned(uid)
+            if sanction is not None:
+                raise Banned(sanction)
 
     async def _account(self, claims: Claims) -> Account:
         """The caller's account, checking that the token is not revoked (SQL: the truth, whatever this process

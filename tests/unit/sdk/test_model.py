@@ -131,7 +131,15 @@ def test_annotation_types(annotation: Any, expected: dict[str, Any]) -> None:
 def test_enums_keep_all_order_and_errors_list_every_code() -> None:
     description = api()
     names = [e["name"] for e in description["enums"]]
-    assert names == ["ErrorCode", "AuthErrorCode", "ModuleErrorCode", "ItemKind", "FamilyRole", "MailKind"]
+    assert names == [
+        "ErrorCode",
+        "AuthErrorCode",
+        "ModuleErrorCode",
+        "ModerationErrorCode",
+        "ItemKind",
+        "FamilyRole",
+        "MailKind",
+    ]
     item_kind = description["enums"][names.index("ItemKind")]
     assert item_kind["kind"] == "int"
     assert ["COIN", 1] in item_kind["members"]

@@ -48,6 +48,16 @@ namespace GameServer.Api
         public const string LEADERBOARD_NO_SCORE = "leaderboard_no_score";
     }
 
+    /// <summary>Error codes of moderation (docs/PROTOCOL.md, "Moderation"): chat `ERROR` lines, gate replies, HTTP.</summary>
+    public static class ModerationErrorCode
+    {
+        public const string BANNED = "banned";
+        public const string MUTED = "muted";
+        public const string FILTERED = "filtered";
+        public const string REPORT_NOT_FOUND = "report_not_found";
+        public const string LINE_NOT_FOUND = "line_not_found";
+    }
+
     /// <summary>What a player can own; the ids are inventory keys in SQL and in mail gifts. Never renumber one.</summary>
     public enum ItemKind
     {

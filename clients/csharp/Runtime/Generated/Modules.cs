@@ -49,7 +49,7 @@ namespace GameServer.Api
 
         public AuthModule(GameClient client) { this.client = client; }
 
-        /// <summary>Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited.</summary>
+        /// <summary>Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned.</summary>
         /// <remarks><c>auth.login</c>; no login needed; server deadline 10 s.</remarks>
         public Task<AuthSession> LoginAsync(string username, string password, CallOptions options = null)
         {
@@ -93,6 +93,39 @@ namespace GameServer.Api
             wire["password"] = password;
             if (displayName != null) wire["display_name"] = displayName;
             return client.CallAsync<AuthSession>("auth.register", wire, AuthSession.FromWire, options);
+        }
+    }
+
+    /// <summary>The <c>chat.*</c> functions.</summary>
+    public sealed class ChatModule
+    {
+        readonly GameClient client;
+
+        public ChatModule(GameClient client) { this.client = client; }
+
+        /// <summary>Returns {"lines": [{"id", "uid", "name", "text", "ts"}]} of the caller's world ("public") or family</summary>
+        /// <param name="channel">optional: null leaves it out (the server's default: "public")</param>
+        /// <param name="count">optional: null leaves it out (the server's default: 20)</param>
+        /// <remarks><c>chat.history</c>; needs a login; server deadline 10 s.</remarks>
+        public Task<ChatHistory> HistoryAsync(string channel = null, long? count = null, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            if (channel != null) wire["channel"] = channel;
+            if (count != null) wire["count"] = count;
+            return client.CallAsync<ChatHistory>("chat.history", wire, ChatHistory.FromWire, options);
+        }
+
+        /// <summary>Report a chat line of the caller's world or family channel by its id. Returns {"report"} (its id); raises</summary>
+        /// <param name="channel">optional: null leaves it out (the server's default: "public")</param>
+        /// <param name="reason">optional: null leaves it out (the server's default: "")</param>
+        /// <remarks><c>chat.report</c>; needs a login; server deadline 10 s.</remarks>
+        public Task<Reported> ReportAsync(string line, string channel = null, string reason = null, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["line"] = line;
+            if (channel != null) wire["channel"] = channel;
+            if (reason != null) wire["reason"] = reason;
+            return client.CallAsync<Reported>("chat.report", wire, Reported.FromWire, options);
         }
     }
 
@@ -192,7 +225,7 @@ namespace GameServer.Api
             return client.CallAsync<FriendUid>("friends.decline", wire, FriendUid.FromWire, options);
         }
 
-        /// <summary>Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller).</summary>
+        /// <summary>Returns {"friends": [{"uid", "name", "online", "last_seen"}], "requests": [{"uid", "name"}]} (requests</summary>
         /// <remarks><c>friends.list</c>; needs a login; server deadline 10 s.</remarks>
         public Task<FriendList> ListAsync(CallOptions options = null)
         {
@@ -341,6 +374,41 @@ namespace GameServer.Api
         }
     }
 
+    /// <summary>The <c>presence.*</c> functions.</summary>
+    public sealed class PresenceModule
+    {
+        readonly GameClient client;
+
+        public PresenceModule(GameClient client) { this.client = client; }
+
+        /// <summary>Returns {"players": [{"uid", "online", "last_seen"}]}; last_seen (ms) is null for a player never seen.</summary>
+        /// <remarks><c>presence.get</c>; needs a login; server deadline 10 s.</remarks>
+        public Task<Presences> GetAsync(List<long> uids, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uids"] = uids;
+            return client.CallAsync<Presences>("presence.get", wire, Presences.FromWire, options);
+        }
+
+        /// <summary>Get presence.changed pushes about these players. Returns their presence now, as presence.get.</summary>
+        /// <remarks><c>presence.subscribe</c>; needs a login; server deadline 10 s.</remarks>
+        public Task<Presences> SubscribeAsync(List<long> uids, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uids"] = uids;
+            return client.CallAsync<Presences>("presence.subscribe", wire, Presences.FromWire, options);
+        }
+
+        /// <summary>Stop the presence.changed pushes about these players. Returns {"count"} of uids given.</summary>
+        /// <remarks><c>presence.unsubscribe</c>; needs a login; server deadline 10 s.</remarks>
+        public Task<Unwatched> UnsubscribeAsync(List<long> uids, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uids"] = uids;
+            return client.CallAsync<Unwatched>("presence.unsubscribe", wire, Unwatched.FromWire, options);
+        }
+    }
+
     /// <summary>The <c>session.*</c> functions.</summary>
     public sealed class SessionModule
     {
@@ -348,7 +416,7 @@ namespace GameServer.Api
 
         public SessionModule(GameClient client) { this.client = client; }
 
-        /// <summary>Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token.</summary>
+        /// <summary>Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token,</summary>
         /// <remarks><c>session.bind</c>; no login needed; server deadline 10 s.</remarks>
         public Task<Bound> BindAsync(string token, CallOptions options = null)
         {
@@ -390,11 +458,13 @@ namespace GameServer.Api
         {
             Account = new AccountModule(this);
             Auth = new AuthModule(this);
+            Chat = new ChatModule(this);
             Family = new FamilyModule(this);
             Friends = new FriendsModule(this);
             Inventory = new InventoryModule(this);
             Leaderboard = new LeaderboardModule(this);
             Mail = new MailModule(this);
+            Presence = new PresenceModule(this);
             Session = new SessionModule(this);
             Sys = new SysModule(this);
         }
@@ -402,6 +472,8 @@ namespace GameServer.Api
         public AccountModule Account { get; private set; }
 
         public AuthModule Auth { get; private set; }
+
+        public ChatModule Chat { get; private set; }
 
         public FamilyModule Family { get; private set; }
 
@@ -412,6 +484,8 @@ namespace GameServer.Api
         public LeaderboardModule Leaderboard { get; private set; }
 
         public MailModule Mail { get; private set; }
+
+        public PresenceModule Presence { get; private set; }
 
         public SessionModule Session { get; private set; }
 

@@ -49,6 +49,58 @@ namespace GameServer.Api
         }
     }
 
+    /// <summary>The map <c>ChatHistory</c> of the server's handlers.</summary>
+    public sealed class ChatHistory : IWireValue
+    {
+        public List<ChatLine> Lines { get; set; }
+
+        public static ChatHistory FromWire(object data)
+        {
+            var value = new ChatHistory();
+            value.Lines = Wire.Read<List<ChatLine>>(Wire.Field(data, "lines"), d0 => Wire.List<ChatLine>(d0, ChatLine.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["lines"] = Lines;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>ChatLine</c> of the server's handlers.</summary>
+    public sealed class ChatLine : IWireValue
+    {
+        public string Id { get; set; }
+        public long Uid { get; set; }
+        public string Name { get; set; }
+        public string Text { get; set; }
+        public long Ts { get; set; }
+
+        public static ChatLine FromWire(object data)
+        {
+            var value = new ChatLine();
+            value.Id = Wire.Read<string>(Wire.Field(data, "id"), Wire.Str);
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.Text = Wire.Read<string>(Wire.Field(data, "text"), Wire.Str);
+            value.Ts = Wire.Read<long>(Wire.Field(data, "ts"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["id"] = Id;
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            wire["text"] = Text;
+            wire["ts"] = Ts;
+            return wire;
+        }
+    }
+
     /// <summary>The map <c>ChatNonce</c> of the server's handlers.</summary>
     public sealed class ChatNonce : IWireValue
     {
@@ -251,13 +303,13 @@ namespace GameServer.Api
     /// <summary>The map <c>FriendList</c> of the server's handlers.</summary>
     public sealed class FriendList : IWireValue
     {
-        public List<Friend> Friends { get; set; }
+        public List<FriendPresence> Friends { get; set; }
         public List<Friend> Requests { get; set; }
 
         public static FriendList FromWire(object data)
         {
             var value = new FriendList();
-            value.Friends = Wire.Read<List<Friend>>(Wire.Field(data, "friends"), d0 => Wire.List<Friend>(d0, Friend.FromWire));
+            value.Friends = Wire.Read<List<FriendPresence>>(Wire.Field(data, "friends"), d0 => Wire.List<FriendPresence>(d0, FriendPresence.FromWire));
             value.Requests = Wire.Read<List<Friend>>(Wire.Field(data, "requests"), d0 => Wire.List<Friend>(d0, Friend.FromWire));
             return value;
         }
@@ -267,6 +319,35 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["friends"] = Friends;
             wire["requests"] = Requests;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>FriendPresence</c> of the server's handlers.</summary>
+    public sealed class FriendPresence : IWireValue
+    {
+        public long Uid { get; set; }
+        public string Name { get; set; }
+        public bool? Online { get; set; }
+        public long? LastSeen { get; set; }
+
+        public static FriendPresence FromWire(object data)
+        {
+            var value = new FriendPresence();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Name = Wire.Read<string>(Wire.Field(data, "name"), Wire.Str);
+            value.Online = Wire.Read<bool?>(Wire.Field(data, "online"), d0 => Wire.Nullable<bool>(d0, Wire.Bool));
+            value.LastSeen = Wire.Read<long?>(Wire.Field(data, "last_seen"), d0 => Wire.Nullable<long>(d0, Wire.Int));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["name"] = Name;
+            if (Online != null) wire["online"] = Online;
+            if (LastSeen != null) wire["last_seen"] = LastSeen;
             return wire;
         }
     }
@@ -667,6 +748,52 @@ namespace GameServer.Api
         }
     }
 
+    /// <summary>The map <c>PlayerPresence</c> of the server's handlers.</summary>
+    public sealed class PlayerPresence : IWireValue
+    {
+        public long Uid { get; set; }
+        public bool Online { get; set; }
+        public long? LastSeen { get; set; }
+
+        public static PlayerPresence FromWire(object data)
+        {
+            var value = new PlayerPresence();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Online = Wire.Read<bool>(Wire.Field(data, "online"), Wire.Bool);
+            value.LastSeen = Wire.Read<long?>(Wire.Field(data, "last_seen"), d0 => Wire.Nullable<long>(d0, Wire.Int));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["online"] = Online;
+            wire["last_seen"] = LastSeen;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Presences</c> of the server's handlers.</summary>
+    public sealed class Presences : IWireValue
+    {
+        public List<PlayerPresence> Players { get; set; }
+
+        public static Presences FromWire(object data)
+        {
+            var value = new Presences();
+            value.Players = Wire.Read<List<PlayerPresence>>(Wire.Field(data, "players"), d0 => Wire.List<PlayerPresence>(d0, PlayerPresence.FromWire));
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["players"] = Players;
+            return wire;
+        }
+    }
+
     /// <summary>The map <c>Profile</c> of the server's handlers.</summary>
     public sealed class Profile : IWireValue
     {
@@ -715,6 +842,26 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["score"] = Score;
             wire["rank"] = Rank_;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Reported</c> of the server's handlers.</summary>
+    public sealed class Reported : IWireValue
+    {
+        public long Report { get; set; }
+
+        public static Reported FromWire(object data)
+        {
+            var value = new Reported();
+            value.Report = Wire.Read<long>(Wire.Field(data, "report"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["report"] = Report;
             return wire;
         }
     }
@@ -807,6 +954,26 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["board"] = Board;
             wire["scores"] = Scores;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Unwatched</c> of the server's handlers.</summary>
+    public sealed class Unwatched : IWireValue
+    {
+        public long Count { get; set; }
+
+        public static Unwatched FromWire(object data)
+        {
+            var value = new Unwatched();
+            value.Count = Wire.Read<long>(Wire.Field(data, "count"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["count"] = Count;
             return wire;
         }
     }

@@ -12,6 +12,18 @@ export interface Bound {
   uid: number;
 }
 
+export interface ChatHistory {
+  lines: ChatLine[];
+}
+
+export interface ChatLine {
+  id: string;
+  uid: number;
+  name: string;
+  text: string;
+  ts: number;
+}
+
 export interface ChatNonce {
   nonce: string;
   expires_in: number;
@@ -58,8 +70,15 @@ export interface Friend {
 }
 
 export interface FriendList {
-  friends: Friend[];
+  friends: FriendPresence[];
   requests: Friend[];
+}
+
+export interface FriendPresence {
+  uid: number;
+  name: string;
+  online?: boolean;
+  last_seen?: number | null;
 }
 
 export interface FriendRequested {
@@ -154,6 +173,16 @@ export interface PlayerName {
   name: string;
 }
 
+export interface PlayerPresence {
+  uid: number;
+  online: boolean;
+  last_seen: number | null;
+}
+
+export interface Presences {
+  players: PlayerPresence[];
+}
+
 export interface Profile {
   uid: number;
   name: string;
@@ -164,6 +193,10 @@ export interface Profile {
 export interface Rank {
   score: number;
   rank: number;
+}
+
+export interface Reported {
+  report: number;
 }
 
 export interface RoleSet {
@@ -184,6 +217,10 @@ export interface Submitted {
 export interface Top {
   board: string;
   scores: Score[];
+}
+
+export interface Unwatched {
+  count: number;
 }
 
 /** The arguments of `account.names`. */
@@ -253,7 +290,7 @@ export class AuthApi {
   constructor(private readonly caller: Caller) {}
 
   /**
-   * Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited.
+   * Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned.
    *
    * `auth.login`: no login needed; the server's deadline is 10 s.
    */
@@ -295,6 +332,46 @@ export class AuthApi {
    */
   register(args: AuthRegisterArgs, options?: CallOptions): Promise<AuthSession> {
     return this.caller.call<AuthSession>("auth.register", { ...args }, options);
+  }
+}
+
+/** The arguments of `chat.history`. */
+export interface ChatHistoryArgs {
+  /** Default: `"public"`. */
+  channel?: string;
+  /** Default: `20`. */
+  count?: number;
+}
+
+/** The arguments of `chat.report`. */
+export interface ChatReportArgs {
+  line: string;
+  /** Default: `"public"`. */
+  channel?: string;
+  /** Default: `""`. */
+  reason?: string;
+}
+
+/** The `chat.*` functions. */
+export class ChatApi {
+  constructor(private readonly caller: Caller) {}
+
+  /**
+   * Returns {"lines": [{"id", "uid", "name", "text", "ts"}]} of the caller's world ("public") or family
+   *
+   * `chat.history`: login needed; the server's deadline is 10 s.
+   */
+  history(args: ChatHistoryArgs = {}, options?: CallOptions): Promise<ChatHistory> {
+    return this.caller.call<ChatHistory>("chat.history", { ...args }, options);
+  }
+
+  /**
+   * Report a chat line of the caller's world or family channel by its id. Returns {"report"} (its id); raises
+   *
+   * `chat.report`: login needed; the server's deadline is 10 s.
+   */
+  report(args: ChatReportArgs, options?: CallOptions): Promise<Reported> {
+    return this.caller.call<Reported>("chat.report", { ...args }, options);
   }
 }
 
@@ -436,7 +513,7 @@ export class FriendsApi {
   }
 
   /**
-   * Returns {"friends": [{"uid", "name"}], "requests": [{"uid", "name"}]} (requests waiting for the caller).
+   * Returns {"friends": [{"uid", "name", "online", "last_seen"}], "requests": [{"uid", "name"}]} (requests
    *
    * `friends.list`: login needed; the server's deadline is 10 s.
    */
@@ -622,6 +699,53 @@ export class MailApi {
   }
 }
 
+/** The arguments of `presence.get`. */
+export interface PresenceGetArgs {
+  uids: number[];
+}
+
+/** The arguments of `presence.subscribe`. */
+export interface PresenceSubscribeArgs {
+  uids: number[];
+}
+
+/** The arguments of `presence.unsubscribe`. */
+export interface PresenceUnsubscribeArgs {
+  uids: number[];
+}
+
+/** The `presence.*` functions. */
+export class PresenceApi {
+  constructor(private readonly caller: Caller) {}
+
+  /**
+   * Returns {"players": [{"uid", "online", "last_seen"}]}; last_seen (ms) is null for a player never seen.
+   *
+   * `presence.get`: login needed; the server's deadline is 10 s.
+   */
+  get(args: PresenceGetArgs, options?: CallOptions): Promise<Presences> {
+    return this.caller.call<Presences>("presence.get", { ...args }, options);
+  }
+
+  /**
+   * Get presence.changed pushes about these players. Returns their presence now, as presence.get.
+   *
+   * `presence.subscribe`: login needed; the server's deadline is 10 s.
+   */
+  subscribe(args: PresenceSubscribeArgs, options?: CallOptions): Promise<Presences> {
+    return this.caller.call<Presences>("presence.subscribe", { ...args }, options);
+  }
+
+  /**
+   * Stop the presence.changed pushes about these players. Returns {"count"} of uids given.
+   *
+   * `presence.unsubscribe`: login needed; the server's deadline is 10 s.
+   */
+  unsubscribe(args: PresenceUnsubscribeArgs, options?: CallOptions): Promise<Unwatched> {
+    return this.caller.call<Unwatched>("presence.unsubscribe", { ...args }, options);
+  }
+}
+
 /** The arguments of `session.bind`. */
 export interface SessionBindArgs {
   token: string;
@@ -632,7 +756,7 @@ export class SessionApi {
   constructor(private readonly caller: Caller) {}
 
   /**
-   * Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token.
+   * Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token,
    *
    * `session.bind`: no login needed; the server's deadline is 10 s.
    */
@@ -668,22 +792,26 @@ export class SysApi {
 export class GameApi {
   readonly account: AccountApi;
   readonly auth: AuthApi;
+  readonly chat: ChatApi;
   readonly family: FamilyApi;
   readonly friends: FriendsApi;
   readonly inventory: InventoryApi;
   readonly leaderboard: LeaderboardApi;
   readonly mail: MailApi;
+  readonly presence: PresenceApi;
   readonly session: SessionApi;
   readonly sys: SysApi;
 
   constructor(caller: Caller) {
     this.account = new AccountApi(caller);
     this.auth = new AuthApi(caller);
+    this.chat = new ChatApi(caller);
     this.family = new FamilyApi(caller);
     this.friends = new FriendsApi(caller);
     this.inventory = new InventoryApi(caller);
     this.leaderboard = new LeaderboardApi(caller);
     this.mail = new MailApi(caller);
+    this.presence = new PresenceApi(caller);
     this.session = new SessionApi(caller);
     this.sys = new SysApi(caller);
   }

@@ -43,6 +43,15 @@ export enum ModuleErrorCode {
   LEADERBOARD_NO_SCORE = "leaderboard_no_score",
 }
 
+/** Error codes of moderation (docs/PROTOCOL.md, "Moderation"): chat `ERROR` lines, gate replies, HTTP. */
+export enum ModerationErrorCode {
+  BANNED = "banned",
+  MUTED = "muted",
+  FILTERED = "filtered",
+  REPORT_NOT_FOUND = "report_not_found",
+  LINE_NOT_FOUND = "line_not_found",
+}
+
 /** What a player can own; the ids are inventory keys in SQL and in mail gifts. Never renumber one. */
 export enum ItemKind {
   COIN = 1,
