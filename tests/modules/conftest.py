@@ -101,6 +101,9 @@ def ctx(game: Harness, pushes: Pushes) -> Callable[..., dict[str, Any]]:
     recorded in ``pushes``."""
 
     def make(uid: int | None, **extra: Any) -> dict[str, Any]:
-        return game.ctx(uid, push=pushes, log=logging.getLogger("test"), **extra)
+        # Without `notify` and `presence` (optional resources, their own tests in tests/server): every push goes
+        # through `pushes`, and friends.list shows no presence of the players these tests bind.
+        values = {"push": pushes, "notify": None, "presence": None, "log": logging.getLogger("test"), **extra}
+        return game.ctx(uid, **values)
 
     return make
