@@ -56,7 +56,8 @@ def test_the_handler_checks_apply_and_name_the_job() -> None:
     def sync(**_: Any) -> None:
         pass
 
-    assert refused(sync) == f"job kit.fn: {sync.__qualname__!r} must be an async function"
+    where = f"tests/unit/test_jobs.py:{sync.__code__.co_firstlineno}"  # where the function is defined
+    assert refused(sync) == f"job kit.fn: {sync.__qualname__!r} must be an async function ({where})"
 
     async def shadows(db: int, **_: Any) -> None:
         pass
