@@ -1,0 +1,184 @@
+"""The operations console's lifespan, and its wiring into today's app (``FEATURES`` in ``gameserver/app.py``).
+
+:func:`lifespan` takes what it needs as parameters and yields what it adds (routes); while it runs, this process
+ships its log records to the shared stream (``admin.ship_logs``), samples its metrics for the graphs, and closes the
+gate connections of a player an operator kicked, whichever process the kick came from. :func:`setup` is the thin
+adapter to ``App`` until features are lifespans everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gameserver import metrics
+from gameserver.bus.local import Bus
+from gameserver.bus.sessions import Sessions
+from gameserver.config import Config
+from gameserver.errors import CloseCode
+from gameserver.features.admin.api import Context, admin_routes
+from gameserver.features.admin.errors import AdminLoginThrottled
+from gameserver.features.admin.samples import Sampler
+from gameserver.features.admin.sessions import AdminSessions
+from gameserver.features.identity.passwords import Passwords
+from gameserver.features.identity.revocations import Revocations
+from gameserver.features.identity.throttle import Throttle
+from gameserver.features.jobs import Jobs
+from gameserver.features.mailbox.post import Push
+from gameserver.features.mailbox.store import MailStore
+from gameserver.features.nodes.store import NodeStore
+from gameserver.keys import Keys
+from gameserver.logship import LogShipper
+from gameserver.storage.sql import Sql
+
+if TYPE_CHECKING:
+    from gameserver.app import App
+
+log = logging.getLogger("gameserver.features.admin")
+
+KICKED_REASON = "kicked by an operator"
+SUBSCRIBE_TIMEOUT = 2.0
+
+
+@dataclass
+class AdminConsole:
+    """What the console adds to the process."""
+
+    http_routes: list[web.RouteDef] = field(default_factory=list)
+    shipper: LogShipper | None = None
+    sampler: Sampler | None = None
+
+
+def totals() -> dict[str, float]:
+    """Requests and errors answered by this process so far (every function)."""
+    ok = errors = 0
+    for stats in list(metrics.FUNCTIONS.values()):
+        ok += stats.ok
+        errors += sum(stats.errors.values())
+    return {"requests": ok + errors, "errors": errors}
+
+
+@asynccontextmanager
+async def lifespan(
+    config: Config,
+    *,
+    db: Sql,
+    redis: Redis,
+    keys: Keys,
+    bus: Bus,
+    sessions: Sessions,
+    node: str,
+    load: Callable[[], dict[str, float]],
+    revocations: Revocations | None = None,
+    mail: MailStore | None = None,
+    push: Push | None = None,
+    jobs: Jobs | None = None,
+    nodes: NodeStore | None = None,
+) -> AsyncIterator[AdminConsole]:
+    """Run the console's background work; yield its routes (none when ``admin.enabled`` is false or the process
+    serves no HTTP). ``load()`` gives this process's numbers to sample (connections, requests in flight)."""
+    settings = config.admin
+    console = AdminConsole()
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.ship_logs:
+            shipper = LogShipper(
+                redis, keys.logs(), node=node, max_len=settings.log_stream_max, level=settings.ship_level.upper()
+            )
+            shipper.start()
+            stack.push_async_callback(shipper.stop)
+            console.shipper = shipper
+
+        def snapshot() -> dict[str, float]:
+            return {**totals(), **load(), "players": len(sessions)}
+
+        sampler = Sampler(
+            redis,
+            keys,
+            node=node,
+            snapshot=snapshot,
+            interval=settings.metrics_interval,
+            window=settings.metrics_window,
+        )
+        sampler.start()
+        stack.push_async_callback(sampler.stop)
+        console.sampler = sampler
+
+        def kicked(channel: str, payload: bytes) -> None:
+            try:
+                uid = int(json.loads(payload)["uid"])
+            except (ValueError, KeyError, TypeError):
+                log.warning("admin: bad kick on %s: %r", channel, payload[:200])
+                return
+            for session in list(sessions.of(uid)):
+                session.unbind()
+                session.close(CloseCode.NORMAL, KICKED_REASON)
+                log.info("uid %d kicked: gate connection closed", uid)
+
+        bus.subscribe(keys.admin_kick(), kicked)
+        stack.callback(bus.unsubscribe, keys.admin_kick(), kicked)
+        await bus.subscribed([keys.admin_kick()], SUBSCRIBE_TIMEOUT)
+
+        if settings.enabled and config.http.enabled:
+            context = Context(
+                config=config,
+                db=db,
+                redis=redis,
+                keys=keys,
+                bus=bus,
+                sessions=sessions,
+                node=node,
+                logins=AdminSessions(redis, keys, ttl=settings.session_ttl),
+                passwords=Passwords.from_config(config.auth),
+                throttle=Throttle(redis, window=settings.failure_window, refused=AdminLoginThrottled),
+                revocations=revocations,
+                mail=mail,
+                push=push,
+                jobs=jobs,
+                nodes=nodes,
+            )
+            console.http_routes = admin_routes(context)
+        yield console
+
+
+async def setup(app: App) -> None:
+    """Enter :func:`lifespan` with what today's app holds; it is left with the app's shutdown hooks."""
+    resources = app.resources
+    extra = resources.extra
+
+    def load() -> dict[str, float]:
+        connections = sum(len(listener.connections) for listener in app.listeners.values())
+        if app.http is not None:
+            connections += len(app.http.connections)
+        return {"connections": connections, "inflight": app.dispatcher.inflight if app.dispatcher else 0}
+
+    def push(uid: int, event: str, data: Any) -> None:
+        resources.bus.push(uid, event, data)  # looked up per call: the bus may be swapped for a Redis one
+
+    stack = contextlib.AsyncExitStack()
+    console = await stack.enter_async_context(
+        lifespan(
+            app.config,
+            db=resources.db,
+            redis=resources.redis,
+            keys=resources.keys,
+            bus=resources.bus,
+            sessions=resources.sessions,
+            node=app.node,
+            load=load,
+            revocations=extra.get("revocations"),
+            mail=extra.get("mail"),
+            push=push,
+            jobs=extra.get("jobs"),
+            nodes=extra.get("nodes"),
+        )
+    )
+    app.http_routes.extend(console.http_routes)
+    app.shutdown_hooks.insert(0, stack.aclose)  # run last of the hooks (they run in reverse): logs until the end
