@@ -149,7 +149,7 @@ async def lifespan(
 
 
 async def setup(app: App) -> None:
-    """Enter :func:`lifespan` with what today's app holds; it is left with the app's shutdown hooks."""
+    """Enter :func:`lifespan` with what today's app holds."""
     resources = app.resources
     extra = resources.extra
 
@@ -181,4 +181,6 @@ async def setup(app: App) -> None:
         )
     )
     app.http_routes.extend(console.http_routes)
-    app.shutdown_hooks.insert(0, stack.aclose)  # run last of the hooks (they run in reverse): logs until the end
+    # Left with the resources' stack, not the shutdown hooks: a start-up that fails later closes that stack (and only
+    # it), and at a stop it closes after the hooks, so the records of the whole shutdown are shipped.
+    app._stack.push_async_callback(stack.aclose)
