@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | client | instances | nodes | jobs | admin | enums export | sdk``: the command line."""
+"""``gameserver run | check-config | client | instances | nodes | jobs | admin | enums export | sdk``: the CLI."""
 
 from __future__ import annotations
 

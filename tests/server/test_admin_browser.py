@@ -36,6 +36,7 @@ from tests.server.test_console_browser import (
 
 SECOND_NODE = "second"
 SECOND_STARTED = f"node {SECOND_NODE} started"
+STOP_TIMEOUT = 60  # seconds for its graceful stop (server.shutdown_grace is 10) on a loaded machine
 
 
 @pytest.fixture
@@ -54,12 +55,19 @@ def second_process(tmp_path: Path, redis_url: str, prefix: str) -> Iterator[subp
         "--set", f"server.node_id={SECOND_NODE}", "--set", f"redis.url={redis_url}", "--set", f"redis.prefix={prefix}",
         "--set", "auth.hash_memory_kib=8", "--set", "auth.hash_time_cost=1",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_file = tmp_path / "second.log"
+    with log_file.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"the second process ignored SIGTERM; its log:\n{log_file.read_text()[-3000:]}")
 
 
 def click(driver: Any, selector: str) -> None:
