@@ -178,4 +178,4 @@ class Keys:
 
     def metrics_nodes(self) -> str:
         """Sorted set of the nodes with metrics samples, scored by their latest sample's time (ms)."""
-        return f"{self.prefix}metrics.nodes"
+        return f"{self.prefix}metrics"
