@@ -410,3 +410,30 @@ async def test_the_page_is_served_with_a_strict_content_security_policy(
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     async with console.session.get(f"http://127.0.0.1:{app.ports['http']}/admin/static/api.py") as response:
         assert response.status == 404
+
+
+async def test_accounts_audit_search_and_paging_on_each_sql_backend(
+    app_factory: Callable[..., Any], db_url: str
+) -> None:
+    app: App = await app_factory(db={"url": db_url})
+    await add_admin(app, "root", Role.ADMIN)
+    for name in ("under_score", "underXscore", "percent"):
+        await register_player(app, name)
+    console = Console(app)
+    try:
+        assert (await console.login("ROOT", "wrong password"))[0] == 401
+        assert (await console.login("Root"))[0] == 200  # names are case-insensitive
+        found = (await console.get("players?q=r_s"))[1]["players"]
+        assert [p["username"] for p in found] == ["under_score"]  # _ is a character, not a wildcard
+        uid = found[0]["uid"]
+        assert (await console.post(f"players/{uid}/inventory", {"item": 1, "delta": 2}))[1]["count"] == 2
+        assert await audit_actions(console) == [
+            ("root", "inventory.edit", "ok"),
+            ("root", "login", "ok"),
+            ("root", "login", "wrong_credentials"),
+        ]
+        page = (await console.get("tables/admin_audit?page=1&size=2"))[1]
+        assert (page["total"], len(page["rows"])) == (3, 1)
+        assert page["rows"][0][page["columns"].index("action")] == "inventory.edit"
+    finally:
+        await console.close()
