@@ -17,12 +17,15 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
+from gameserver.config import Config
+from gameserver.keys import Keys
 from gameserver.logs import FIELDS, CorrelationFilter
 
 log = logging.getLogger("gameserver.logship")
@@ -33,6 +36,7 @@ MAX_MSG = 4000  # characters of a message kept
 MAX_EXC = 8000  # characters of a traceback kept (its end: where it failed)
 SCAN = 5000  # stream entries a filtered read looks through at most
 RETRY = 1.0  # seconds between attempts while Redis is unreachable
+STOP_TIMEOUT = 2.0  # seconds a stop waits for the last batch to be written
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
@@ -59,6 +63,7 @@ class LogShipper(logging.Handler):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._failing = False
         self.addFilter(CorrelationFilter())
 
@@ -70,14 +75,17 @@ class LogShipper(logging.Handler):
         logging.getLogger().addHandler(self)
 
     async def stop(self) -> None:
-        """Detach, write what is buffered (one last try), stop."""
+        """Detach, write what is buffered, stop. The writer is never cancelled inside a Redis call (a pipeline
+        cancelled halfway can leave its connection waiting for ever): it is told to stop and finishes its batch,
+        within :data:`STOP_TIMEOUT` seconds."""
         logging.getLogger().removeHandler(self)
+        self._stopping.set()
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(Exception):
-            await self._flush()
+            await asyncio.wait([self._task], timeout=STOP_TIMEOUT)
+            if not self._task.done():
+                log.warning("log shipping: %d records not written at shutdown", len(self.buffer))
+                self._task.cancel()
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == log.name:
@@ -111,7 +119,7 @@ class LogShipper(logging.Handler):
             loop.call_soon_threadsafe(self._wake.set)
 
     async def _ship(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._wake.wait()
             self._wake.clear()
             try:
@@ -120,7 +128,8 @@ class LogShipper(logging.Handler):
                 if not self._failing:  # once per outage; this logger's records are not shipped
                     log.warning("log shipping to Redis failed, records are kept in memory meanwhile: %s", exc)
                 self._failing = True
-                await asyncio.sleep(RETRY)  # the store is down: try again with what came meanwhile
+                with contextlib.suppress(TimeoutError):  # the store is down: try again with what came meanwhile
+                    await asyncio.wait_for(self._stopping.wait(), RETRY)
                 self._wake.set()
             else:
                 if self._failing:
@@ -137,6 +146,23 @@ class LogShipper(logging.Handler):
             for _ in batch:  # only what was written leaves the buffer (a failure above keeps it)
                 self.buffer.popleft()
             self.shipped += len(batch)
+
+
+@asynccontextmanager
+async def shipping(config: Config, *, redis: Redis, keys: Keys, node: str) -> AsyncIterator[LogShipper | None]:
+    """Ship this process's records while the block runs (``admin.ship_logs``; None when off)."""
+    settings = config.admin
+    if not settings.ship_logs:
+        yield None
+        return
+    shipper = LogShipper(
+        redis, keys.logs(), node=node, max_len=settings.log_stream_max, level=settings.ship_level.upper()
+    )
+    shipper.start()
+    try:
+        yield shipper
+    finally:
+        await shipper.stop()
 
 
 @dataclass(frozen=True, slots=True)

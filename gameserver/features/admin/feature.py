@@ -1,9 +1,10 @@
 """The operations console's lifespan, and its wiring into today's app (``FEATURES`` in ``gameserver/app.py``).
 
 :func:`lifespan` takes what it needs as parameters and yields what it adds (routes); while it runs, this process
-ships its log records to the shared stream (``admin.ship_logs``), samples its metrics for the graphs, and closes the
-gate connections of a player an operator kicked, whichever process the kick came from. :func:`setup` is the thin
-adapter to ``App`` until features are lifespans everywhere.
+samples its metrics for the graphs and closes the gate connections of a player an operator kicked, whichever process
+the kick came from. Log shipping (:func:`gameserver.logship.shipping`) is a lifespan of its own, entered first so that
+the other features' start-up lines are shipped too. :func:`setup_log_shipping` and :func:`setup` are the thin adapters
+to ``App`` until features are lifespans everywhere.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from gameserver.features.mailbox.post import Push
 from gameserver.features.mailbox.store import MailStore
 from gameserver.features.nodes.store import NodeStore
 from gameserver.keys import Keys
-from gameserver.logship import LogShipper
+from gameserver.logship import shipping
 from gameserver.storage.sql import Sql
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ class AdminConsole:
     """What the console adds to the process."""
 
     http_routes: list[web.RouteDef] = field(default_factory=list)
-    shipper: LogShipper | None = None
     sampler: Sampler | None = None
 
 
@@ -88,13 +88,6 @@ async def lifespan(
     settings = config.admin
     console = AdminConsole()
     async with contextlib.AsyncExitStack() as stack:
-        if settings.ship_logs:
-            shipper = LogShipper(
-                redis, keys.logs(), node=node, max_len=settings.log_stream_max, level=settings.ship_level.upper()
-            )
-            shipper.start()
-            stack.push_async_callback(shipper.stop)
-            console.shipper = shipper
 
         def snapshot() -> dict[str, float]:
             return {**totals(), **load(), "players": len(sessions)}
@@ -146,6 +139,14 @@ async def lifespan(
             )
             console.http_routes = admin_routes(context)
         yield console
+
+
+async def setup_log_shipping(app: App) -> None:
+    """Enter :func:`gameserver.logship.shipping` with what today's app holds (first of the features)."""
+    resources = app.resources
+    stack = contextlib.AsyncExitStack()
+    await stack.enter_async_context(shipping(app.config, redis=resources.redis, keys=resources.keys, node=app.node))
+    app._stack.push_async_callback(stack.aclose)  # as setup() does, below
 
 
 async def setup(app: App) -> None:

@@ -21,6 +21,7 @@ from gameserver.keys import Keys
 log = logging.getLogger("gameserver.features.admin")
 
 Snapshot = Callable[[], dict[str, float]]
+STOP_TIMEOUT = 2.0  # seconds a stop waits for the sample being written
 
 
 class Sampler:
@@ -37,15 +38,19 @@ class Sampler:
         self.window_ms = int(window * 1000)
         self.size = max(2, math.ceil(window / interval))
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="metrics-sampler")
 
     async def stop(self) -> None:
+        """Stop sampling; a sample being written finishes first (within :data:`STOP_TIMEOUT` seconds): a Redis
+        pipeline cancelled halfway can leave its connection waiting for ever."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=STOP_TIMEOUT)
+            if not self._task.done():
+                self._task.cancel()
 
     async def sample(self) -> None:
         now = int(time.time() * 1000)
@@ -60,7 +65,7 @@ class Sampler:
 
     async def _run(self) -> None:
         failing = False
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.sample()
                 failing = False
@@ -68,7 +73,8 @@ class Sampler:
                 if not failing:
                     log.warning("metrics sample not stored: %s", exc)
                 failing = True
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
 
 
 async def read_samples(redis: Redis, keys: Keys, *, window: float) -> dict[str, list[dict[str, Any]]]:

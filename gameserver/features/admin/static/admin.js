@@ -2,7 +2,7 @@
 // POST carries the login's CSRF token, and the server checks the role of every request itself.
 "use strict";
 
-const state = { me: null, csrf: "", player: null, table: null, tablePage: 0, logAfter: "", logTimer: 0, tab: "players" };
+const state = { me: null, csrf: "", player: null, table: null, tablePage: 0, logAfter: "", logTimer: 0, logRound: 0, tab: "players" };
 const RANKS = { viewer: 0, moderator: 1, admin: 2 };
 const FOLLOW_MS = 1000;
 const REFRESH_MS = 5000;
@@ -120,6 +120,7 @@ const LOADERS = {
 
 function showTab(name) {
   state.tab = name;
+  state.logRound += 1;  // a log request still under way is for a view no longer shown
   clearTimeout(state.logTimer);
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== "tab-" + name;
   for (const button of document.querySelectorAll("#tabs button")) button.classList.toggle("active", button.dataset.tab === name);
@@ -312,27 +313,30 @@ function logLine(line) {
   return node;
 }
 
+// Each (re)start of the log view is a round: an answer to an older round's request (other filters) is dropped.
 async function startLogs() {
   clearTimeout(state.logTimer);
-  const params = logQuery();
-  const data = await api("logs?" + params);
+  const round = ++state.logRound;
+  const data = await api("logs?" + logQuery());
+  if (round !== state.logRound) return;
   $("log-lines").replaceChildren(...data.lines.map(logLine));
   state.logAfter = data.last;
   if (!data.shipping) report("log shipping is off on this node (admin.ship_logs)", false);
-  scheduleFollow();
+  scheduleFollow(round);
 }
 
-function scheduleFollow() {
+function scheduleFollow(round) {
   clearTimeout(state.logTimer);
-  if (state.tab !== "logs" || !$("log-follow").checked) return;
-  state.logTimer = setTimeout(followLogs, FOLLOW_MS);
+  if (state.tab !== "logs" || !$("log-follow").checked || round !== state.logRound) return;
+  state.logTimer = setTimeout(() => followLogs(round), FOLLOW_MS);
 }
 
-async function followLogs() {
+async function followLogs(round) {
   const params = logQuery();
   params.set("after", state.logAfter);
   try {
     const data = await api("logs?" + params);
+    if (round !== state.logRound) return;
     const box = $("log-lines");
     const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
     box.append(...data.lines.map(logLine));
@@ -342,7 +346,7 @@ async function followLogs() {
   } catch (error) {
     report("logs: " + error.message, false);
   }
-  scheduleFollow();
+  scheduleFollow(round);
 }
 
 // Wiring -----------------------------------------------------------------------------------------------------
@@ -369,7 +373,7 @@ function wire() {
   $("table-prev").addEventListener("click", () => { if (state.tablePage > 0) { state.tablePage -= 1; loadRows(); } });
   $("table-next").addEventListener("click", () => { state.tablePage += 1; loadRows(); });
   $("log-filters").addEventListener("submit", (event) => { event.preventDefault(); startLogs(); });
-  $("log-follow").addEventListener("change", scheduleFollow);
+  $("log-follow").addEventListener("change", () => scheduleFollow(state.logRound));
 }
 
 wire();
