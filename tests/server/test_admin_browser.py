@@ -142,18 +142,18 @@ def drive(url: str, uid: int, job: str, profile_dir: Path) -> None:
         action_result(driver, f"retry {job}: ok")
         wait_for(driver, "document.getElementById('job-counts').textContent.includes('dead 0')")
 
-        # A log line shipped by the second process, found by its node.
+        # A log line shipped by the second process, found by its node: the page shows that node's lines only (once
+        # the answer for the filter has replaced the unfiltered view the tab opened with).
         click(driver, '#tabs button[data-tab="logs"]')
         fill(driver, "log-node", SECOND_NODE)
         click(driver, "#log-apply")
         wait_for(
             driver,
-            f"[...document.querySelectorAll('#log-lines .log[data-node=\"{SECOND_NODE}\"]')]"
-            f".some((line) => line.textContent.includes({SECOND_STARTED!r}))",
+            "((lines) => lines.length > 0"
+            f" && lines.every((line) => line.dataset.node === {SECOND_NODE!r})"
+            f" && lines.some((line) => line.textContent.includes({SECOND_STARTED!r})))"
+            "([...document.querySelectorAll('#log-lines .log')])",
             timeout=60,  # the second process's start-up
-        )
-        assert evaluate(
-            driver, "[...document.querySelectorAll('#log-lines .log')].every((l) => l.dataset.node === 'second')"
         )
 
         # The metrics graphs of this node.

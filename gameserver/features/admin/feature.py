@@ -1,10 +1,10 @@
-"""The operations console's lifespan, and its wiring into today's app (``FEATURES`` in ``gameserver/app.py``).
+"""The operations console's lifespans (composed in ``gameserver/app.py``).
 
-:func:`lifespan` takes what it needs as parameters and yields what it adds (routes); while it runs, this process
+:func:`log_shipping` is entered first, so that every other feature's start-up lines are shipped too: while it runs,
+this process copies its log records to the shared stream (``admin.ship_logs``, :mod:`gameserver.logship`).
+:func:`lifespan` is entered last, given what the other features offer on this process: while it runs, the process
 samples its metrics for the graphs and closes the gate connections of a player an operator kicked, whichever process
-the kick came from. Log shipping (:func:`gameserver.logship.shipping`) is a lifespan of its own, entered first so that
-the other features' start-up lines are shipped too. :func:`setup_log_shipping` and :func:`setup` are the thin adapters
-to ``App`` until features are lifespans everywhere.
+the kick came from; it yields the console's routes (none when ``admin.enabled`` is false or HTTP is off).
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from gameserver import metrics
@@ -33,28 +30,17 @@ from gameserver.features.identity.passwords import Passwords
 from gameserver.features.identity.revocations import Revocations
 from gameserver.features.identity.throttle import Throttle
 from gameserver.features.jobs import Jobs
-from gameserver.features.mailbox.post import Push
+from gameserver.features.lifespan import Contribution, Process
 from gameserver.features.mailbox.store import MailStore
 from gameserver.features.nodes.store import NodeStore
 from gameserver.keys import Keys
 from gameserver.logship import shipping
 from gameserver.storage.sql import Sql
 
-if TYPE_CHECKING:
-    from gameserver.app import App
-
 log = logging.getLogger("gameserver.features.admin")
 
 KICKED_REASON = "kicked by an operator"
 SUBSCRIBE_TIMEOUT = 2.0
-
-
-@dataclass
-class AdminConsole:
-    """What the console adds to the process."""
-
-    http_routes: list[web.RouteDef] = field(default_factory=list)
-    sampler: Sampler | None = None
 
 
 def totals() -> dict[str, float]:
@@ -67,6 +53,13 @@ def totals() -> dict[str, float]:
 
 
 @asynccontextmanager
+async def log_shipping(config: Config, *, redis: Redis, keys: Keys, node: str) -> AsyncIterator[Contribution]:
+    """Ship this process's log records to the shared stream while the process runs (``admin.ship_logs``)."""
+    async with shipping(config, redis=redis, keys=keys, node=node):
+        yield Contribution()
+
+
+@asynccontextmanager
 async def lifespan(
     config: Config,
     *,
@@ -75,34 +68,35 @@ async def lifespan(
     keys: Keys,
     bus: Bus,
     sessions: Sessions,
-    node: str,
-    load: Callable[[], dict[str, float]],
+    process: Process,
     revocations: Revocations | None = None,
     mail: MailStore | None = None,
-    push: Push | None = None,
     jobs: Jobs | None = None,
     nodes: NodeStore | None = None,
-) -> AsyncIterator[AdminConsole]:
-    """Run the console's background work; yield its routes (none when ``admin.enabled`` is false or the process
-    serves no HTTP). ``load()`` gives this process's numbers to sample (connections, requests in flight)."""
+) -> AsyncIterator[Contribution]:
+    """Sample this process's numbers, carry out kicks, and serve the console. ``mail`` and ``jobs`` are None on a
+    process without the worker role (their routes answer 404 there)."""
     settings = config.admin
-    console = AdminConsole()
     async with contextlib.AsyncExitStack() as stack:
 
         def snapshot() -> dict[str, float]:
-            return {**totals(), **load(), "players": len(sessions)}
+            return {
+                **totals(),
+                "connections": sum(process.connections().values()),
+                "inflight": process.inflight(),
+                "players": len(sessions),
+            }
 
         sampler = Sampler(
             redis,
             keys,
-            node=node,
+            node=process.node,
             snapshot=snapshot,
             interval=settings.metrics_interval,
             window=settings.metrics_window,
         )
         sampler.start()
         stack.push_async_callback(sampler.stop)
-        console.sampler = sampler
 
         def kicked(channel: str, payload: bytes) -> None:
             try:
@@ -119,6 +113,7 @@ async def lifespan(
         stack.callback(bus.unsubscribe, keys.admin_kick(), kicked)
         await bus.subscribed([keys.admin_kick()], SUBSCRIBE_TIMEOUT)
 
+        routes = []
         if settings.enabled and config.http.enabled:
             context = Context(
                 config=config,
@@ -127,61 +122,15 @@ async def lifespan(
                 keys=keys,
                 bus=bus,
                 sessions=sessions,
-                node=node,
+                node=process.node,
                 logins=AdminSessions(redis, keys, ttl=settings.session_ttl),
                 passwords=Passwords.from_config(config.auth),
                 throttle=Throttle(redis, window=settings.failure_window, refused=AdminLoginThrottled),
                 revocations=revocations,
                 mail=mail,
-                push=push,
+                push=bus.push,
                 jobs=jobs,
                 nodes=nodes,
             )
-            console.http_routes = admin_routes(context)
-        yield console
-
-
-async def setup_log_shipping(app: App) -> None:
-    """Enter :func:`gameserver.logship.shipping` with what today's app holds (first of the features)."""
-    resources = app.resources
-    stack = contextlib.AsyncExitStack()
-    await stack.enter_async_context(shipping(app.config, redis=resources.redis, keys=resources.keys, node=app.node))
-    app._stack.push_async_callback(stack.aclose)  # as setup() does, below
-
-
-async def setup(app: App) -> None:
-    """Enter :func:`lifespan` with what today's app holds."""
-    resources = app.resources
-    extra = resources.extra
-
-    def load() -> dict[str, float]:
-        connections = sum(len(listener.connections) for listener in app.listeners.values())
-        if app.http is not None:
-            connections += len(app.http.connections)
-        return {"connections": connections, "inflight": app.dispatcher.inflight if app.dispatcher else 0}
-
-    def push(uid: int, event: str, data: Any) -> None:
-        resources.bus.push(uid, event, data)  # looked up per call: the bus may be swapped for a Redis one
-
-    stack = contextlib.AsyncExitStack()
-    console = await stack.enter_async_context(
-        lifespan(
-            app.config,
-            db=resources.db,
-            redis=resources.redis,
-            keys=resources.keys,
-            bus=resources.bus,
-            sessions=resources.sessions,
-            node=app.node,
-            load=load,
-            revocations=extra.get("revocations"),
-            mail=extra.get("mail"),
-            push=push,
-            jobs=extra.get("jobs"),
-            nodes=extra.get("nodes"),
-        )
-    )
-    app.http_routes.extend(console.http_routes)
-    # Left with the resources' stack, not the shutdown hooks: a start-up that fails later closes that stack (and only
-    # it), and at a stop it closes after the hooks, so the records of the whole shutdown are shipped.
-    app._stack.push_async_callback(stack.aclose)
+            routes = admin_routes(context)
+        yield Contribution(http_routes=routes)
