@@ -226,6 +226,7 @@ class App:
                 mail=res.extra.get("mail"),
                 jobs=res.extra.get("jobs"),
                 nodes=nodes.resources["nodes"],
+                moderation=moderation.store,
             )
         )
         modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables

@@ -38,6 +38,10 @@ WRITE_ROUTES = [
     ("players/{uid}/gift", {"subject": "gift", "items": [{"item": 1, "count": 2}]}),
     ("players/{uid}/kick", {}),
     ("players/{uid}/revoke", {}),
+    ("players/{uid}/mute", {"seconds": 60, "reason": "spam"}),
+    ("players/{uid}/unmute", {}),
+    ("players/{uid}/ban", {"reason": "cheating"}),
+    ("players/{uid}/unban", {}),
     ("jobs/dead/{job}/retry", {}),
     ("jobs/dead/{job}/drop", {}),
 ]
@@ -194,11 +198,24 @@ async def test_a_viewer_reads_everything_and_changes_nothing(app: App, consoles:
         assert (status, answer["error"]["code"]) == (403, "forbidden"), path
     status, player = await viewer.get(f"players/{uid}")
     assert player["inventory"] == [] and player["mailbox"]["total"] == 0 and player["tokens_valid_after"] is None
+    assert (player["mute"], player["ban"]) == (None, None)
     assert len((await viewer.get("jobs"))[1]["dead"]) == 1
     assert [a for a in await audit_actions(viewer) if a[2] == "forbidden"] == [
         ("watcher", action, "forbidden")
         for action in reversed(
-            ["inventory.edit", "mail.send", "gift.send", "player.kick", "player.revoke", "jobs.retry", "jobs.drop"]
+            [
+                "inventory.edit",
+                "mail.send",
+                "gift.send",
+                "player.kick",
+                "player.revoke",
+                "player.mute",
+                "player.unmute",
+                "player.ban",
+                "player.unban",
+                "jobs.retry",
+                "jobs.drop",
+            ]
         )
     ]
 
@@ -303,6 +320,38 @@ async def test_kick_closes_the_players_connections_and_revoke_their_tokens(
     assert (await third.call("session.bind", {"token": token}))["error"]["code"] == "unauthorized"
     await third.close()
     assert (await console.post("players/999999/kick"))[0] == 404
+
+
+async def test_a_moderator_mutes_and_bans_through_the_moderation_store(
+    app: App, consoles: Callable[[], Console]
+) -> None:
+    uid, token = await register_player(app, "rowdy")
+    moderator = await logged_in(consoles, "mod")
+    status, body = await moderator.post(f"players/{uid}/mute", {"seconds": 600, "reason": "flooding"})
+    assert status == 200 and (body["mute"]["by"], body["mute"]["reason"]) == ("mod", "flooding")
+    assert (await moderator.post(f"players/{uid}/mute", {"seconds": -1}))[0] == 400
+    client = await WsClient.open(app.ports["ws"])
+    assert (await client.call("session.bind", {"token": token}))["ok"]
+    status, body = await moderator.post(f"players/{uid}/ban", {"reason": "cheating"})
+    assert status == 200 and body["ban"]["until"] is None  # no seconds: permanent
+    assert await client.close_code() == 1000  # the ban revoked the player's sessions
+    player = (await moderator.get(f"players/{uid}"))[1]
+    assert (player["mute"]["reason"], player["ban"]["reason"]) == ("flooding", "cheating")
+    login = {"username": "rowdy", "password": PASSWORD}
+    async with moderator.session.post(f"http://127.0.0.1:{app.ports['http']}/auth/login", json=login) as response:
+        assert (await response.json())["error"]["code"] == "banned"
+    assert (await moderator.post(f"players/{uid}/unban"))[1] == {"uid": uid, "lifted": True}
+    assert (await moderator.post(f"players/{uid}/unmute"))[1] == {"uid": uid, "lifted": True}
+    async with moderator.session.post(f"http://127.0.0.1:{app.ports['http']}/auth/login", json=login) as response:
+        assert response.status == 200
+    assert (await moderator.post("players/999999/ban", {}))[0] == 404
+    actions = [a for a in await audit_actions(moderator) if a[1].startswith("player.")]
+    assert actions[:4] == [
+        ("mod", "player.ban", "account_not_found"),
+        ("mod", "player.unmute", "ok"),
+        ("mod", "player.unban", "ok"),
+        ("mod", "player.ban", "ok"),
+    ]
 
 
 # -- jobs, tables, leaderboards, nodes, metrics, logs

@@ -2,7 +2,7 @@
 
 Every route but login checks the session cookie and the admin's role on the server (:func:`Guard.route`); every
 state-changing one (POST) also needs the login's CSRF token in ``X-CSRF-Token`` and is written to the audit log
-with its outcome, refusals included. Roles: ``viewer`` reads, ``moderator`` also mails, kicks and revokes,
+with its outcome, refusals included. Roles: ``viewer`` reads, ``moderator`` also mails, kicks, revokes, mutes and bans,
 ``admin`` also edits inventories, sends gifts and retries or drops dead jobs.
 """
 
@@ -37,6 +37,7 @@ from gameserver.features.jobs import Jobs
 from gameserver.features.mailbox.admin import send_system_mail
 from gameserver.features.mailbox.post import Push
 from gameserver.features.mailbox.store import MailStore
+from gameserver.features.moderation.store import Moderation
 from gameserver.features.nodes.store import NodeStore
 from gameserver.keys import Keys
 from gameserver.logship import LogFilter, read
@@ -55,6 +56,7 @@ LOG_LIMIT = 500
 DEAD_SHOWN = 100
 AUDIT_SHOWN = 100
 MAX_PASSWORD = 1024
+MAX_REASON = 500
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Context:
     push: Push | None
     jobs: Jobs | None
     nodes: NodeStore | None
+    moderation: Moderation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,16 @@ def _int(request: web.Request, name: str, value: str | None = None) -> int:
         raise BadRequest(f"{name} must be a whole number") from None
 
 
+def sanction(body: dict[str, Any]) -> tuple[float | None, str]:
+    """A mute's or ban's ``seconds`` (None: permanent) and ``reason`` from a request body. Raises BadRequest."""
+    seconds, reason = body.get("seconds"), body.get("reason", "")
+    if seconds is not None and (not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0):
+        raise BadRequest("seconds: expected a positive number, or none for a permanent sanction")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise BadRequest(f"reason: expected a string of at most {MAX_REASON} characters")
+    return None if seconds is None else float(seconds), reason
+
+
 def admin_routes(ctx: Context) -> list[web.RouteDef]:
     guard = Guard(ctx)
     viewer, moderator, admin = Role.VIEWER, Role.MODERATOR, Role.ADMIN
@@ -235,7 +248,12 @@ def admin_routes(ctx: Context) -> list[web.RouteDef]:
     @guard.route(viewer)
     async def player(request: web.Request, call: Call) -> Any:
         uid = _int(request, "uid")
-        return await players.profile(ctx.db, ctx.mail, uid, online_here=sum(1 for _ in ctx.sessions.of(uid)))
+        shown = await players.profile(ctx.db, ctx.mail, uid, online_here=sum(1 for _ in ctx.sessions.of(uid)))
+        if ctx.moderation is not None:
+            muted, banned = await ctx.moderation.muted(uid), await ctx.moderation.banned(uid)
+            shown["mute"] = None if muted is None else muted.as_dict()
+            shown["ban"] = None if banned is None else banned.as_dict()
+        return shown
 
     @guard.route(admin, "inventory.edit")
     async def inventory(request: web.Request, call: Call) -> Any:
@@ -285,6 +303,40 @@ def admin_routes(ctx: Context) -> list[web.RouteDef]:
         uid = _int(request, "uid")
         before = await ctx.revocations.revoke(uid)
         return {"uid": uid, "tokens_valid_after": before}
+
+    def _moderation() -> Moderation:
+        if ctx.moderation is None:
+            raise NotServedHere("moderation is not set up on this process")
+        return ctx.moderation
+
+    @guard.route(moderator, "player.mute")
+    async def mute(request: web.Request, call: Call) -> Any:
+        uid = _int(request, "uid")
+        seconds, reason = sanction(call.body)
+        await players.account(ctx.db, uid)
+        muted = await _moderation().mute(uid, seconds=seconds, reason=reason, by=call.admin.name)
+        return {"uid": uid, "mute": muted.as_dict()}
+
+    @guard.route(moderator, "player.unmute")
+    async def unmute(request: web.Request, call: Call) -> Any:
+        uid = _int(request, "uid")
+        return {"uid": uid, "lifted": await _moderation().unmute(uid, by=call.admin.name)}
+
+    @guard.route(moderator, "player.ban")
+    async def ban(request: web.Request, call: Call) -> Any:
+        store = _moderation()
+        if ctx.revocations is None:
+            raise NotServedHere("token revocation is not set up on this process")
+        uid = _int(request, "uid")
+        seconds, reason = sanction(call.body)
+        await ctx.revocations.revoke(uid)  # as POST /moderation/ban: the player's sessions end (404 if no player)
+        banned = await store.ban(uid, seconds=seconds, reason=reason, by=call.admin.name)
+        return {"uid": uid, "ban": banned.as_dict()}
+
+    @guard.route(moderator, "player.unban")
+    async def unban(request: web.Request, call: Call) -> Any:
+        uid = _int(request, "uid")
+        return {"uid": uid, "lifted": await _moderation().unban(uid, by=call.admin.name)}
 
     @guard.route(viewer)
     async def table_list(request: web.Request, call: Call) -> Any:
@@ -384,6 +436,10 @@ def admin_routes(ctx: Context) -> list[web.RouteDef]:
         web.post(f"{api}/players/{{uid}}/gift", gift),
         web.post(f"{api}/players/{{uid}}/kick", kick),
         web.post(f"{api}/players/{{uid}}/revoke", revoke),
+        web.post(f"{api}/players/{{uid}}/mute", mute),
+        web.post(f"{api}/players/{{uid}}/unmute", unmute),
+        web.post(f"{api}/players/{{uid}}/ban", ban),
+        web.post(f"{api}/players/{{uid}}/unban", unban),
         web.get(f"{api}/tables", table_list),
         web.get(f"{api}/tables/{{name}}", table_rows),
         web.get(f"{api}/leaderboards", boards),

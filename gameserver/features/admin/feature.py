@@ -32,6 +32,7 @@ from gameserver.features.identity.throttle import Throttle
 from gameserver.features.jobs import Jobs
 from gameserver.features.lifespan import Contribution, Process
 from gameserver.features.mailbox.store import MailStore
+from gameserver.features.moderation.store import Moderation
 from gameserver.features.nodes.store import NodeStore
 from gameserver.keys import Keys
 from gameserver.logship import shipping
@@ -73,6 +74,7 @@ async def lifespan(
     mail: MailStore | None = None,
     jobs: Jobs | None = None,
     nodes: NodeStore | None = None,
+    moderation: Moderation | None = None,
 ) -> AsyncIterator[Contribution]:
     """Sample this process's numbers, carry out kicks, and serve the console. ``mail`` and ``jobs`` are None on a
     process without the worker role (their routes answer 404 there)."""
@@ -131,6 +133,7 @@ async def lifespan(
                 push=bus.push,
                 jobs=jobs,
                 nodes=nodes,
+                moderation=moderation,
             )
             routes = admin_routes(context)
         yield Contribution(http_routes=routes)

@@ -161,6 +161,12 @@ async function openPlayer(uid) {
   for (const key of ["uid", "username", "name", "world", "family_id", "created_at", "tokens_valid_after", "connections_here"]) {
     profile.append(el("dt", key), el("dd", player[key] === null ? "-" : player[key], { "data-field": key }));
   }
+  for (const key of ["mute", "ban"]) {
+    if (!(key in player)) continue;
+    const value = player[key];
+    const text = value === null ? "no" : (value.until ? "until " + new Date(value.until).toISOString() : "permanent") + " by " + value.by + (value.reason ? ": " + value.reason : "");
+    profile.append(el("dt", key), el("dd", text, { "data-field": key }));
+  }
   if (player.inventory === null) fillTable($("player-inventory"), ["the inventory module is not installed"], []);
   else fillTable($("player-inventory"), ["item", "name", "count"], player.inventory.map((i) => [i.item, i.name, i.count]));
   const family = $("player-family");
@@ -369,6 +375,15 @@ function wire() {
     playerAction("gift", "gift", { subject: $("gift-subject").value, items: [{ item: Number($("gift-item").value), count: Number($("gift-count").value) }] });
   });
   $("kick").addEventListener("click", () => playerAction("kick", "kick", {}));
+  const sanction = () => {
+    const body = { reason: $("sanction-reason").value };
+    if ($("sanction-seconds").value) body.seconds = Number($("sanction-seconds").value);
+    return body;
+  };
+  $("mute").addEventListener("click", () => playerAction("mute", "mute", sanction()));
+  $("unmute").addEventListener("click", () => playerAction("unmute", "unmute", {}));
+  $("ban").addEventListener("click", () => playerAction("ban", "ban", sanction()));
+  $("unban").addEventListener("click", () => playerAction("unban", "unban", {}));
   $("revoke").addEventListener("click", () => playerAction("revoke sessions", "revoke", {}));
   $("table-prev").addEventListener("click", () => { if (state.tablePage > 0) { state.tablePage -= 1; loadRows(); } });
   $("table-next").addEventListener("click", () => { state.tablePage += 1; loadRows(); });
