@@ -584,7 +584,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short run: 1 s per scenario, 0.3 s warm-up")
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 5, --quick 1)")
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, --quick 0.3)")
-    parser.add_argument("--concurrency", default="1,50,500", help="comma-separated connection counts")
+    parser.add_argument(
+        "--concurrency", default="1,50,500", help="comma-separated connection counts; none: only --storm/--idle"
+    )
     parser.add_argument("--servers", default=",".join(KINDS[:4]), help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--baseline", choices=("none", "node"), default="none", help="node: add Node ws (node-ws)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every scenario; report medians (default 1)")
@@ -598,12 +600,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (1.0 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
-    args.levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.levels = [] if args.concurrency == "none" else [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     if args.baseline == "node" and "node-ws" not in args.kinds:
         args.kinds.append("node-ws")
-    if not args.levels or min(args.levels) < 1 or max(args.levels) > 5000:
-        parser.error("--concurrency: counts between 1 and 5000")
+    if (not args.levels and not (args.storm or args.idle)) or any(not 1 <= c <= 5000 for c in args.levels):
+        parser.error("--concurrency: counts between 1 and 5000 (none: only with --storm or --idle)")
     if unknown := set(args.kinds) - set(KINDS):
         parser.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0:
@@ -695,8 +697,8 @@ def print_storms(storms: Sequence[Storm], count: int) -> None:
         f"reconnect storm: {count} WebSocket handshakes at once from {len(benchconnect.SOURCES)} addresses, "
         f"{STORM_BACKGROUND} open connections calling meanwhile (median of the rounds):"
     )
-    header = ("server", "all done s", "handshakes/s", "failed", "srv cpu s", "p99 before ms", "p99 during ms")
-    widths = (9, 16, 14, 6, 9, 13, 13)
+    header = ("server", "all done s", "handshakes/s", "failed", "srv cpu s", "cpu us/hs", "p99 before ms", "p99 during ms")
+    widths = (9, 16, 14, 6, 9, 9, 13, 13)
     print(fmt_row(header, widths))
     for kind in dict.fromkeys(s.kind for s in storms):
         mine = [s for s in storms if s.kind == kind]
@@ -706,6 +708,7 @@ def print_storms(storms: Sequence[Storm], count: int) -> None:
             f"{median([s.rate for s in mine]):,.0f}",
             str(max(s.failed for s in mine)),
             f"{median([s.server_cpu for s in mine]):.2f}",
+            f"{median([s.server_cpu / max(s.opened, 1) * 1e6 for s in mine]):.0f}",
             f"{median([s.quiet_p99 for s in mine]):.2f}",
             f"{median([s.storm_p99 for s in mine]):.2f}",
         )
@@ -781,7 +784,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "node-ws" in args.kinds and (why := benchnode.missing()):
         print(f"note: no Node baseline: {why}")
         args.kinds.remove("node-ws")
-    benchconnect.raise_open_files(max(args.storm, args.idle, max(args.levels)) + STORM_BACKGROUND + 1000)
+    benchconnect.raise_open_files(max(args.storm, args.idle, *args.levels) + STORM_BACKGROUND + 1000)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and {args.server_cpu, args.client_cpu} <= set(cpus) and args.server_cpu != args.client_cpu
     if not args.no_pin and not pin:
