@@ -697,7 +697,16 @@ def print_storms(storms: Sequence[Storm], count: int) -> None:
         f"reconnect storm: {count} WebSocket handshakes at once from {len(benchconnect.SOURCES)} addresses, "
         f"{STORM_BACKGROUND} open connections calling meanwhile (median of the rounds):"
     )
-    header = ("server", "all done s", "handshakes/s", "failed", "srv cpu s", "cpu us/hs", "p99 before ms", "p99 during ms")
+    header = (
+        "server",
+        "all done s",
+        "handshakes/s",
+        "failed",
+        "srv cpu s",
+        "cpu us/hs",
+        "p99 before ms",
+        "p99 during ms",
+    )
     widths = (9, 16, 14, 6, 9, 9, 13, 13)
     print(fmt_row(header, widths))
     for kind in dict.fromkeys(s.kind for s in storms):
@@ -846,8 +855,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     print()
     grouped = by_cell(results)
-    print_table(grouped)
-    print_targets(grouped)
+    if grouped:
+        print_table(grouped)
+        print_targets(grouped)
     if storms:
         print_storms(storms, args.storm)
     if idle or rest is not None:

@@ -6,11 +6,11 @@ upgrade :class:`Request`. The connection's endpoint then answers it (:meth:`~Han
 :class:`~gameserver.protocol.websocket.WebSocketCodec` fed with :attr:`~HandshakeFramer.rest`, the bytes that
 followed the head.
 
-The checks and answers are websockets' ``ServerProtocol``'s (its limits on the head, its HTTP grammar, closing
-on bytes that are no HTTP request, 400 for a bad key or version, 426 with ``Upgrade: websocket`` for a request that is not an upgrade), done in one pass over
-the head: after a restart every player reconnects at once, and websockets' general HTTP parser cost several
-times what the rest of accepting a connection does (``docs/benchmarks.md``). No extension, subprotocol or
-origin is negotiated, as before.
+The checks and answers are websockets' ``ServerProtocol``'s (its limits on the head, its HTTP grammar,
+closing on bytes that are no HTTP request, 405, 505, 400 for a bad key or version, 426 with ``Upgrade:
+websocket`` for a request that is not an upgrade), done in one pass over the head: after a restart every
+player reconnects at once, and websockets' general HTTP parser cost several times what the rest of answering
+the handshake does (``docs/benchmarks.md``). No extension, subprotocol or origin is negotiated, as before.
 """
 
 from __future__ import annotations
