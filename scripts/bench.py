@@ -44,6 +44,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -755,6 +756,21 @@ def resting_rss(workdir: Path) -> int:
         proc.stop()
 
 
+# What a process on the embedded defaults cannot do without: the event loop, the codecs, the HTTP server, SQLite
+# through SQLAlchemy's asyncio engine, the in-process Redis, the metrics, password hashing and tokens.
+FLOOR_IMPORTS = (
+    "uvloop, msgpack, prometheus_client, aiohttp.web, sqlalchemy.ext.asyncio, sqlalchemy.dialects.sqlite.aiosqlite,"
+    " aiosqlite, fakeredis, argon2, jwt"
+)
+
+
+def floor_rss() -> int:
+    """RSS in KiB of a bare interpreter that imports only the libraries of the embedded defaults."""
+    code = f"import {FLOOR_IMPORTS}\nprint(open('/proc/self/status').read())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout.split("VmRSS:")[1].split()[0])
+
+
 def print_memory(idle: Sequence[benchconnect.Idle], rest: int | None) -> None:
     print()
     if rest is not None:
@@ -762,6 +778,7 @@ def print_memory(idle: Sequence[benchconnect.Idle], rest: int | None) -> None:
             f"resting RSS of gameserver run, every role, embedded defaults: {rest / 1024:.1f} MiB "
             f"(target, issue 18: <= 50 MiB: {verdict(rest <= 50 * 1024)})"
         )
+        print(f"  floor: a bare python importing {FLOOR_IMPORTS}: {floor_rss() / 1024:.1f} MiB")
     if not idle:
         return
     print(f"idle connections ({idle[0].count} each, fresh servers):")
