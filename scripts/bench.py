@@ -73,6 +73,7 @@ NODE_TARGET = 1.0  # issue 18: server CPU per request at or below Node ws's
 NODE_MOONSHOT = 0.8
 STORM_BACKGROUND = 50
 MAX_CONNECTIONS = 20000  # connections already open and calling during a storm
+OPEN_FILES_SPARE = 200  # beside the connections: the interpreter's own files, pipes to the servers
 STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
 
 
@@ -810,7 +811,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "node-ws" in args.kinds and (why := benchnode.missing()):
         print(f"note: no Node baseline: {why}")
         args.kinds.remove("node-ws")
-    benchconnect.raise_open_files(max(args.storm, args.idle, *args.levels) + STORM_BACKGROUND + 1000)
+    open_files = max(args.storm + STORM_BACKGROUND, args.idle, *args.levels) + OPEN_FILES_SPARE
+    benchconnect.raise_open_files(open_files)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and {args.server_cpu, args.client_cpu} <= set(cpus) and args.server_cpu != args.client_cpu
     if not args.no_pin and not pin:
