@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gameserver import __version__
+from gameserver import __version__, frozen
 from gameserver.config import ROLES, Config, Text, as_dict, load
 from gameserver.errors import ConfigError
 
@@ -142,6 +142,7 @@ def _jobs_parser(commands: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    frozen.add_modules_folder()  # the single executable: modules/ beside it joins the shipped ones
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "jobs" and args.jobs_command in ("retry", "drop") and bool(args.ids) == args.all:

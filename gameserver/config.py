@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gameserver import frozen
 from gameserver.errors import ConfigError
 
 ENV_PREFIX = "GAMESERVER_"
@@ -363,7 +364,8 @@ def load(
     """Read the layers and return the finished config.
 
     Args:
-        path: a TOML file; None means ``./config.toml`` if it exists, else the defaults alone.
+        path: a TOML file; None means ``./config.toml`` if it exists (the single executable: else the one beside
+            it, :mod:`gameserver.frozen`), else the defaults alone.
         profile: a ``[profiles.<name>]`` section of the file to lay over its base.
         env: the environment to read ``GAMESERVER_*`` variables from (default ``os.environ``).
         overrides: ``{"section.key": value}`` from the command line.
@@ -373,8 +375,8 @@ def load(
     """
     data: dict[str, Any] = {}
     source = "defaults"
-    if path is None and Path("config.toml").is_file():
-        path = "config.toml"
+    if path is None:
+        path = "config.toml" if Path("config.toml").is_file() else frozen.config_file()
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -389,6 +391,7 @@ def load(
     profiles = data.pop("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError("profiles: expected a table of [profiles.<name>] sections")
+    data = merge(frozen.defaults(), data)
     env = os.environ if env is None else env
     profile = profile or env.get(ENV_PREFIX + "PROFILE", "")
     if profile:

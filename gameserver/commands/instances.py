@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from gameserver import frozen
 from gameserver.config import MAX_PORT, Config, load
 from gameserver.errors import ConfigError
 
@@ -223,12 +224,17 @@ def _number(name: str) -> int:
     return int(digits)
 
 
+def _self_command() -> list[str]:
+    """This program again: the interpreter with ``-m gameserver``, or the single executable itself."""
+    return [sys.executable] if frozen.home() is not None else [sys.executable, "-m", "gameserver"]
+
+
 def _spawn(inst: Instance, cwd: str | None) -> subprocess.Popen[bytes]:
     """``gameserver run`` for ``inst`` in its own session (it outlives this command), its PID in its PID file."""
     inst.config.data_path.mkdir(parents=True, exist_ok=True)
     with open(inst.console_file, "ab") as console:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gameserver", "run", *inst.argv],
+            [*_self_command(), "run", *inst.argv],
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=console,

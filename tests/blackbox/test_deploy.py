@@ -1,6 +1,7 @@
 """scripts/deploy in its local mode, end to end: a first deploy into an empty root, then deploys to a root served by
 a real supervisord running the shipped program section (tests/blackbox/test_supervisor.py): a new release, a broken
-one rolled back, and one refused by check-config.
+one rolled back, and one refused by check-config. Then the same with the single executable (--binary) instead of a
+wheel, run by a supervisord that sees no Python.
 
 Cost: the real script installs each release's dependencies from the index. Here every release gets ``--pip-args
 --no-deps`` (only the wheel goes into the release's venv) and the server finds the dependencies in this checkout's
@@ -157,3 +158,61 @@ def test_deploy_lays_out_switches_and_rolls_back(host: Host, tmp_path: Path) -> 
     assert "bogus: unknown section" in refused.stderr and "check-config failed" in refused.stderr
     assert host.current() == v1 and host.releases() == [v1.removeprefix("releases/")]
     assert host.serving() == (pid2, v1)  # not restarted
+
+
+@pytest.fixture
+def binary_host(tmp_path: Path) -> Iterator[Host]:
+    """An empty deploy root and a supervisord whose programs see no Python of this checkout's: no venv on PATH, no
+    PYTHONPATH."""
+    root = tmp_path / "srv"
+    env = {**clean_env(), "PATH": "/usr/bin:/bin"}
+    for name in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(name, None)
+    supervisord = Supervisord(tmp_path / "supervisor", root, env)
+    try:
+        yield Host(root, supervisord, free_port())
+    finally:
+        supervisord.stop()
+
+
+def serving_executable(host: Host) -> tuple[int, str]:
+    """The PID of the server (the executable's child: PyInstaller's bootloader is what supervisord started) once it
+    answers /healthz, and the release whose executable the bootloader is."""
+    bootloader = wait_for(host.supervisord.pid, "supervisord to run the server")
+    body = wait_for(lambda: healthz(host.port), "/healthz")
+    server = int(body["node"].rsplit("-", 1)[1])
+    assert Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(bootloader)  # its parent
+    executable = Path(os.readlink(f"/proc/{bootloader}/exe"))
+    assert executable.name == "gameserver"
+    return server, "/".join(executable.relative_to(host.root).parts[:2])  # releases/<name>/gameserver
+
+
+@pytest.mark.timeout(900)  # ~15 s here once the executable is built; building it (once a session) takes 1-3 min
+def test_deploy_ships_the_single_executable(binary_host: Host, gameserver_binary: Path) -> None:
+    host, root = binary_host, binary_host.root
+    first = host.deploy("--binary", str(gameserver_binary), "--restart", "none")
+    assert first.returncode == 0, first.stderr
+    v0 = host.current()
+    assert (root / v0 / "gameserver").is_file() and not list((root / v0).glob("*.whl"))
+    assert os.readlink(root / v0 / "venv" / "bin" / "gameserver") == "../../gameserver"  # what the service runs
+    assert not (root / v0 / "venv" / "bin" / "python").exists()  # nothing installed: no Python needed
+    assert (root / v0 / "REVISION").read_text().startswith("executable gameserver (gameserver 0.1.0, --binary)")
+    assert json.loads((root / v0 / "config.json").read_text())["profile"] == "production"
+    config = root / "shared" / "config.toml"
+    config.write_text(config.read_text() + production_config(host.port).partition("[profiles.production]\n")[2])
+
+    host.supervisord.start()
+    pid0, running = serving_executable(host)
+    assert running == v0
+    assert (root / "shared" / "var" / "game.db").exists()  # data_dir "var" in the release: the shared one
+
+    second = host.deploy("--binary", str(gameserver_binary), "--keep", "1")
+    assert second.returncode == 0, second.stderr
+    assert "healthy, node" in second.stderr
+    v1 = host.current()
+    pid1, running = serving_executable(host)
+    assert (v1 != v0, pid1 != pid0, running) == (True, True, v1)
+    assert host.releases() == [v1.removeprefix("releases/")]
+
+    both = host.deploy("--binary", str(gameserver_binary), "--wheel", str(gameserver_binary))
+    assert both.returncode == 1 and "ship one or the other" in both.stderr
