@@ -43,6 +43,7 @@ from gameserver.drivers.listener import Listener
 from gameserver.drivers.upgrade import Route, websocket_driver
 from gameserver.errors import ConfigError
 from gameserver.features import configserver, console, reload
+from gameserver.features.admin import feature as admin
 from gameserver.features.chat.setup import lifespan as chat_lifespan
 from gameserver.features.identity.feature import lifespan as identity_lifespan
 from gameserver.features.jobs.feature import lifespan as jobs_lifespan
@@ -157,6 +158,7 @@ class App:
             self.functions_table = functions
             # The modules' shutdown() runs once the features are down (jobs no longer running), before the resources.
             self._stack.push_async_callback(functions.stop)
+        await enter(admin.log_shipping(config, redis=res.redis, keys=res.keys, node=self.node))  # first: logs it all
         game = await enter(configserver.lifespan(config.game))
         moderation = await enter(moderation_lifespan(config.moderation, redis=res.redis, keys=res.keys, bus=res.bus))
         identity = await enter(
@@ -211,7 +213,23 @@ class App:
                     shared=bool(config.redis.url),
                 )
             )
-        await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))
+        nodes = await enter(nodes_lifespan(config, redis=res.redis, keys=res.keys, sessions=res.sessions, process=self))
+        await enter(
+            admin.lifespan(
+                config,
+                db=res.db,
+                redis=res.redis,
+                keys=res.keys,
+                bus=res.bus,
+                sessions=res.sessions,
+                process=self,
+                revocations=identity.revocations,
+                mail=res.extra.get("mail"),
+                jobs=res.extra.get("jobs"),
+                nodes=nodes.resources["nodes"],
+                moderation=moderation.store,
+            )
+        )
         modules = discover(config.modules.paths, config.modules.disabled)  # importing declares their tables
         # The modules' [modules.<name>] sections, checked now that their SETTINGS are known.
         config = self.config = res.config = config.bind_modules(settings_of(modules), ignored=config.modules.disabled)

@@ -1,4 +1,4 @@
-"""``gameserver run | check-config | migrate | new | client | instances | nodes | jobs | enums | sdk``: the CLI."""
+"""``gameserver run | check-config | migrate | new | client | instances | nodes | jobs | admin | enums | sdk``."""
 
 from __future__ import annotations
 
@@ -109,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     nodes.add_argument("--role", choices=ROLES, help="only the nodes with this role")
     nodes.add_argument("--json", action="store_true", help="print JSON, as GET /nodes answers")
     _jobs_parser(commands)
+    admin = commands.add_parser("admin", help="operations-console accounts (this config's database)")
+    admin_create = admin.add_subparsers(dest="admin_command", required=True).add_parser(
+        "create", help="create an admin account (password from the terminal, or stdin's first line)"
+    )
+    admin_create.add_argument("name")
+    admin_create.add_argument("--role", required=True, choices=("viewer", "moderator", "admin"))
+    _config_args(admin_create, server=False)
     check = commands.add_parser("check-config", help="print the effective config (secrets masked) and exit")
     _config_args(check)
     migrate = commands.add_parser(
@@ -212,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "sdk":
         return generate_sdk(config, args.language, args.out)
+    if args.command == "admin":
+        from gameserver.features.admin import command as admin_command
+
+        return admin_command.create(config, args.name, args.role)
     if args.command == "client":
         from gameserver.commands import client
 

@@ -216,6 +216,21 @@ class ConsoleConfig:
     log_lines: int = setting(1000, min=10)
 
 
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    enabled: bool = setting(True)
+    session_ttl: float = setting(8 * 3600.0, min=60)
+    cookie_secure: bool = setting(False)
+    max_failures_name: int = setting(5, min=1)
+    max_failures_addr: int = setting(50, min=1)
+    failure_window: float = setting(900.0, min=1)
+    ship_logs: bool = setting(True)
+    ship_level: str = setting("info", choices=LOG_LEVELS)
+    log_stream_max: int = setting(100_000, min=100)
+    metrics_interval: float = setting(5.0, min=0.05)
+    metrics_window: float = setting(3600.0, min=1)
+
+
 MIN_SECRET_BYTES = 32  # HS256 keys of at least 256 bits (RFC 7518, 3.2)
 
 
@@ -332,6 +347,7 @@ class Config:
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     profile: str = ""
     source: str = ""
     # Plain dicts (dataclasses.asdict copies a Config), read-only by convention as the rest.

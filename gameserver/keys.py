@@ -149,3 +149,33 @@ class Keys:
     def session_control(self) -> str:
         """Channel: a player's other gate connections are to close (``auth.single_session``)."""
         return f"{self.prefix}session.replace"
+
+    def admin_session(self, digest: str) -> str:
+        """An operations-console login (its admin id and CSRF token), under the SHA-256 of the cookie's value;
+        expires after ``admin.session_ttl`` (gameserver/features/admin/)."""
+        return f"{self.prefix}admin.session.{digest}"
+
+    def admin_failures_name(self, name: str) -> str:
+        """Failed operations-console logins for one admin name in the current ``admin.failure_window``."""
+        return f"{self.prefix}admin.fail.name.{name}"
+
+    def admin_failures_addr(self, address: str) -> str:
+        """Failed operations-console logins from one client address in the current window."""
+        return f"{self.prefix}admin.fail.addr.{address}"
+
+    def admin_kick(self) -> str:
+        """Channel: an operator kicked a player (``{"uid"}``): every process closes their gate connections."""
+        return f"{self.prefix}admin.kick"
+
+    def logs(self) -> str:
+        """Stream of every process's log records (capped at ``admin.log_stream_max``), read by the console's log
+        page (gameserver/logship.py)."""
+        return f"{self.prefix}logs"
+
+    def metrics_samples(self, node: str) -> str:
+        """List of one node's metrics samples (JSON, newest first) over ``admin.metrics_window``."""
+        return f"{self.prefix}metrics.{node}"
+
+    def metrics_nodes(self) -> str:
+        """Sorted set of the nodes with metrics samples, scored by their latest sample's time (ms)."""
+        return f"{self.prefix}metrics"

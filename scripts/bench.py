@@ -44,6 +44,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +73,7 @@ NODE_TARGET = 1.0  # issue 18: server CPU per request at or below Node ws's
 NODE_MOONSHOT = 0.8
 STORM_BACKGROUND = 50
 MAX_CONNECTIONS = 20000  # connections already open and calling during a storm
+OPEN_FILES_SPARE = 200  # beside the connections: the interpreter's own files, pipes to the servers
 STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
 
 
@@ -584,7 +586,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short run: 1 s per scenario, 0.3 s warm-up")
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default 5, --quick 1)")
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, --quick 0.3)")
-    parser.add_argument("--concurrency", default="1,50,500", help="comma-separated connection counts")
+    parser.add_argument(
+        "--concurrency", default="1,50,500", help="comma-separated connection counts; none: only --storm/--idle"
+    )
     parser.add_argument("--servers", default=",".join(KINDS[:4]), help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--baseline", choices=("none", "node"), default="none", help="node: add Node ws (node-ws)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every scenario; report medians (default 1)")
@@ -598,12 +602,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (1.0 if args.quick else 5.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
-    args.levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.levels = [] if args.concurrency == "none" else [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.kinds = [k.strip() for k in args.servers.split(",") if k.strip()]
     if args.baseline == "node" and "node-ws" not in args.kinds:
         args.kinds.append("node-ws")
-    if not args.levels or min(args.levels) < 1 or max(args.levels) > 5000:
-        parser.error("--concurrency: counts between 1 and 5000")
+    if (not args.levels and not (args.storm or args.idle)) or any(not 1 <= c <= 5000 for c in args.levels):
+        parser.error("--concurrency: counts between 1 and 5000 (none: only with --storm or --idle)")
     if unknown := set(args.kinds) - set(KINDS):
         parser.error(f"--servers: unknown {', '.join(sorted(unknown))}")
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0:
@@ -695,8 +699,17 @@ def print_storms(storms: Sequence[Storm], count: int) -> None:
         f"reconnect storm: {count} WebSocket handshakes at once from {len(benchconnect.SOURCES)} addresses, "
         f"{STORM_BACKGROUND} open connections calling meanwhile (median of the rounds):"
     )
-    header = ("server", "all done s", "handshakes/s", "failed", "srv cpu s", "p99 before ms", "p99 during ms")
-    widths = (9, 16, 14, 6, 9, 13, 13)
+    header = (
+        "server",
+        "all done s",
+        "handshakes/s",
+        "failed",
+        "srv cpu s",
+        "cpu us/hs",
+        "p99 before ms",
+        "p99 during ms",
+    )
+    widths = (9, 16, 14, 6, 9, 9, 13, 13)
     print(fmt_row(header, widths))
     for kind in dict.fromkeys(s.kind for s in storms):
         mine = [s for s in storms if s.kind == kind]
@@ -706,6 +719,7 @@ def print_storms(storms: Sequence[Storm], count: int) -> None:
             f"{median([s.rate for s in mine]):,.0f}",
             str(max(s.failed for s in mine)),
             f"{median([s.server_cpu for s in mine]):.2f}",
+            f"{median([s.server_cpu / max(s.opened, 1) * 1e6 for s in mine]):.0f}",
             f"{median([s.quiet_p99 for s in mine]):.2f}",
             f"{median([s.storm_p99 for s in mine]):.2f}",
         )
@@ -743,6 +757,21 @@ def resting_rss(workdir: Path) -> int:
         proc.stop()
 
 
+# What a process on the embedded defaults cannot do without: the event loop, the codecs, the HTTP server, SQLite
+# through SQLAlchemy's asyncio engine, the in-process Redis, the metrics, password hashing and tokens.
+FLOOR_IMPORTS = (
+    "uvloop, msgpack, prometheus_client, aiohttp.web, sqlalchemy.ext.asyncio, sqlalchemy.dialects.sqlite.aiosqlite,"
+    " aiosqlite, fakeredis, argon2, jwt"
+)
+
+
+def floor_rss() -> int:
+    """RSS in KiB of a bare interpreter that imports only the libraries of the embedded defaults."""
+    code = f"import {FLOOR_IMPORTS}\nprint(open('/proc/self/status').read())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(done.stdout.split("VmRSS:")[1].split()[0])
+
+
 def print_memory(idle: Sequence[benchconnect.Idle], rest: int | None) -> None:
     print()
     if rest is not None:
@@ -750,6 +779,7 @@ def print_memory(idle: Sequence[benchconnect.Idle], rest: int | None) -> None:
             f"resting RSS of gameserver run, every role, embedded defaults: {rest / 1024:.1f} MiB "
             f"(target, issue 18: <= 50 MiB: {verdict(rest <= 50 * 1024)})"
         )
+        print(f"  floor: a bare python importing {FLOOR_IMPORTS}: {floor_rss() / 1024:.1f} MiB")
     if not idle:
         return
     print(f"idle connections ({idle[0].count} each, fresh servers):")
@@ -781,7 +811,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "node-ws" in args.kinds and (why := benchnode.missing()):
         print(f"note: no Node baseline: {why}")
         args.kinds.remove("node-ws")
-    benchconnect.raise_open_files(max(args.storm, args.idle, max(args.levels)) + STORM_BACKGROUND + 1000)
+    open_files = max(args.storm + STORM_BACKGROUND, args.idle, *args.levels) + OPEN_FILES_SPARE
+    benchconnect.raise_open_files(open_files)
     cpus = sorted(os.sched_getaffinity(0))
     pin = not args.no_pin and {args.server_cpu, args.client_cpu} <= set(cpus) and args.server_cpu != args.client_cpu
     if not args.no_pin and not pin:
@@ -843,8 +874,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
     print()
     grouped = by_cell(results)
-    print_table(grouped)
-    print_targets(grouped)
+    if grouped:
+        print_table(grouped)
+        print_targets(grouped)
     if storms:
         print_storms(storms, args.storm)
     if idle or rest is not None:

@@ -55,6 +55,9 @@ class Session:
     login that binds) sets it through :meth:`bind`.
     """
 
+    # Slots: one per connection, thousands idle (issue 18). A subclass without __slots__ still gets a __dict__.
+    __slots__ = ("id", "uid", "claims", "push_format", "sessions", "bucket", "pending", "bound_us")
+
     @property
     def peer(self) -> str:
         """The TCP peer, "host:port", for logs ("" without one)."""

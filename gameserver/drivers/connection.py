@@ -123,6 +123,12 @@ class Connection(asyncio.Protocol):
     graceful close and the drain are here, once for every driver.
     """
 
+    __slots__ = (  # one per connection, thousands idle: no __dict__ (issue 18)
+        "listener", "loop", "driver", "framer", "endpoint", "transport", "peer", "remote", "counted_as",
+        "opened_at", "last_seen", "ready", "closed", "closing", "eof", "draining", "partial_since",
+        "handshake_timeout", "idle_timeout", "frame_timeout", "paused_since",
+    )  # fmt: skip
+
     def __init__(self, listener: Listener, driver: Driver) -> None:
         self.listener = listener
         self.loop = listener.loop

@@ -46,6 +46,8 @@ class GateContext:
 class GateSession(Session):
     """The gate endpoint of a connection, raw TCP or WebSocket: decoded maps in, replies out."""
 
+    __slots__ = ("conn", "submit", "_binary", "_text")
+
     def __init__(self, conn: Connection, gate: GateContext) -> None:
         super().__init__(gate.sessions, TokenBucket(gate.rate, gate.burst, conn.loop.time()))
         self.conn = conn

@@ -1,8 +1,8 @@
 """The WebSocket listener (port 8881): ``/`` and ``/gate`` are the gate, ``/chat`` the chat edge.
 
 A WebSocket connection is a plain :class:`~gameserver.drivers.connection.Connection` whose first framer is the
-opening handshake (:class:`~gameserver.protocol.handshake.HandshakeFramer`, websockets' sans-I/O
-``ServerProtocol``: RFC 6455 4.2, 426 with ``Sec-WebSocket-Version`` on a version mismatch) and whose first
+opening handshake (:class:`~gameserver.protocol.handshake.HandshakeFramer`, websockets' checks done in one pass
+over the head: RFC 6455 4.2, 426 with ``Sec-WebSocket-Version`` on a version mismatch) and whose first
 endpoint is :class:`Upgrade`: it answers the request, and on success the connection switches to our
 :class:`~gameserver.protocol.websocket.WebSocketCodec` for the frames (masking, fragments, ping/pong, the
 closing handshake, close codes 1002/1007/1009) and to the route's endpoint, with the route's limits if it has
@@ -18,12 +18,10 @@ import http
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from websockets.http11 import Request
-
 from gameserver.drivers.connection import Connection, Driver, Endpoint, Limits
 from gameserver.drivers.forwarded import HEADER, Network, client_address
 from gameserver.errors import ProtocolViolation
-from gameserver.protocol.handshake import WS_VERSION, HandshakeFramer
+from gameserver.protocol.handshake import WS_VERSION, HandshakeFramer, Request
 from gameserver.protocol.websocket import WebSocketCodec
 
 
@@ -60,7 +58,7 @@ class Upgrade:
         assert isinstance(framer, HandshakeFramer)
         path = request.path.partition("?")[0]
         route = self.routes.get(path)
-        version = request.headers.get("Sec-WebSocket-Version")
+        version = request.header("Sec-WebSocket-Version")
         accepted = False
         if route is None:
             framer.reject(http.HTTPStatus.NOT_FOUND, f"No WebSocket endpoint at {path}.\n")
@@ -84,7 +82,7 @@ class Upgrade:
 
     def _forwarded_client(self, request: Request) -> str:
         """The client's host: ``X-Forwarded-For``'s when the peer is a trusted proxy, else the peer's."""
-        return client_address(self.conn.remote, request.headers.get_all(HEADER), self.trusted_proxies)
+        return client_address(self.conn.remote, request.header_all(HEADER), self.trusted_proxies)
 
     def violate(self, exc: ProtocolViolation) -> None:
         self.conn.violation(exc)

@@ -97,7 +97,11 @@ async def test_requests_sent_after_the_shutdown_began_are_not_run(running: App) 
     added = running.table["testkit.add"].stats
     before = added.ok + sum(added.errors.values())
     stop = asyncio.create_task(running.stop())
-    await wait_until(lambda: running._stopping.is_set())
+    # Reading stops once the drain hooks (the node registry's leave, ...) are done, with the dispatcher's stop_taking:
+    # a request sent while those hooks still await Redis may be read and run.
+    dispatcher = running.dispatcher
+    assert dispatcher is not None
+    await wait_until(lambda: dispatcher.stopping)
     client.send({"id": 2, "fn": "testkit.add", "args": {"a": 1}})
     assert await client.recv() == {"id": 1, "ok": True, "data": 0.2}
     assert await client.closed()  # after its last reply, with request 2 unread: never run, never answered
