@@ -31,7 +31,7 @@ TABLES = (
     "accounts", "idempotency", "families", "family_members", "friends", "friend_requests", "inventory",
     "leaderboard_scores", "mail_claims",
 )  # fmt: skip
-HEADS = {"core_0003", "family_0001", "friends_0001", "inventory_0001", "leaderboard_0001", "mail_0001", "gems_0002"}
+HEADS = {"core_0004", "family_0001", "friends_0001", "inventory_0001", "leaderboard_0001", "mail_0001", "gems_0002"}
 
 
 async def gameserver(cwd: Path, *args: str) -> tuple[int, str]:
@@ -165,7 +165,7 @@ async def test_a_server_on_mariadb_refuses_a_schema_behind_its_code(
     app_factory: Callable[..., Any], config_factory: Callable[..., Config], mariadb_database: str
 ) -> None:
     config = config_factory(db={"url": mariadb_database, "migrate": "auto"})
-    with pytest.raises(ConfigError, match="the schema lacks 8 revisions .*run `gameserver migrate`"):
+    with pytest.raises(ConfigError, match="the schema lacks 9 revisions .*run `gameserver migrate`"):
         await app_factory(config)
     db = open_db(mariadb_database, Path("."))
     try:
