@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 GAMESERVER = [sys.executable, "-m", "gameserver"]
-READY = re.compile(r"gameserver \S+ node \S+: (.*)$")  # logged once every listener accepts: its ports
+READY = re.compile(r"^gameserver \S+ node \S+: (.*)$", re.MULTILINE)  # logged once every listener accepts: its ports
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 

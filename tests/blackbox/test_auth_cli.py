@@ -18,7 +18,7 @@ from tests.clients import TcpClient
 
 pytestmark = pytest.mark.blackbox
 
-READY = re.compile(r"gameserver \S+ node \S+: (.*)$")
+READY = re.compile(r"^gameserver \S+ node \S+: (.*)$", re.MULTILINE)
 CHEAP_HASHING = ["--set", "auth.hash_memory_kib=8", "--set", "auth.hash_time_cost=1"]
 
 
