@@ -28,10 +28,20 @@ def bindable(port: int) -> bool:
     return True
 
 
+def ephemeral_start() -> int:
+    """The first port the kernel hands out to outgoing connections: ports below it are not taken by them."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_base(instances: int) -> int:
-    """A base port whose four ports, shifted by 1000 for each instance, are all free now."""
+    """A base port whose four ports, shifted by 1000 for each instance, are all free now, and below the ephemeral
+    range, so that no outgoing connection (of another test, say) takes one before the instance binds it."""
+    top = min(ephemeral_start(), 60000) - PORT_STEP * instances - len(PORTS)
     for _ in range(50):
-        base = random.randrange(20000, 60000 - PORT_STEP * instances, 10)
+        base = random.randrange(10000, top, 10)
         if all(bindable(base + i + PORT_STEP * k) for i in range(len(PORTS)) for k in range(1, instances + 1)):
             return base
     raise RuntimeError("no free port range found")
