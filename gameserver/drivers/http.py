@@ -87,7 +87,8 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
-        return json_error(exc.status, code, exc.reason)
+        allow = exc.headers.get("Allow")  # a 405 must say which methods the route takes (RFC 9110, 15.5.6)
+        return json_error(exc.status, code, exc.reason, {"Allow": allow} if allow is not None else None)
     except Exception as exc:
         if is_unavailable(exc):
             log.warning("%s %s: backend unavailable: %s", request.method, request.path, exc)
