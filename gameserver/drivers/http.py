@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -52,6 +53,7 @@ RATE_ADDRESSES = 65_536  # client addresses with a token bucket at once (16 MB a
 TIMEOUT_ATTRIBUTE = "_gameserver_timeout"
 MAX_ERROR_MESSAGE = 200  # characters of aiohttp's own message about a bad request head kept in the answer
 SHUTDOWN_TIMEOUT = 1.0  # seconds HTTP handlers still running at stop get to finish
+HTTP_CLIENT_ERRORS = range(400, 500)
 
 STATUS_OF_CODE = {
     "bad_request": 400,
@@ -217,6 +219,17 @@ class HttpConnection(web.RequestHandler):
         counted, self.counted_as = self.counted_as, None
         if counted is not None:
             self.addresses.remove(counted)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp logs every request it refuses with a traceback at ERROR; a malformed request (a 4xx it answers by
+        itself: a head over its limits, bytes that are not HTTP) is the client's fault, handled: one line at INFO."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and HTTP_CLIENT_ERRORS.start <= exc.code < HTTP_CLIENT_ERRORS.stop:
+            peer = args[1] if len(args) > 1 else "?"
+            message = " ".join(str(exc.message or type(exc).__name__).split())[:MAX_ERROR_MESSAGE]
+            log.info("%s: bad request from %s answered %d: %s", NAME, peer, exc.code, message)
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(
         self,
