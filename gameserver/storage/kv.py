@@ -9,6 +9,7 @@ reconnected on the next command (one retry on a dropped connection); a server th
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -16,6 +17,18 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gameserver.config import RedisConfig
+
+REDIS_PORT = 6379
+
+
+def describe_redis(url: str) -> str:
+    """Which Redis ``redis.url`` names, without credentials: ``redis 127.0.0.1:6379/0``, ``redis (in-process)``."""
+    if not url:
+        return "redis (in-process)"
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"redis {parts.path}"
+    return f"redis {parts.hostname}:{parts.port or REDIS_PORT}{parts.path or '/0'}"
 
 
 def open_redis(config: RedisConfig, *, decode: bool = True, fake_server: Any = None) -> redis.asyncio.Redis:
