@@ -41,14 +41,18 @@ def open_redis(config: RedisConfig, *, decode: bool = True, fake_server: Any = N
             server=fake_server or fakeredis.FakeServer(), decode_responses=decode
         )
         return client
-    return redis.asyncio.Redis.from_url(
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
         config.url,
         decode_responses=decode,
         socket_connect_timeout=config.connect_timeout,
         socket_timeout=config.timeout,
         health_check_interval=30,
+        # A burst of commands past max_connections (every player logging in to chat after a restart) waits for a
+        # free connection, up to connect_timeout, instead of failing at once with "Too many connections".
         max_connections=config.max_connections,
+        timeout=config.connect_timeout,
         # One immediate retry on a dropped connection (a restarted server), none on a timeout: the command
         # may have run, and a hung server would double the wait.
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
+    return redis.asyncio.Redis.from_pool(pool)
