@@ -41,7 +41,7 @@ from sqlalchemy.pool import NullPool
 from gameserver.features.mailbox.message import parse
 from tests.blackbox.support import GAMESERVER, READY, clean_env
 from tests.clients import TcpClient
-from tests.integration.private_services import PrivateMariadb, PrivateRedis, free_port
+from tests.integration.private_services import PrivateMariadb, PrivateRedis, PrivateServer, free_port
 
 START_TIMEOUT = 60.0  # guards against a server that never starts; nothing asserts on time
 REQUEST_TIMEOUT = 15.0  # longer than worker.timeout: a request unanswered by then has no answer coming
@@ -54,7 +54,31 @@ WORLD_DIRS = "*"  # every world's folder under the mail root
 # Codes that say the request did nothing (PROTOCOL.md, "Error codes"); any other code may have had effects.
 NOT_APPLIED = frozenset({"unavailable", "overloaded", "rate_limited", "bad_request", "unauthorized", "forbidden"})
 
+DOWN = 2.0  # seconds a backend stays dead under the load
+HUNG = 3.0  # seconds a backend stays hung: longer than the timeouts below, so that requests run into them
+# Short backend timeouts, so that a short hang is met by them (tests/integration/test_unavailable.py checks that the
+# defaults answer a hang `unavailable` before the request deadline too).
+TIMEOUTS = {"db.query_timeout": 1.0, "db.connect_timeout": 1.0, "redis.timeout": 1.0, "redis.connect_timeout": 1.0}
+
+
+async def crash_and_restart(backend: PrivateServer) -> float:
+    """kill -9, the load runs into it for a while, start again on the same port and data; the restart moment."""
+    backend.kill()
+    await asyncio.sleep(DOWN)
+    await backend.start()
+    return time.monotonic()
+
+
+async def hang_and_resume(backend: PrivateServer) -> float:
+    """SIGSTOP (connections stay open, nothing answers), the load runs into it, SIGCONT; the resume moment."""
+    backend.freeze()
+    await asyncio.sleep(HUNG)
+    backend.thaw()
+    return time.monotonic()
+
+
 READY_LINE = re.compile(READY.pattern, re.M)  # anywhere in the log: more lines may follow it
+IDEMPOTENCY_FIELD = "idem"  # the envelope's idempotency key (PROTOCOL.md, "Idempotency keys", branch modules)
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\):", re.M)
 ERROR_LINE = re.compile(r"^\S+ \S+ ERROR ", re.M)
 
@@ -210,10 +234,19 @@ class Attempt:
     code: str = ""
     data: Any = None
     answered_at: float = 0.0
+    op: int = 0  # the intended action: a retry with an idempotency key repeats its op (0: the request's own seq)
+
+    @property
+    def action(self) -> int:
+        return self.op or self.seq
 
     @property
     def subject(self) -> str:
-        return f"{self.tag}w{self.writer}-{self.seq}"
+        return f"{self.tag}w{self.writer}-{self.action}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject}-{self.fn}"
 
 
 @dataclass
@@ -248,13 +281,24 @@ class Load:
     request goes in the ledger."""
 
     def __init__(
-        self, server: Server, players: list[Player], recipient: Player, *, tag: str = "", depth: int = 1
+        self,
+        server: Server,
+        players: list[Player],
+        recipient: Player,
+        *,
+        tag: str = "",
+        depth: int = 1,
+        idempotent: bool = False,
     ) -> None:
         self.server = server
         self.players = players
         self.recipient = recipient
         self.tag = tag  # makes mail subjects unique across the loads of one test
         self.depth = depth
+        # With idempotency keys (PROTOCOL.md, "Idempotency keys"): an action without an ok answer is sent again with
+        # the same key (and subject) until it gets one, before the writer moves on, and before it stops.
+        self.idempotent = idempotent
+        self.retry: list[Attempt | None] = [None for _ in players]
         self.ledger = Ledger()
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -285,19 +329,30 @@ class Load:
 
     def _attempt(self, number: int) -> tuple[Attempt, dict[str, Any]]:
         seq = next(self.seqs[number])
-        fn = "inventory.discard" if seq % 2 else "mail.send"
-        attempt = Attempt(number, seq, fn, time.monotonic(), self.tag)
+        again, self.retry[number] = self.retry[number], None
+        fn = again.fn if again else "inventory.discard" if seq % 2 else "mail.send"
+        attempt = Attempt(number, seq, fn, time.monotonic(), self.tag, op=again.action if again else 0)
         args = (
             {"item": ITEM, "count": 1}
             if fn == "inventory.discard"
             else {"to": self.recipient.uid, "subject": attempt.subject, "body": "reliability"}
         )
         self.ledger.attempts.append(attempt)
-        return attempt, {"id": seq, "fn": fn, "args": args, "token": self.players[number].token}
+        message = {"id": seq, "fn": fn, "args": args, "token": self.players[number].token}
+        if self.idempotent:
+            message[IDEMPOTENCY_FIELD] = attempt.key
+        return attempt, message
+
+    def _running(self, number: int) -> bool:
+        return not self.stopping.is_set() or (self.idempotent and self.retry[number] is not None)
+
+    def _unanswered(self, attempt: Attempt) -> None:
+        if self.idempotent and attempt.outcome != "ok":
+            self.retry[attempt.writer] = attempt
 
     async def _connection(self, number: int, player: Player) -> None:
         """Connect (again after each loss) and keep ``depth`` requests in flight until stopped."""
-        while not self.stopping.is_set():
+        while self._running(number):
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", self.server.ports["gate-tcp"])
             except OSError:
@@ -307,7 +362,7 @@ class Load:
             slots = asyncio.Semaphore(self.depth)
             receiving = asyncio.create_task(self._receive(reader, pending, slots))
             try:
-                while not self.stopping.is_set() and not receiving.done():
+                while self._running(number) and not receiving.done():
                     slot = asyncio.ensure_future(slots.acquire())
                     await asyncio.wait({slot, receiving}, timeout=REQUEST_TIMEOUT, return_when=FIRST_COMPLETED)
                     if not slot.done() or receiving.done():
@@ -330,6 +385,8 @@ class Load:
                 writer.close()
                 with contextlib.suppress(OSError, asyncio.CancelledError):
                     await writer.wait_closed()
+                for attempt in pending.values():
+                    self._unanswered(attempt)
             await asyncio.sleep(BACKOFF)  # requests still pending stay "unknown": no answer came
 
     async def _receive(
@@ -348,6 +405,7 @@ class Load:
                 else:
                     attempt.code = reply["error"]["code"]
                     attempt.outcome = "failed" if attempt.code in NOT_APPLIED else "unknown"
+                    self._unanswered(attempt)
                     await asyncio.sleep(BACKOFF)  # do not hammer a backend that is down
                 slots.release()
 
@@ -439,6 +497,40 @@ def check(
                 anomalies.append(Anomaly("applied-but-reported-failed", attempt, f"answered {attempt.code}"))
             elif attempt.outcome == "unknown" and copies and unknown_not_applied:
                 anomalies.append(Anomaly("applied-but-reported-failed", attempt, "delivered without an answer"))
+    return anomalies
+
+
+def check_idempotent(
+    ledger: Ledger, players: list[Player], counts: dict[int, int], subjects: dict[str, list[str]]
+) -> list[Anomaly]:
+    """With idempotency keys every action was sent until it was acknowledged: each must be applied exactly once,
+    and every acknowledgement of one action carries the same reply."""
+    anomalies: list[Anomaly] = []
+    for number, player in enumerate(players):
+        actions: dict[int, list[Attempt]] = {}
+        for attempt in (a for a in ledger.attempts if a.writer == number):
+            actions.setdefault(attempt.action, []).append(attempt)
+        discards = 0
+        for tries in actions.values():
+            acked = [a for a in tries if a.outcome == "ok"]
+            last = tries[-1]
+            if not acked:
+                anomalies.append(Anomaly("lost", last, f"never acknowledged in {len(tries)} tries"))
+                continue
+            if any(a.data != acked[0].data for a in acked):
+                anomalies.append(Anomaly("doubled", last, f"different replies to one key: {[a.data for a in acked]}"))
+            if last.fn == "inventory.discard":
+                discards += 1
+            else:
+                copies = subjects.get(last.subject, [])
+                if copies != [acked[0].data["mail_id"]]:
+                    kind = "doubled" if len(copies) > 1 else "lost"
+                    anomalies.append(Anomaly(kind, last, f"acknowledged {acked[0].data['mail_id']}, found {copies}"))
+        applied = STOCK - counts.get(player.uid, STOCK)
+        if applied != discards:
+            kind = "doubled" if applied > discards else "lost"
+            where = max((tries[-1] for tries in actions.values()), key=lambda a: a.seq)
+            anomalies.append(Anomaly(kind, where, f"{applied} discards applied for {discards} actions"))
     return anomalies
 
 

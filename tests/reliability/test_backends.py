@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.private_services import PrivateServer
 from tests.reliability.harness import (
+    DOWN,
     ROWS,
+    TIMEOUTS,
     Load,
     Row,
     Server,
     backends,
     check,
+    crash_and_restart,
+    hang_and_resume,
     inventory_counts,
     mailbox_subjects,
     players,
@@ -30,28 +33,7 @@ from tests.reliability.harness import (
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
 WRITERS = 6
-DOWN = 2.0  # seconds a backend stays dead under the load
-HUNG = 3.0  # seconds a backend stays hung: longer than the timeouts below, so that requests run into them
-# Short backend timeouts, so that a short hang is met by them (tests/integration/test_unavailable.py checks that the
-# defaults answer a hang `unavailable` before the request deadline too).
-TIMEOUTS = {"db.query_timeout": 1.0, "db.connect_timeout": 1.0, "redis.timeout": 1.0, "redis.connect_timeout": 1.0}
 WARM = 30  # writes acknowledged before the first fault, and after each recovery before the next
-
-
-async def crash_and_restart(backend: PrivateServer) -> float:
-    """kill -9, the load runs into it for a while, start again on the same port and data; the restart moment."""
-    backend.kill()
-    await asyncio.sleep(DOWN)
-    await backend.start()
-    return time.monotonic()
-
-
-async def hang_and_resume(backend: PrivateServer) -> float:
-    """SIGSTOP (connections stay open, nothing answers), the load runs into it, SIGCONT; the resume moment."""
-    backend.freeze()
-    await asyncio.sleep(HUNG)
-    backend.thaw()
-    return time.monotonic()
 
 
 async def test_backend_faults_under_write_load(tmp_path: Path) -> None:
