@@ -41,7 +41,7 @@ from gameserver.drivers.forwarded import HEADER, Network, client_address
 from gameserver.drivers.listener import DEFAULT_BACKLOG, AddressCounts, Refusals
 from gameserver.errors import BadRequest, Forbidden, GameError, PortInUse, Throttled, Timeout, Unauthorized
 from gameserver.ratelimit import KeyedBuckets
-from gameserver.storage.errors import is_unavailable
+from gameserver.storage.errors import backend_fault, is_unavailable
 
 log = logging.getLogger("gameserver.drivers.http")
 
@@ -93,7 +93,7 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
         return json_error(exc.status, code, exc.reason, {"Allow": allow} if allow is not None else None)
     except Exception as exc:
         if is_unavailable(exc):
-            log.warning("%s %s: backend unavailable: %s", request.method, request.path, exc)
+            log.warning("%s %s: backend unavailable: %s", request.method, request.path, backend_fault(exc))
             return json_error(503, "unavailable", "a backend is unavailable")
         log.exception("internal error in %s %s", request.method, request.path)
         return json_error(500, "internal", INTERNAL_MESSAGE)
