@@ -602,6 +602,8 @@ ROWS: list[Row] = []  # filled by the tests, printed at the end of the run (conf
 def table(rows: list[Row]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    survived = sum(1 for row in rows if row.survived)
+    lines.append(f"\n{len(rows)} faults injected, {survived} survived.")
     return "\n".join(lines)
 
 

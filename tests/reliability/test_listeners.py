@@ -186,12 +186,14 @@ async def test_slowloris_before_the_first_request(tmp_path: Path) -> None:
         await server.start()
         try:
             await server.wait_healthy()
-            for name, opener in [
+            phases = [
                 ("HTTP request head", http_head),
                 ("WebSocket upgrade", ws_upgrade),
                 ("chat-tcp before LOGIN", chat_before_login),
-            ]:
-                assert None not in await run_slowloris(server, name, opener), name
+            ]
+            results = await asyncio.gather(*(run_slowloris(server, name, opener) for name, opener in phases))
+            for (name, _), closed_after in zip(phases, results, strict=True):
+                assert None not in closed_after, name
             assert server.tracebacks() == 0, server.logs()[-5000:]
         finally:
             server.kill()
@@ -220,12 +222,14 @@ async def test_slowloris_inside_a_frame_or_line(tmp_path: Path) -> None:
                 assert (await reader.readuntil(b"\r\n")).startswith(b"OK")
                 return reader, writer, b"PUBLIC    " + b"x" * 4000
 
-            for name, opener in [
+            phases = [
                 ("gate-tcp inside a frame", gate_frame),
                 ("WebSocket inside a frame", ws_frame),
                 ("chat-tcp inside a line after LOGIN", chat_line),
-            ]:
-                assert None not in await run_slowloris(server, name, opener), name
+            ]
+            results = await asyncio.gather(*(run_slowloris(server, name, opener) for name, opener in phases))
+            for (name, _), closed_after in zip(phases, results, strict=True):
+                assert None not in closed_after, name
             assert server.tracebacks() == 0, server.logs()[-5000:]
         finally:
             server.kill()
