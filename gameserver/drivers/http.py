@@ -67,6 +67,7 @@ STATUS_OF_CODE = {
     "rate_limited": 429,
     "internal": 500,
     "unavailable": 503,
+    "outcome_unknown": 503,
     "overloaded": 503,
     "timeout": 504,
 }

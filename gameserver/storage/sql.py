@@ -11,6 +11,7 @@ server's start-up, or on first use if the database is down at start-up. See ``do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
@@ -30,7 +31,7 @@ from sqlalchemy.sql import Executable
 
 from gameserver import metrics
 from gameserver.config import DbConfig
-from gameserver.errors import ConfigError, Unavailable
+from gameserver.errors import ConfigError, OutcomeUnknown, Unavailable
 from gameserver.storage.errors import is_connection_lost, is_transient, is_unavailable
 
 log = logging.getLogger("gameserver.sql")
@@ -56,6 +57,7 @@ def _mysql_table_defaults(table: sa.Table, connection: sa.Connection, **_: Any) 
 
 
 MYSQL_PORT = 3306
+COMMIT_LOST = "the database connection was lost while committing; the request may have been applied"
 
 
 _WRITE = "gameserver_write"  # execution option: this connection is for a write transaction
@@ -188,6 +190,8 @@ class Sql:
 
         Raises:
             RuntimeError: inside a :meth:`run` body (use that body's ``tx``).
+            OutcomeUnknown: the connection was lost while committing: the database may have committed or not
+                (a crash between its commit and its answer), so ``unavailable`` ("nothing was done") would lie.
         """
         if _IN_BODY.get():
             raise RuntimeError("a transaction inside a db.run() body: use the body's tx")
@@ -199,8 +203,21 @@ class Sql:
             return
         if self._pending is not None:
             await self._create_pending()
-        async with self._writer.begin() as conn:
-            yield conn
+        async with self._writer.connect() as conn:
+            await conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):  # the body's error is the one to report; a dead connection
+                    await conn.rollback()  # cannot roll back, and the pool drops it
+                raise
+            try:
+                await conn.commit()
+            except sa.exc.DBAPIError as exc:
+                if is_unavailable(exc) and not is_transient(exc):
+                    log.warning("connection lost while committing, the outcome is unknown: %s", short_error(exc))
+                    raise OutcomeUnknown(COMMIT_LOST) from exc
+                raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

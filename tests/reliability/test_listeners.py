@@ -1,8 +1,7 @@
 """Abusive clients on every listener of a real `gameserver run` (issue 12): random bytes, slowloris (one byte at a
 time, never finishing), connect bursts. The server closes what breaks the contract or stalls, keeps serving
-everybody else, and logs no traceback. The slowloris cases that need a deadline on a partial gate frame or chat
-line (branch ``core``: ``gate.frame_timeout`` / ``chat.line_timeout`` or its equivalent, ~10 s by default) are in
-their own test, which fails until that branch is merged."""
+everybody else, and logs no traceback. Every deadline is set to :data:`SHORT` here (``http.header_timeout``,
+``gate.handshake_timeout``, ``chat.login_timeout``, ``gate.frame_timeout``, ``chat.line_timeout``)."""
 
 from __future__ import annotations
 
@@ -23,8 +22,14 @@ from tests.reliability.harness import ROWS, Row, Server, backends, players
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(300)]
 
-SHORT = 2.0  # the pre-request deadlines of this server: HTTP head, WebSocket upgrade, chat LOGIN
-SETTINGS = {"http.header_timeout": SHORT, "gate.handshake_timeout": SHORT, "chat.login_timeout": SHORT}
+SHORT = 2.0  # this server's deadlines: HTTP head, WebSocket upgrade, chat LOGIN, a gate frame, a chat line
+SETTINGS = {
+    "http.header_timeout": SHORT,
+    "gate.handshake_timeout": SHORT,
+    "chat.login_timeout": SHORT,
+    "gate.frame_timeout": SHORT,
+    "chat.line_timeout": SHORT,
+}
 FUZZ_CONNECTIONS = 25  # per listener
 DRIP = 0.5  # seconds between the bytes of a slowloris client
 SLOW_CONNECTIONS = 10  # per listener and phase
@@ -200,8 +205,8 @@ async def test_slowloris_before_the_first_request(tmp_path: Path) -> None:
 
 
 async def test_slowloris_inside_a_frame_or_line(tmp_path: Path) -> None:
-    """Waits for branch ``core`` (a completion deadline for a partial frame or line, default about 10 s): a gate
-    frame, a WebSocket frame and a chat line after LOGIN, each never finished."""
+    """``gate.frame_timeout`` and ``chat.line_timeout``: a gate frame, a WebSocket frame and a chat line after LOGIN,
+    each begun and never finished."""
     async with backends(tmp_path) as (mariadb, redis):
         server = Server(tmp_path, mariadb, redis, **SETTINGS)
         await server.start()
