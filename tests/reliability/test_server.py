@@ -3,8 +3,7 @@
 SIGKILL: the requests in flight get no answer (they may or may not have been applied, never twice); a restart on
 the same ports and data serves the reconnecting clients. SIGTERM (the drain, PROTOCOL.md "Shutdown"): every request
 the server read is answered with its real outcome, the ones it did not read are answered `unavailable` or not read
-at all, and the process exits 0 within ``server.shutdown_grace``, with a hung database too. The SIGTERM tests are
-written against that documented drain, which branch ``core`` builds: they fail until it is merged.
+at all, and the process exits 0 within ``server.shutdown_grace``, with a hung database too.
 """
 
 from __future__ import annotations
@@ -71,8 +70,8 @@ async def test_server_sigkill_mid_load(tmp_path: Path) -> None:
 
 
 async def test_server_sigterm_mid_load_answers_every_request_it_read(tmp_path: Path) -> None:
-    """Waits for branch ``core`` (the drain). A request without an answer must not have been applied: the drain
-    answers every request it read, so one it did not answer was never read."""
+    """A request without an answer must not have been applied: the drain answers every request it read, so one it
+    did not answer was never read."""
     async with backends(tmp_path) as (mariadb, redis):
         server = Server(tmp_path, mariadb, redis)
         await server.start()
@@ -113,7 +112,7 @@ async def test_server_sigterm_mid_load_answers_every_request_it_read(tmp_path: P
 
 
 async def test_server_sigterm_with_a_hung_database_exits_within_the_grace(tmp_path: Path) -> None:
-    """Waits for branch ``core`` (the drain): requests stuck on a SIGSTOPped MariaDB do not hold the exit past
+    """Requests stuck on a SIGSTOPped MariaDB do not hold the exit past
     ``server.shutdown_grace``; what they did is settled by the database (here: nothing, it never answered)."""
     async with backends(tmp_path) as (mariadb, redis):
         server = Server(tmp_path, mariadb, redis)
