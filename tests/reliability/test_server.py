@@ -140,11 +140,13 @@ async def test_server_sigterm_with_a_hung_database_exits_within_the_grace(tmp_pa
                 load.ledger.between(started, time.monotonic()),
                 anomalies,
             )
-            row.survived = status == 0 and not anomalies
+            row.tracebacks = server.tracebacks()
+            row.survived = status == 0 and not anomalies and row.tracebacks == 0
             ROWS.append(row)
-            assert status == 0
+            assert status == 0, server.logs()[-3000:]
             assert exited <= GRACE + 1.0, f"exit {exited:.2f}s after SIGTERM, grace {GRACE}s"
             assert anomalies == [], anomalies[:10]
+            assert row.tracebacks == 0, server.logs()[-5000:]
         finally:
             mariadb.thaw()
             server.kill()
