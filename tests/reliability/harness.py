@@ -93,10 +93,11 @@ class Server:
         self.settings: dict[str, Any] = {
             "db.url": mariadb.url("game"),
             "redis.url": redis.url(),
+            "db.migrate": "upgrade",  # the schema at start-up (or once the database answers)
             "server.shutdown_grace": 5.0,
             "auth.hash_memory_kib": 8,  # argon2id at its cheapest: registering players is not what is tested
             "auth.hash_time_cost": 1,
-            "mail.send_rate": 1_000_000,
+            "modules.mail.send_rate": 1_000_000,
             "mail.max_messages": 1_000_000,
             "gate.rate": 100_000.0,
             "gate.burst": 100_000,

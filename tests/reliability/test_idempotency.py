@@ -2,10 +2,8 @@
 
 The writers put a key on each action and send it again with the same key after any answer but ok, and after no
 answer, until it is acknowledged. Across a MariaDB crash, a hung MariaDB, a Redis crash and a server SIGKILL each
-action must be applied exactly once, whatever happened to its tries. Written against the documented envelope field
-``idem`` (branch ``modules``): until that is merged the server ignores the field, and an action whose first try
-committed just before the server was killed is applied twice (most runs catch one such action; a run that catches
-none passes).
+action must be applied exactly once, whatever happened to its tries (the envelope field ``idem``). Without the
+keys, an action whose first try committed just before the server was killed is applied twice (most runs catch one).
 """
 
 from __future__ import annotations
