@@ -54,10 +54,13 @@ from gameserver.features.nodes.feature import lifespan as nodes_lifespan
 from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
 from gameserver.resources import PER_REQUEST, Resources, open_resources
+from gameserver.storage.errors import backend_fault
+from gameserver.storage.kv import describe_redis
 from gameserver.storage.migrate import Schema
 
 log = logging.getLogger("gameserver.app")
 
+HEALTH_TIMEOUT = 2.0  # seconds a backend gets to answer /healthz's check; then it is reported hung
 CLOSE_SHARE = 0.2  # of server.shutdown_grace, kept for closing connections after the requests in flight ...
 CLOSE_BUDGET = 1.0  # ... but at most this many seconds: WebSocket clients answer the 1001 close in a round trip
 TEARDOWN_MIN = 0.5  # seconds the features and resources get to close even when the grace is spent
@@ -342,15 +345,19 @@ class App:
         checks: dict[str, str] = {}
         resources = self.resources
 
-        async def probe(name: str, check: Callable[[], Any]) -> None:
+        async def probe(name: str, check: Callable[[], Any], backend: str) -> None:
+            scope = asyncio.timeout(HEALTH_TIMEOUT)
             try:
-                async with asyncio.timeout(2.0):
+                async with scope:
                     await check()
                 checks[name] = "ok"
             except Exception as exc:
-                checks[name] = f"{type(exc).__name__}: {exc}"[:200] or "error"
+                checks[name] = f"{backend}: {backend_fault(exc, HEALTH_TIMEOUT if scope.expired() else None)}"
 
-        await asyncio.gather(probe("db", resources.db.ping), probe("redis", resources.redis.ping))
+        await asyncio.gather(
+            probe("db", resources.db.ping, resources.db.where),
+            probe("redis", resources.redis.ping, describe_redis(self.config.redis.url)),
+        )
         for name, listener in self.listeners.items():
             checks[name] = "ok" if listener.server is not None and listener.server.is_serving() else "not serving"
         healthy = all(value == "ok" for value in checks.values()) and not self._stopping.is_set()

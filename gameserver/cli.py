@@ -437,7 +437,8 @@ async def _serve(config: Config) -> int:
     if left:
         # Requests stuck in a backend past the grace (a hung database, SQLite's busy wait in its thread): asyncio's
         # exit would wait for them, and the interpreter for the driver's threads. The grace is the promise.
-        names = sorted({task.get_coro().__qualname__ for task in left})  # type: ignore[union-attr]
+        # A task may run an awaitable that is not a coroutine (asyncmy's connect context manager): no __qualname__.
+        names = sorted({getattr(task.get_coro(), "__qualname__", type(task.get_coro()).__name__) for task in left})
         log.warning("exiting with %d tasks still running past the grace: %s", len(left), ", ".join(names[:5]))
         logging.shutdown()
         sys.stderr.flush()

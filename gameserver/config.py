@@ -170,7 +170,7 @@ class DbConfig:
     url: str = setting("", secret=True)
     pool_size: int = setting(10, min=1)
     connect_timeout: float = setting(3.0, min=0.1)
-    query_timeout: float = setting(10.0, min=0.1)
+    query_timeout: float = setting(4.0, min=0.1)
     retries: int = setting(3, min=0, max=10)
     retry_delay: float = setting(0.05, min=0)
     echo: bool = setting(False)

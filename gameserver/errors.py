@@ -16,7 +16,8 @@ that one connection.
     │   │   └── Throttled         ... with retry_after seconds (HTTP: 429 + Retry-After)
     │   ├── Overloaded            overloaded
     │   ├── Timeout               timeout
-    │   ├── Unavailable           unavailable
+    │   ├── Unavailable           unavailable: nothing was done
+    │   ├── OutcomeUnknown        outcome_unknown: it may have been applied
     │   ├── PlayerNotFound        player_not_found: shared by every module that names another player
     │   └── (module errors)       e.g. class NameTaken(GameError): code = "family_name_taken"
     ├── ProtocolViolation         close_code: 1007 undecodable, 1009 too big, 1002 protocol error
@@ -40,6 +41,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
     INVALID_DATA = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
@@ -120,6 +122,13 @@ class PlayerNotFound(GameError):
     code = ModuleErrorCode.PLAYER_NOT_FOUND
     message = "no such player"
     status = 404
+
+
+class OutcomeUnknown(GameError):
+    """The request's effects may have been applied, or not (PROTOCOL.md, "Error codes this implementation adds")."""
+
+    code: ClassVar[str] = "outcome_unknown"
+    message = "it is not known whether the request was applied"
 
 
 class ProtocolViolation(Exception):

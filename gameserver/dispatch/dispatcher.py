@@ -45,7 +45,7 @@ from gameserver.errors import (
 from gameserver.logs import CORRELATION_ID
 from gameserver.protocol.codec import Format
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request
-from gameserver.storage.errors import is_transient, is_unavailable
+from gameserver.storage.errors import backend_fault, is_transient, is_unavailable
 from gameserver.storage.sql import Sql
 from gameserver.tasks import cancel_and_wait
 
@@ -222,10 +222,10 @@ class Dispatcher:
             raise
         except Exception as exc:
             if is_transient(exc):  # nothing was written; PROTOCOL.md's `unavailable`: the client may try again
-                log.warning("%s: database busy (lock conflict): %s: %s", entry.name, type(exc).__name__, exc)
+                log.warning("%s: database busy (lock conflict): %s", entry.name, backend_fault(exc))
                 self._answer_error(session, fmt, request.id, Unavailable(BUSY_MESSAGE), entry.stats, uid, start)
             elif is_unavailable(exc):
-                log.warning("%s: backend unavailable: %s: %s", entry.name, type(exc).__name__, exc)
+                log.warning("%s: backend unavailable: %s", entry.name, backend_fault(exc))  # one line
                 self._answer_error(session, fmt, request.id, Unavailable(), entry.stats, uid, start)
             else:
                 self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -40,7 +41,7 @@ from gameserver.drivers.forwarded import HEADER, Network, client_address
 from gameserver.drivers.listener import DEFAULT_BACKLOG, AddressCounts, Refusals
 from gameserver.errors import BadRequest, Forbidden, GameError, PortInUse, Throttled, Timeout, Unauthorized
 from gameserver.ratelimit import KeyedBuckets
-from gameserver.storage.errors import is_unavailable
+from gameserver.storage.errors import backend_fault, is_unavailable
 
 log = logging.getLogger("gameserver.drivers.http")
 
@@ -52,6 +53,7 @@ RATE_ADDRESSES = 65_536  # client addresses with a token bucket at once (16 MB a
 TIMEOUT_ATTRIBUTE = "_gameserver_timeout"
 MAX_ERROR_MESSAGE = 200  # characters of aiohttp's own message about a bad request head kept in the answer
 SHUTDOWN_TIMEOUT = 1.0  # seconds HTTP handlers still running at stop get to finish
+HTTP_CLIENT_ERRORS = range(400, 500)
 
 STATUS_OF_CODE = {
     "bad_request": 400,
@@ -65,6 +67,7 @@ STATUS_OF_CODE = {
     "rate_limited": 429,
     "internal": 500,
     "unavailable": 503,
+    "outcome_unknown": 503,
     "overloaded": 503,
     "timeout": 504,
 }
@@ -87,10 +90,11 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "bad_request")
-        return json_error(exc.status, code, exc.reason)
+        allow = exc.headers.get("Allow")  # a 405 must say which methods the route takes (RFC 9110, 15.5.6)
+        return json_error(exc.status, code, exc.reason, {"Allow": allow} if allow is not None else None)
     except Exception as exc:
         if is_unavailable(exc):
-            log.warning("%s %s: backend unavailable: %s", request.method, request.path, exc)
+            log.warning("%s %s: backend unavailable: %s", request.method, request.path, backend_fault(exc))
             return json_error(503, "unavailable", "a backend is unavailable")
         log.exception("internal error in %s %s", request.method, request.path)
         return json_error(500, "internal", INTERNAL_MESSAGE)
@@ -216,6 +220,17 @@ class HttpConnection(web.RequestHandler):
         counted, self.counted_as = self.counted_as, None
         if counted is not None:
             self.addresses.remove(counted)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp logs every request it refuses with a traceback at ERROR; a malformed request (a 4xx it answers by
+        itself: a head over its limits, bytes that are not HTTP) is the client's fault, handled: one line at INFO."""
+        exc = kw.get("exc_info")
+        if isinstance(exc, HttpProcessingError) and HTTP_CLIENT_ERRORS.start <= exc.code < HTTP_CLIENT_ERRORS.stop:
+            peer = args[1] if len(args) > 1 else "?"
+            message = " ".join(str(exc.message or type(exc).__name__).split())[:MAX_ERROR_MESSAGE]
+            log.info("%s: bad request from %s answered %d: %s", NAME, peer, exc.code, message)
+            return
+        super().log_exception(*args, **kw)
 
     def handle_error(
         self,

@@ -16,6 +16,10 @@ from typing import Any
 import redis.exceptions
 import sqlalchemy.exc
 
+from gameserver.errors import GameError
+
+MAX_FAULT = 200  # characters of a backend's error kept in /healthz
+
 # MySQL/MariaDB codes for a server that is unreachable, went away, or cannot take the connection:
 # client CR_* codes (errmsg.h) and server ER_* codes.
 MYSQL_GONE = frozenset(
@@ -72,6 +76,27 @@ def is_unavailable(exc: BaseException) -> bool:
         if error_code(exc) in MYSQL_GONE or isinstance(exc.orig, OSError) or is_transient(exc):
             return True
     return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """True if ``exc``, a driver's own exception or SQLAlchemy's wrapper of one, says the connection to the server
+    is gone or timed out (what a pool sees when it resets a connection to a crashed server)."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return is_unavailable(exc)
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    code = exc.args[0] if exc.args else None
+    return isinstance(code, int) and code in MYSQL_GONE
+
+
+def backend_fault(exc: BaseException, timed_out_after: float | None = None) -> str:
+    """What is wrong with a backend, in one line for ``/healthz``: ``timed_out_after`` seconds without an answer
+    (a hung server), or the error it raised."""
+    if timed_out_after is not None:
+        return f"no answer within {timed_out_after:g}s (hung or overloaded)"
+    if isinstance(exc, GameError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:MAX_FAULT]
 
 
 def error_code(exc: sqlalchemy.exc.DBAPIError) -> Any:

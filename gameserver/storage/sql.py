@@ -11,6 +11,7 @@ server's start-up, or on first use if the database is down at start-up. See ``do
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import math
@@ -30,8 +31,8 @@ from sqlalchemy.sql import Executable
 
 from gameserver import metrics
 from gameserver.config import DbConfig
-from gameserver.errors import ConfigError, Unavailable
-from gameserver.storage.errors import is_transient, is_unavailable
+from gameserver.errors import ConfigError, OutcomeUnknown, Unavailable
+from gameserver.storage.errors import is_connection_lost, is_transient, is_unavailable
 
 log = logging.getLogger("gameserver.sql")
 
@@ -53,6 +54,10 @@ def _mysql_table_defaults(table: sa.Table, connection: sa.Connection, **_: Any) 
     if connection.dialect.name == "mysql" and not {"mysql_charset", "mysql_collate"} & set(table.dialect_kwargs):
         for key, value in MYSQL_TABLE_DEFAULTS.items():
             table.dialect_kwargs.setdefault(key, value)
+
+
+MYSQL_PORT = 3306
+COMMIT_LOST = "the database connection was lost while committing; the request may have been applied"
 
 
 _WRITE = "gameserver_write"  # execution option: this connection is for a write transaction
@@ -123,7 +128,16 @@ class Sql:
             )
         else:
             raise ConfigError(f"db.url: expected sqlite+aiosqlite:// or mysql+asyncmy://, got {url.drivername}://")
+        quiet_pool_faults(engine)
         return cls(engine, config)
+
+    @property
+    def where(self) -> str:
+        """Which database this is, without credentials: ``mysql 127.0.0.1:3306/game``, ``sqlite /srv/game.db``."""
+        url = self.engine.url
+        if self.dialect == "sqlite":
+            return f"sqlite {url.database or ':memory:'}"
+        return f"{self.dialect} {url.host}:{url.port or MYSQL_PORT}/{url.database or ''}"
 
     async def run(
         self, body: Callable[Concatenate[AsyncConnection, P], Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
@@ -176,6 +190,8 @@ class Sql:
 
         Raises:
             RuntimeError: inside a :meth:`run` body (use that body's ``tx``).
+            OutcomeUnknown: the connection was lost while committing: the database may have committed or not
+                (a crash between its commit and its answer), so ``unavailable`` ("nothing was done") would lie.
         """
         if _IN_BODY.get():
             raise RuntimeError("a transaction inside a db.run() body: use the body's tx")
@@ -187,8 +203,21 @@ class Sql:
             return
         if self._pending is not None:
             await self._create_pending()
-        async with self._writer.begin() as conn:
-            yield conn
+        async with self._writer.connect() as conn:
+            await conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):  # the body's error is the one to report; a dead connection
+                    await conn.rollback()  # cannot roll back, and the pool drops it
+                raise
+            try:
+                await conn.commit()
+            except sa.exc.DBAPIError as exc:
+                if is_unavailable(exc) and not is_transient(exc):
+                    log.warning("connection lost while committing, the outcome is unknown: %s", short_error(exc))
+                    raise OutcomeUnknown(COMMIT_LOST) from exc
+                raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -323,7 +352,7 @@ class Sql:
                 await conn.execute(sa.text("SELECT 1"))
         except Exception as exc:
             if is_unavailable(exc):
-                raise Unavailable(f"database unreachable: {short_error(exc)}") from exc
+                raise Unavailable(f"unreachable: {short_error(exc)}") from exc
             raise
 
     async def close(self) -> None:
@@ -375,6 +404,30 @@ class SharedTransaction:
 async def _discard(conn: AsyncConnection) -> None:
     """Roll back what is left of ``conn``'s transaction and give it back to the pool, even while cancelled."""
     await asyncio.shield(conn.close())
+
+
+class PoolFaults(logging.Filter):
+    """SQLAlchemy's pool logs a traceback at ERROR when it cannot reset or close a connection whose server went away
+    (a MariaDB crash: the rollback on return fails). The pool handles it (the connection is invalidated, the next
+    checkout reconnects), and the request that held it was answered ``unavailable``: one WARNING line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and exc is not None and is_connection_lost(exc):
+            record.msg = f"{record.getMessage()} (the connection is dropped): {short_error(exc)}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
+_POOL_FAULTS = PoolFaults()
+
+
+def quiet_pool_faults(engine: AsyncEngine) -> None:
+    """Install :class:`PoolFaults` on the logger of ``engine``'s pool (one per pool class)."""
+    pool = type(engine.pool)
+    logging.getLogger(f"{pool.__module__}.{pool.__name__}").addFilter(_POOL_FAULTS)
 
 
 def lock_wait_timeout(query_timeout: float) -> int:

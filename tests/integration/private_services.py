@@ -80,6 +80,16 @@ class PrivateServer:
         self.process.wait()
         self.process = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server hangs. The kernel still accepts its connections; nothing answers on them."""
+        assert self.process is not None, f"{self.name} is not running"
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the server carries on where it stopped."""
+        assert self.process is not None, f"{self.name} is not running"
+        os.kill(self.process.pid, signal.SIGCONT)
+
     def output(self) -> str:
         path = self.root / f"{self.name}.out"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""

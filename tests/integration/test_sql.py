@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gameserver.errors import ConfigError, GameError
+from gameserver.errors import ConfigError, GameError, OutcomeUnknown
 from gameserver.storage.errors import error_code, is_transient, is_unavailable
 from gameserver.storage.migrate import Schema
 from gameserver.storage.sql import ID, Sql
@@ -371,4 +371,31 @@ async def test_mariadb_lock_waits_end_before_the_query_timeout(mariadb_url: str,
     try:
         assert await db.fetch_value(sa.text("SELECT @@session.innodb_lock_wait_timeout")) == 5
     finally:
+        await db.close()
+
+
+@pytest.mark.integration
+async def test_a_connection_lost_while_committing_is_outcome_unknown(mariadb_database: str, tmp_path: Path) -> None:
+    """The connection dies between the body and the COMMIT (here: killed by another connection, as a crashed or
+    restarted server would drop it): the database may have committed or not, so the answer is ``outcome_unknown``,
+    not ``unavailable`` (which says nothing was done); a body that fails on the dead connection is ``unavailable``."""
+    db = Sql.open(db_config(mariadb_database), tmp_path)
+    await db.create_tables(meta)
+    killer = Sql.open(db_config(mariadb_database), tmp_path)
+    try:
+        with pytest.raises(OutcomeUnknown) as raised:
+            async with db.transaction() as tx:
+                await tx.execute(counters.insert().values(name="lost", n=1))
+                own = await tx.scalar(sa.text("SELECT CONNECTION_ID()"))
+                await killer.execute(sa.text(f"KILL CONNECTION {int(own)}"))
+        assert raised.value.code == "outcome_unknown" and is_unavailable(raised.value.__cause__)  # type: ignore[arg-type]
+        with pytest.raises(sa.exc.DBAPIError) as failed:
+            async with db.transaction() as tx:
+                own = await tx.scalar(sa.text("SELECT CONNECTION_ID()"))
+                await killer.execute(sa.text(f"KILL CONNECTION {int(own)}"))
+                await tx.execute(counters.insert().values(name="never", n=1))
+        assert is_unavailable(failed.value)
+        assert await db.fetch_value(sa.select(sa.func.count()).select_from(counters)) == 0  # neither committed
+    finally:
+        await killer.close()
         await db.close()

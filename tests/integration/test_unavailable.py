@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 
 from gameserver.app import App
 from tests.clients import TcpClient, http_url
@@ -39,8 +40,9 @@ async def check_degraded(app: App) -> None:
         await client.close()
     status, body = await health(app)
     assert (status, body["status"]) == (503, "unhealthy")
-    assert body["checks"]["db"].startswith("Unavailable: database unreachable: OperationalError: (2003, ")
-    assert body["checks"]["redis"] != "ok"
+    db_port, redis_port = sa.make_url(app.config.db.url).port, sa.make_url(app.config.redis.url).port
+    assert body["checks"]["db"].startswith(f"mysql 127.0.0.1:{db_port}/game: unreachable: OperationalError: (2003, ")
+    assert body["checks"]["redis"].startswith(f"redis 127.0.0.1:{redis_port}/0: ")
     assert all(value == "ok" for name, value in body["checks"].items() if name not in ("db", "redis"))
 
 
@@ -111,6 +113,47 @@ async def test_backends_that_start_late_crash_and_restart(app_factory: Callable[
         await mariadb.start()
         await redis.start()
         await check_serving(app, uid=3, score=7, expected_rank={"score": 7, "rank": 2})  # first try succeeds
+    finally:
+        mariadb.kill()
+        redis.kill()
+
+
+@pytest.mark.integration
+async def test_hung_backends_answer_unavailable_before_the_default_deadline(
+    app_factory: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Our own mariadbd and redis-server, SIGSTOPped with connections in the pools: with the default timeouts
+    (db.query_timeout + db.connect_timeout, redis.timeout, all below worker.timeout) the handlers answer
+    `unavailable`, not `timeout`, and /healthz names each backend and says it does not answer."""
+    mariadb, redis = PrivateMariadb(tmp_path / "mariadb"), PrivateRedis(tmp_path / "redis")
+    try:
+        await mariadb.start()
+        await mariadb.create_database("game")
+        await redis.start()
+        app = await app_factory(db={"url": mariadb.url("game")}, redis={"url": redis.url()})
+        await check_serving(app, uid=1, score=10, expected_rank={"score": 10, "rank": 1})
+
+        mariadb.freeze()
+        redis.freeze()
+        token = app.resources.extra["tokens"].issue(2)
+        client = await TcpClient.open(app.ports["gate-tcp"])
+        try:
+            for fn, args in [
+                ("leaderboard.submit", {"board": "global", "score": 1}),  # db first
+                ("leaderboard.top", {"board": "global"}),  # redis first
+            ]:
+                reply = await client.call(fn, args, token=token)
+                assert reply["error"] == {"code": "unavailable", "message": "a backend is unavailable"}, fn
+        finally:
+            await client.close()
+        status, body = await health(app)
+        assert status == 503
+        assert body["checks"]["db"] == f"mysql 127.0.0.1:{mariadb.port}/game: no answer within 2s (hung or overloaded)"
+        assert body["checks"]["redis"] == f"redis 127.0.0.1:{redis.port}/0: no answer within 2s (hung or overloaded)"
+
+        mariadb.thaw()
+        redis.thaw()
+        await check_serving(app, uid=3, score=7, expected_rank={"score": 7, "rank": 2})
     finally:
         mariadb.kill()
         redis.kill()

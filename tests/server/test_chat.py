@@ -152,7 +152,8 @@ WS_VIOLATIONS: list[tuple[str, bytes | str, bool, int]] = [
     ("CRLF in the frame", "PUBLIC    hi\r\n", True, 1007),
     ("LF in the frame", "PUBLIC    a\nb", True, 1007),
     ("CR in the frame", "PUBLIC    a\rb", True, 1007),
-    ("not UTF-8 (binary frame)", b"PUBLIC    \xff", True, 1007),
+    ("binary frame", b"PUBLIC    hi", True, 1003),
+    ("binary frame before LOGIN", b"LOGIN     nonce", False, 1003),
 ]
 
 

@@ -65,3 +65,11 @@ async def test_unknown_route_is_a_json_404(app: App) -> None:
     assert status == 404
     assert content_type.startswith("application/json")
     assert '"code": "not_found"' in text
+
+
+async def test_a_wrong_method_is_a_json_405_naming_the_allowed_ones(app: App) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(http_url(app, "/healthz")) as response:
+            assert response.status == 405
+            assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD"}
+            assert (await response.json())["error"]["code"] == "method_not_allowed"

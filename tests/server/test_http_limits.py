@@ -131,14 +131,20 @@ async def test_a_trusted_proxy_is_not_capped_per_address(app_factory: Callable[.
         (b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "Got more than 8190 bytes"),
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", "Got more than 8190 bytes"),
         (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n", "Too many headers"),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), "Received HTTPS traffic on an HTTP port"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(64), "Received HTTPS traffic"),
     ],
     ids=["long header", "long request line", "too many headers", "not HTTP"],
 )
-async def test_aiohttps_own_refusals_are_json(app: App, head: bytes, message: str) -> None:
+async def test_aiohttps_own_refusals_are_json_and_logged_without_a_traceback(
+    app: App, head: bytes, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await RawHttp.open(app)
     client.writer.write(head)
-    response = await client.reader.read()  # aiohttp answers, then closes
+    with caplog.at_level(logging.INFO):
+        response = await client.reader.read()  # aiohttp answers, then closes
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
+    if message != "Received HTTPS traffic":  # aiohttp logs that one itself, at DEBUG
+        assert "http: bad request from 127.0.0.1 answered 400: " + message in caplog.text
     status_line, _, rest = response.partition(b"\r\n")
     headers, _, body = rest.partition(b"\r\n\r\n")
     assert status_line.split()[1] == b"400"

@@ -72,9 +72,10 @@ class ChatClient:
         if self.state is Phase.CLOSED:
             return
         try:
-            if not isinstance(message, Line):  # a WebSocket frame
-                data = message.encode() if isinstance(message, str) else message
-                message = parse_frame(data, self.chat.config.max_line)
+            if isinstance(message, bytes):  # chat lines are text frames (PROTOCOL.md, "Chat edge")
+                raise ProtocolViolation(CloseCode.UNSUPPORTED_DATA, "expected text frames, got a binary frame")
+            if isinstance(message, str):  # a WebSocket frame
+                message = parse_frame(message.encode(), self.chat.config.max_line)
             self.handle(message)
         except ProtocolViolation as exc:
             self.violate(exc)

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gameserver.errors import BadRequest
+from gameserver.errors import BadRequest, ProtocolViolation
 from gameserver.protocol.codec import decode_json, decode_msgpack, encode_json, encode_msgpack
 from gameserver.protocol.envelope import BadEnvelope, Request, error_reply, ok_reply, parse_request, push_message
 from gameserver.protocol.frames import FrameDecoder, encode_frame
@@ -158,3 +160,36 @@ def test_bad_idempotency_key(idem: Any) -> None:
     with pytest.raises(BadEnvelope, match="idem must be a string of 1 to 128 characters") as caught:
         parse_request({"id": 4, "fn": "x.y", "idem": idem})
     assert caught.value.request_id == 4
+
+
+# Properties (hypothesis): any decoded map is a request or one BadEnvelope (bad_request), never another exception.
+
+envelope_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+envelope_keys = st.sampled_from(["id", "fn", "args", "token", "idem"]) | st.text(max_size=8) | st.binary(max_size=8)
+
+
+@given(st.dictionaries(envelope_keys, envelope_values, max_size=6))
+def test_any_map_is_a_request_or_a_bad_envelope(message: dict[Any, Any]) -> None:
+    try:
+        request = parse_request(message)
+    except BadEnvelope as exc:
+        assert exc.code == "bad_request"
+        assert exc.request_id is None or exc.request_id == message["id"]
+        return
+    assert type(request.id) is int and request.id == message["id"]
+    assert type(request.fn) is str and type(request.args) is dict
+    assert request.token is None or type(request.token) is str
+    assert request.idem is None or type(request.idem) is str
+
+
+@given(st.binary(max_size=200))
+def test_random_msgpack_frames_end_in_a_request_a_bad_envelope_or_a_violation(data: bytes) -> None:
+    try:
+        for payload in FrameDecoder(max_size=100).feed(data):
+            parse_request(decode_msgpack(payload))
+    except (BadEnvelope, ProtocolViolation):
+        pass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gameserver.errors import CloseCode, ProtocolViolation
 from gameserver.protocol.frames import DEFAULT_MAX_FRAME, HEADER_SIZE, FrameDecoder, encode_frame
@@ -99,3 +101,33 @@ def test_oversized_frame_after_a_good_one_in_the_same_read() -> None:
     with pytest.raises(ProtocolViolation) as caught:
         decoder.feed(encode_frame(b"ok") + (101).to_bytes(HEADER_SIZE, "big"))
     assert caught.value.close_code == CloseCode.MESSAGE_TOO_BIG
+
+
+# Properties (hypothesis): whatever bytes arrive, in whatever reads, the decoder returns whole frames or raises the
+# one documented violation (1009), and never buffers more than one frame's worth.
+
+chunked_streams = st.lists(st.binary(max_size=80), max_size=10)
+
+
+@given(chunked_streams, st.integers(min_value=0, max_value=64))
+def test_random_reads_raise_nothing_but_too_big(chunks: list[bytes], max_size: int) -> None:
+    decoder = FrameDecoder(max_size=max_size)
+    try:
+        for chunk in chunks:
+            for payload in decoder.feed(chunk):
+                assert len(payload) <= max_size
+            assert decoder.pending <= HEADER_SIZE + max_size
+    except ProtocolViolation as exc:
+        assert exc.close_code == CloseCode.MESSAGE_TOO_BIG
+
+
+@given(st.lists(st.binary(max_size=40), max_size=6), st.data())
+def test_frames_decode_the_same_whatever_the_reads(payloads: list[bytes], data: st.DataObject) -> None:
+    stream = b"".join(encode_frame(payload) for payload in payloads)
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=8))))
+    decoder = FrameDecoder(max_size=40)
+    decoded: list[bytes] = []
+    for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        decoded += decoder.feed(stream[start:stop])
+    assert decoded == payloads
+    assert decoder.pending == 0

@@ -5,6 +5,8 @@ by hand where they are not."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from websockets.frames import Close, Frame, Opcode
 
 from gameserver.errors import CloseCode, ProtocolViolation
@@ -360,3 +362,93 @@ def test_close_reason_is_cut_to_fit_on_a_character_boundary() -> None:
     encoded = encode_close(1009, "é" * 100)  # 200 bytes of reason; a control frame holds 125 in all
     assert encoded[:2] == b"\x88\x7c"  # code + 61 two-byte characters: a 62nd would not fit
     assert Close.parse(encoded[2:]) == Close(1009, "é" * 61)
+
+
+# Properties (hypothesis): whatever a client sends, in whatever reads, the codec returns messages or raises one
+# ProtocolViolation with a documented close code (1002 framing, 1007 not UTF-8, 1009 too big); well-formed
+# messages come out as sent, however they are fragmented and split across reads, pings answered in order.
+
+VIOLATION_CODES = (CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA, CloseCode.MESSAGE_TOO_BIG)
+FUZZ_MAX_SIZE = 64
+
+
+def feed_all(codec: WebSocketCodec, chunks: list[bytes]) -> list[bytes | str]:
+    messages: list[bytes | str] = []
+    for chunk in chunks:
+        messages += codec.feed(chunk)
+    return messages
+
+
+def random_frame(first: int, masked: bool, length_kind: int, payload: bytes, declared: int | None = None) -> bytes:
+    """A client frame whose header fields are drawn at random: any first byte, any length form."""
+    size = len(payload) if declared is None else declared
+    if length_kind == 0 and size < 126:
+        head = bytes([first, (0x80 if masked else 0) | size])
+    elif length_kind == 1 and size < 2**16:
+        head = bytes([first, (0x80 if masked else 0) | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([first, (0x80 if masked else 0) | 127]) + size.to_bytes(8, "big")
+    return head + (MASK if masked else b"") + payload
+
+
+random_frames = st.builds(
+    random_frame,
+    st.integers(0, 255),
+    st.booleans() | st.just(True),
+    st.integers(0, 2),
+    st.binary(max_size=80),
+    st.none() | st.integers(0, 2**63 - 1),
+)
+
+
+@given(st.lists(random_frames, max_size=6), st.binary(max_size=40), st.data())
+def test_random_frames_raise_nothing_but_documented_violations(
+    frames: list[bytes], noise: bytes, data: st.DataObject
+) -> None:
+    stream = b"".join(frames) + noise
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=6))))
+    codec = WebSocketCodec(max_size=FUZZ_MAX_SIZE)
+    try:
+        for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+            for message in codec.feed(stream[start:stop]):
+                assert type(message) in (bytes, str)
+                assert len(message) <= FUZZ_MAX_SIZE
+    except ProtocolViolation as exc:
+        assert exc.close_code in VIOLATION_CODES
+
+
+@given(st.lists(st.binary(max_size=60), max_size=8))
+def test_random_reads_raise_nothing_but_documented_violations(chunks: list[bytes]) -> None:
+    try:
+        feed_all(WebSocketCodec(max_size=FUZZ_MAX_SIZE), chunks)
+    except ProtocolViolation as exc:
+        assert exc.close_code in VIOLATION_CODES
+
+
+client_messages = st.lists(
+    st.tuples(st.text(max_size=30) | st.binary(max_size=30), st.integers(1, 3), st.booleans()), max_size=5
+)
+
+
+@given(client_messages, st.data())
+def test_messages_come_out_as_sent_whatever_the_fragments_and_reads(
+    messages: list[tuple[str | bytes, int, bool]], data: st.DataObject
+) -> None:
+    stream = b""
+    pongs: list[bytes] = []
+    for index, (message, pieces, ping_inside) in enumerate(messages):
+        body = message.encode() if isinstance(message, str) else message
+        step = max(1, -(-len(body) // pieces))
+        parts = [body[i : i + step] for i in range(0, len(body), step)] or [b""]
+        for number, part in enumerate(parts):
+            opcode = (OP_TEXT if isinstance(message, str) else OP_BINARY) if number == 0 else OP_CONT
+            stream += frame(opcode, part, fin=number == len(parts) - 1)
+            if ping_inside and number == 0:
+                ping = b"p%d" % index  # control frames may come between fragments (5.4)
+                stream += frame(OP_PING, ping)
+                pongs.append(encode_frame(OP_PONG, ping))
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(stream)), max_size=8))))
+    codec = WebSocketCodec()
+    chunks = [stream[start:stop] for start, stop in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert feed_all(codec, chunks) == [message for message, _, _ in messages]
+    assert codec.output == pongs

@@ -13,7 +13,9 @@ import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from gameserver.storage.errors import error_code, is_transient, is_unavailable
+from gameserver.errors import Unavailable
+from gameserver.storage.errors import backend_fault, error_code, is_transient, is_unavailable
+from gameserver.storage.kv import describe_redis
 
 
 def mysql(
@@ -104,3 +106,24 @@ def test_unreachable_is_unavailable_but_not_retried(exc: BaseException) -> None:
 def test_answers_and_bugs_are_neither(exc: BaseException) -> None:
     assert not is_transient(exc)
     assert not is_unavailable(exc)
+
+
+@pytest.mark.parametrize(
+    ("url", "described"),
+    [
+        ("", "redis (in-process)"),
+        ("redis://127.0.0.1:6380/2", "redis 127.0.0.1:6380/2"),
+        ("redis://:secret@cache.internal", "redis cache.internal:6379/0"),
+        ("unix:///run/redis.sock", "redis /run/redis.sock"),
+    ],
+)
+def test_a_redis_is_described_without_its_credentials(url: str, described: str) -> None:
+    assert describe_redis(url) == described
+
+
+def test_a_backend_fault_is_one_line() -> None:
+    assert backend_fault(TimeoutError(), 2.0) == "no answer within 2s (hung or overloaded)"
+    assert backend_fault(Unavailable("unreachable: OperationalError: (2003, ...)")) == (
+        "unreachable: OperationalError: (2003, ...)"
+    )
+    assert backend_fault(redis.exceptions.ConnectionError("Error 111\nmore")) == "ConnectionError: Error 111"
