@@ -35,6 +35,7 @@ from gameserver.dispatch.idempotency import Idempotency
 from gameserver.dispatch.registry import Entry, injected
 from gameserver.errors import (
     GameError,
+    OutcomeUnknown,
     Overloaded,
     RateLimited,
     Timeout,
@@ -218,7 +219,7 @@ class Dispatcher:
                 self._answer_internal(session, fmt, request.id, entry.stats, uid, start, exc)
                 return
             # Cancelled at the end of the shutdown grace: its effects may have been applied.
-            self._answer_error(session, fmt, request.id, _OutcomeUnknown(), entry.stats, uid, start)
+            self._answer_error(session, fmt, request.id, _StoppedMidway(), entry.stats, uid, start)
             raise
         except Exception as exc:
             if is_transient(exc):  # nothing was written; PROTOCOL.md's `unavailable`: the client may try again
@@ -396,6 +397,5 @@ class _NotRun(GameError):
     message = "the server is shutting down; the request was not run"
 
 
-class _OutcomeUnknown(GameError):
-    code = "outcome_unknown"
+class _StoppedMidway(OutcomeUnknown):
     message = "the server stopped before the request finished; it may have been applied"

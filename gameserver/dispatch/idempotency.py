@@ -42,7 +42,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gameserver.errors import GameError
+from gameserver.errors import OutcomeUnknown
 from gameserver.storage.errors import is_transient, is_unavailable
 from gameserver.storage.sql import Sql, metadata
 
@@ -92,11 +92,10 @@ def current_key() -> Call | None:
     return _CURRENT.get()
 
 
-class OutcomeUnknown(GameError):
+class CommitLost(OutcomeUnknown):
     """The connection was lost while the transaction committed: it may or may not have been applied. The client
     sends the request again with the same key, and gets the stored reply if it was (docs/PROTOCOL.md)."""
 
-    code = "outcome_unknown"
     message = "the database went away while committing; it may have been applied: send it again with the same key"
 
 
@@ -176,7 +175,7 @@ class Idempotency:
                     await shared.commit()
                 except Exception as exc:
                     if is_unavailable(exc) and not is_transient(exc):  # gone while committing: done or not?
-                        raise OutcomeUnknown() from exc
+                        raise CommitLost() from exc
                     raise
         finally:
             _CURRENT.reset(token)
