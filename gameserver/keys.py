@@ -179,3 +179,20 @@ class Keys:
     def metrics_nodes(self) -> str:
         """Sorted set of the nodes with metrics samples, scored by their latest sample's time (ms)."""
         return f"{self.prefix}metrics"
+
+    def requests(self) -> str:
+        """Stream of the requests gates hand to remote workers, read by the consumer group ``workers``
+        (``server.bus = "redis"``: gameserver/bus/streams.py)."""
+        return f"{self.prefix}requests"
+
+    def gate(self, gid: str) -> str:
+        """A live gate's node id, with a TTL its heartbeat renews (seed 003: gates.id.$GID)."""
+        return f"{self.prefix}gates.id.{gid}"
+
+    def message(self, mid: str) -> str:
+        """Message id -> the gate id its answer goes to, for ``remote.mid_ttl`` seconds (seed 003: 10 s)."""
+        return f"{self.prefix}msg.{mid}"
+
+    def gate_answers(self, gid: str) -> str:
+        """Channel of the answers (replies, session changes, pushes) workers send to one gate."""
+        return f"{self.prefix}gate.{gid}"
