@@ -32,7 +32,7 @@ S = TypeVar("S")
 
 ENV_PREFIX = "GAMESERVER_"
 ROLES = ("gate", "chat", "auth", "worker")
-BUSES = ("auto", "local", "redis")
+BUSES = ("auto", "local", "redis", "nats")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SYSLOG_FACILITIES = ("user", "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 CONSOLE_MODES = ("auto", "always", "never")
@@ -126,6 +126,28 @@ class WorkerConfig:
     timeout: float = setting(10.0, min=0.001)
     max_inflight: int = setting(10_000, min=1)
     idempotency_ttl: float = setting(86400.0, min=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteConfig:
+    """Requests between gates and workers in different processes (``server.bus`` redis or nats)."""
+
+    nats_url: str = setting("nats://127.0.0.1:4222", secret=True)
+    request_timeout: float = setting(0.0, min=0)
+    gate_inflight: int = setting(10_000, min=1)
+    queue_max: int = setting(100_000, min=1)
+    batch: int = setting(64, min=1, max=10_000)
+    reclaim_after: float = setting(2.0, min=0.05)
+    heartbeat: float = setting(1.0, min=0.05)
+    gate_ttl: float = setting(5.0, min=0.1)
+    mid_ttl: float = setting(10.0, min=0.1)
+
+    def __post_init__(self) -> None:
+        if self.gate_ttl < 2 * self.heartbeat:
+            raise ConfigError(
+                f"remote.gate_ttl: must be at least twice remote.heartbeat ({self.heartbeat:g}s), got "
+                f"{self.gate_ttl:g}s: one late heartbeat must not drop a live gate"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +354,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
     jobs: JobsConfig = field(default_factory=JobsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     db: DbConfig = field(default_factory=DbConfig)
@@ -363,10 +386,15 @@ class Config:
 
     @property
     def bus_backend(self) -> str:
-        """``local`` or ``redis``: ``server.bus``, with ``auto`` meaning redis when ``redis.url`` is set."""
+        """``local``, ``redis`` or ``nats``: ``server.bus``, with ``auto`` meaning redis when ``redis.url`` is set."""
         if self.server.bus == "auto":
             return "redis" if self.redis.url else "local"
         return self.server.bus
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds a gate waits for a remote worker's reply before answering ``timeout`` itself."""
+        return self.remote.request_timeout or self.worker.timeout + 1.0
 
     @property
     def mail_path(self) -> Path:

@@ -17,14 +17,18 @@ from redis.asyncio import Redis
 
 from gameserver.bus.fanout import RedisFanout
 from gameserver.bus.local import Bus, LocalBus
+from gameserver.bus.nats import NatsStreams, subject_prefix
 from gameserver.bus.redispubsub import RedisBus
+from gameserver.bus.remote import Gate, GateBus
 from gameserver.bus.sessions import Sessions
+from gameserver.bus.streams import RedisStreams
 from gameserver.config import Config
 from gameserver.keys import Keys
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
 
 PER_REQUEST = ("uid", "session", "log", "args", "claims")
+REMOTE_BUSES = ("redis", "nats")  # server.bus values that carry requests between processes
 
 
 @dataclass
@@ -75,11 +79,23 @@ async def open_resources(config: Config, stack: contextlib.AsyncExitStack) -> Re
     sessions = Sessions()
     keys = Keys(config.redis.prefix)
     bus: LocalBus
-    if config.bus_backend == "redis":
-        # One fan-out (one subscriber connection) per process, shared by pushes and the chat edge.
+    if config.bus_backend in REMOTE_BUSES:
+        # One fan-out (one subscriber connection) per process, shared by pushes, the chat edge and a gate's answers.
         fanout = RedisFanout(open_redis(config.redis, decode=False, fake_server=fake_server))
         await fanout.start()
-        bus = RedisBus(sessions, fanout, keys)
+        roles = config.server.roles
+        if "gate" in roles and "worker" not in roles:  # requests go to workers in other processes
+            gate = Gate(
+                open_transport(config, fanout, keys, fake_server),
+                node=config.server.node_id,  # the app sets the id it settled on before it starts the gate
+                timeout=config.request_timeout,
+                max_inflight=config.remote.gate_inflight,
+                queue_max=config.remote.queue_max,
+                heartbeat=config.remote.heartbeat,
+            )
+            bus = GateBus(sessions, fanout, keys, gate)
+        else:
+            bus = RedisBus(sessions, fanout, keys)
     else:
         bus = LocalBus(sessions)
     stack.push_async_callback(bus.close)
@@ -92,4 +108,22 @@ async def open_resources(config: Config, stack: contextlib.AsyncExitStack) -> Re
         sessions=sessions,
         bus=bus,
         fake_redis_server=fake_server,
+    )
+
+
+def open_transport(
+    config: Config, fanout: RedisFanout, keys: Keys, fake_server: Any = None
+) -> RedisStreams | NatsStreams:
+    """The broker between gates and workers that ``server.bus`` names (redis or nats); the caller closes it."""
+    remote = config.remote
+    if config.bus_backend == "nats":
+        prefix = subject_prefix(config.redis.prefix)
+        return NatsStreams(remote.nats_url, prefix, reclaim_after=remote.reclaim_after, gate_ttl=remote.gate_ttl)
+    return RedisStreams(
+        open_redis(config.redis, decode=False, fake_server=fake_server),
+        fanout,
+        keys,
+        reclaim_after=remote.reclaim_after,
+        gate_ttl=remote.gate_ttl,
+        mid_ttl=remote.mid_ttl,
     )

@@ -30,12 +30,15 @@ import itertools
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgpack
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from gameserver import metrics
 from gameserver.bus.fanout import RedisFanout
 from gameserver.bus.redispubsub import RedisBus
 from gameserver.bus.sessions import Session, Sessions
@@ -203,6 +206,61 @@ class BusStats:
         }
 
 
+STATS = BusStats()
+"""This process's (one gate or worker each at most): ``/healthz``, ``/metrics``."""
+
+
+class _BusCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        stats = STATS
+        if stats.state == "starting":
+            return  # no remote bus in this process
+        yield GaugeMetricFamily(
+            "gameserver_bus_up", "1 while the broker between gates and workers answers", value=int(stats.state == "up")
+        )
+        yield GaugeMetricFamily(
+            "gameserver_bus_queue_depth",
+            "Requests in the broker, waiting or running, as last seen",
+            value=stats.queue_depth,
+        )
+        inflight = GaugeMetricFamily(
+            "gameserver_bus_inflight", "Requests out (gate) or running (worker) over the broker", labels=["side"]
+        )
+        inflight.add_metric(["gate"], stats.gate_inflight)
+        inflight.add_metric(["worker"], stats.worker_inflight)
+        yield inflight
+        requests = CounterMetricFamily(
+            "gameserver_bus_requests",
+            "Requests a gate sent to remote workers, and how they ended when not with the worker's reply",
+            labels=["outcome"],
+        )
+        for outcome, value in (
+            ("sent", stats.sent),
+            ("answered", stats.answered),
+            ("timeout", stats.timeouts),
+            ("unavailable", stats.unavailable),
+            ("overloaded", stats.overloaded),
+        ):
+            requests.add_metric([outcome], value)
+        yield requests
+        yield CounterMetricFamily(
+            "gameserver_bus_duplicates", "Second answers to one request, dropped by the gate", value=stats.duplicates
+        )
+        yield CounterMetricFamily(
+            "gameserver_bus_redeliveries",
+            "Requests a worker took over from a worker that stopped",
+            value=stats.redeliveries,
+        )
+        yield CounterMetricFamily(
+            "gameserver_bus_expired",
+            "Requests a worker dropped unrun: past their deadline, or their gate gone",
+            value=stats.expired,
+        )
+
+
+metrics.REGISTRY.register(_BusCollector())
+
+
 class _Trouble:
     """Logs a broker problem once, then every :data:`TROUBLE_LOG_EVERY` seconds, and once when it is over."""
 
@@ -273,7 +331,7 @@ class Gate:
         self.max_inflight = max_inflight
         self.queue_max = queue_max
         self.heartbeat_period = heartbeat
-        self.stats = stats or BusStats()
+        self.stats = STATS if stats is None else stats
         self.pending: dict[str, _Pending] = {}  # by mid, in the order sent: deadlines ascend
         self._ids = itertools.count(1)
         self._outbox: list[tuple[str, bytes]] = []
@@ -575,7 +633,7 @@ class Worker:
         self.consumer = f"{node}-{secrets.token_hex(4)}"
         self.batch = batch
         self.touch_every = touch_every
-        self.stats = stats or BusStats()
+        self.stats = STATS if stats is None else stats
         self.running: dict[int, Delivery] = {}  # by id() of the delivery
         self._answers: list[tuple[str, bytes]] = []
         self._done: list[Delivery] = []
@@ -707,8 +765,9 @@ class Worker:
     async def _toucher(self) -> None:
         while True:
             await asyncio.sleep(self.touch_every)
-            if self.running:
-                try:
+            try:
+                if self.running:
                     await self.transport.touch(list(self.running.values()))
-                except BrokerError as exc:
-                    self._trouble.failed(exc)
+                self.stats.queue_depth = await self.transport.depth()
+            except BrokerError as exc:
+                self._trouble.failed(exc)

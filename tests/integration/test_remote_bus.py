@@ -111,7 +111,9 @@ class Handlers:
             "t.hold": Handler(hold, login=False, timeout=30.0),
         }
         injectable = {"uid", "session", "claims", "args", "log"}
-        return {name: compile_entry(name, spec, injectable=injectable, default_timeout=10.0) for name, spec in specs.items()}
+        return {
+            name: compile_entry(name, spec, injectable=injectable, default_timeout=10.0) for name, spec in specs.items()
+        }
 
 
 class Broker:
@@ -138,11 +140,19 @@ class Broker:
                 mid_ttl=10.0,
                 block_ms=100,
             )
-        return NatsStreams(url or NATS_URL, self.prefix.replace(":", "_").rstrip("_"), reclaim_after=reclaim_after, gate_ttl=5.0)
+        return NatsStreams(
+            url or NATS_URL, self.prefix.replace(":", "_").rstrip("_"), reclaim_after=reclaim_after, gate_ttl=5.0
+        )
 
     async def gate(self, *, timeout: float = 10.0, max_inflight: int = 100, url: str = "") -> Gate:
         gate = Gate(
-            await self.transport(url=url), node="gate", timeout=timeout, max_inflight=max_inflight, queue_max=10_000, heartbeat=0.2
+            await self.transport(url=url),
+            node="gate",
+            timeout=timeout,
+            max_inflight=max_inflight,
+            queue_max=10_000,
+            heartbeat=0.2,
+            stats=BusStats(),
         )
         await gate.start()
         self.closers.append(gate.close)

@@ -292,7 +292,7 @@ def test_bus_backend(bus: str, url: str, backend: str) -> None:
 
 
 def test_the_bus_is_chosen_once_for_the_process() -> None:
-    assert error(overrides={"server.bus": "kafka"}) == "server.bus: 'kafka' is not one of auto, local, redis"
+    assert error(overrides={"server.bus": "kafka"}) == "server.bus: 'kafka' is not one of auto, local, redis, nats"
     assert error(overrides={"chat.bus": "redis"}).startswith("chat.bus: unknown key")
 
 
