@@ -10,8 +10,10 @@ to). Any *worker* takes it, runs it through its :class:`~gameserver.dispatch.dis
 
 Exactly one reply: a gate keeps each request it sent, by message id, until the first reply or its deadline
 (then it answers ``timeout`` itself); anything else that comes back for that id (a request run again after its
-worker died) is dropped. A handler that changes state and must not do so twice on such a redelivery keys its
-write on the message id (:attr:`RemoteSession.message_id`).
+worker died) is dropped. Effects at most once: a worker hands the dispatcher the message id as the request's
+idempotency key (the envelope's ``idem``, unless the client sent one), so a function registered idempotent runs
+once per key however often the broker delivers it (issue 12's ``gameserver/dispatch/idempotency.py``: the key is
+recorded in the same transaction as the handler's writes and a repeat gets the stored reply).
 
 What ``session`` does on a worker travels back to the gate on the same path as the reply and before it:
 ``bind``/``unbind`` (the gate binds the real connection, so pushes find it; the reply that follows a bind waits
@@ -58,7 +60,7 @@ FORMATS = (Format.MSGPACK, Format.JSON)  # a format travels as its index here
 SWEEP_PERIOD = 0.05  # seconds between a gate's looks for requests past their deadline
 RETRY_DELAY = 0.5  # seconds between attempts while the broker is unreachable
 TROUBLE_LOG_EVERY = 30.0  # seconds between warnings about the same broker trouble
-TIMEOUT_MARGIN = 1.0  # seconds a gate waits past worker.timeout before answering `timeout` itself
+IDEM = "idem"  # the envelope's idempotency key (docs/PROTOCOL.md, "Idempotency keys")
 
 
 # -- what travels ------------------------------------------------------------------------------------------------
@@ -708,6 +710,8 @@ class Worker:
             self._done.append(delivery)
             self._wake.set()
             return
+        if IDEM not in call.message:  # the message id makes a redelivered request's writes happen once
+            call.message[IDEM] = call.mid
         self.running[id(delivery)] = delivery
         self.stats.worker_inflight = len(self.running)
         if delivery.redelivered:
