@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from redis.asyncio import Redis
 
 from gameserver.bus.fanout import RedisFanout
 from gameserver.bus.local import Bus, LocalBus
-from gameserver.bus.nats import NatsStreams, subject_prefix
 from gameserver.bus.redispubsub import RedisBus
 from gameserver.bus.remote import Gate, GateBus
 from gameserver.bus.sessions import Sessions
@@ -26,6 +25,9 @@ from gameserver.config import Config
 from gameserver.keys import Keys
 from gameserver.storage.kv import open_redis
 from gameserver.storage.sql import Sql
+
+if TYPE_CHECKING:
+    from gameserver.bus.nats import NatsStreams
 
 PER_REQUEST = ("uid", "session", "log", "args", "claims")
 REMOTE_BUSES = ("redis", "nats")  # server.bus values that carry requests between processes
@@ -117,6 +119,8 @@ def open_transport(
     """The broker between gates and workers that ``server.bus`` names (redis or nats); the caller closes it."""
     remote = config.remote
     if config.bus_backend == "nats":
+        from gameserver.bus.nats import NatsStreams, subject_prefix  # nats-py only where it is used
+
         prefix = subject_prefix(config.redis.prefix)
         return NatsStreams(remote.nats_url, prefix, reclaim_after=remote.reclaim_after, gate_ttl=remote.gate_ttl)
     return RedisStreams(

@@ -28,6 +28,7 @@ in the background; a worker keeps trying to read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import secrets
@@ -60,6 +61,7 @@ FORMATS = (Format.MSGPACK, Format.JSON)  # a format travels as its index here
 SWEEP_PERIOD = 0.05  # seconds between a gate's looks for requests past their deadline
 RETRY_DELAY = 0.5  # seconds between attempts while the broker is unreachable
 TROUBLE_LOG_EVERY = 30.0  # seconds between warnings about the same broker trouble
+FULL_WAIT = 0.05  # seconds a full worker waits before it looks at the dispatcher's room again
 IDEM = "idem"  # the envelope's idempotency key (docs/PROTOCOL.md, "Idempotency keys")
 
 
@@ -679,10 +681,13 @@ class Worker:
     async def _fetch_loop(self) -> None:
         joined = False
         while True:
-            room = min(self.batch, self.max_inflight - len(self.running))
+            # The dispatcher's bound covers this process's own gate too, if it has one.
+            room = min(self.batch, self.max_inflight - self.dispatcher.inflight, self.max_inflight - len(self.running))
             if room <= 0:
                 self._room.clear()
-                await self._room.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FULL_WAIT):  # a local request ending does not set _room
+                        await self._room.wait()
                 continue
             try:
                 if not joined:

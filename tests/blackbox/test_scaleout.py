@@ -13,6 +13,7 @@ import itertools
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from gameserver.bus.nats import subject_prefix
-from tests.blackbox.support import run_command, start_logged, stop
+from tests.blackbox.support import READY, START_TIMEOUT, clean_env, run_command, stop
 from tests.clients import ChatClient, TcpClient
 from tests.conftest import delete_prefixed, require_service
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
@@ -50,10 +51,19 @@ class Processes:
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def start(self, name: str, roles: str) -> None:
-        command = run_command(self.tmp / name, *self.settings, "--set", f"server.node_id={name}", roles=roles)
-        process, ports = start_logged(command, self.tmp, self.tmp / f"{name}.log")
-        self.running[name], self.ports[name] = process, ports
+    def start(self, **roles: str) -> None:
+        """Start a process per ``name=roles`` at once; return when each has logged its ready line."""
+        for name, its_roles in roles.items():
+            command = run_command(self.tmp / name, *self.settings, "--set", f"server.node_id={name}", roles=its_roles)
+            with open(self.tmp / f"{name}.log", "wb") as out:
+                self.running[name] = subprocess.Popen(command, cwd=self.tmp, stdout=out, stderr=out, env=clean_env())
+        deadline = time.monotonic() + START_TIMEOUT
+        for name in roles:
+            while not (match := READY.search(self.log(name))):
+                assert self.running[name].poll() is None and time.monotonic() < deadline, self.log(name)
+                time.sleep(0.05)  # waiting for the line; nothing asserts on elapsed time
+            listeners = (item.partition("=") for item in match.group(1).strip().split(", "))
+            self.ports[name] = {listener: int(port) for listener, _, port in listeners}
 
     def kill(self, name: str) -> None:
         os.kill(self.running[name].pid, signal.SIGKILL)
@@ -141,9 +151,8 @@ async def cluster(
     ]
     processes = Processes(tmp_path, [item for setting in settings for item in ("--set", setting)])
     try:
-        for name, roles in (("w1", "worker,auth"), ("w2", "worker,auth"), ("g1", "gate"), ("g2", "gate")):
-            processes.start(name, roles)
-        processes.start("chat", "chat")
+        processes.start(w1="worker,auth")  # creates the tables; then the others at once
+        processes.start(w2="worker,auth", g1="gate", g2="gate", chat="chat")
         yield processes, mariadb_database
         codes = processes.stop_all()
         assert set(codes.values()) == {0}, {name: processes.log(name)[-3000:] for name in codes}

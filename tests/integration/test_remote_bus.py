@@ -78,6 +78,8 @@ class Handlers:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     runs: dict[str, int] = field(default_factory=dict)
+    running: int = 0
+    most: int = 0  # running at once, at most
 
     def table(self) -> dict[str, Any]:
         async def add(a: int, b: int = 0) -> int:
@@ -99,8 +101,13 @@ class Handlers:
         async def hold(*, session: Session) -> str:
             mid: str = session.message_id  # type: ignore[attr-defined]
             self.runs[mid] = self.runs.get(mid, 0) + 1
+            self.running += 1
+            self.most = max(self.most, self.running)
             self.started.set()
-            await self.release.wait()
+            try:
+                await self.release.wait()
+            finally:
+                self.running -= 1
             return "done"
 
         specs = {
@@ -294,6 +301,23 @@ async def test_a_second_answer_to_one_request_is_dropped(broker: Broker) -> None
             await asyncio.sleep(0.01)
     assert client.extra == []
     assert gate.stats.duplicates == 1
+
+
+async def test_a_worker_takes_no_more_than_it_may_run(broker: Broker) -> None:
+    handlers = Handlers()
+    gate = await broker.gate()
+    client = Client(Sessions())
+    for i in range(4):  # queued before the worker starts: its first fetch could take them all
+        gate.submit({"id": i, "fn": "t.hold"}, client, Format.MSGPACK)
+    await broker.worker(handlers, max_inflight=2)
+    async with asyncio.timeout(10):
+        while len(handlers.runs) < 2:
+            handlers.started.clear()
+            await handlers.started.wait()
+    handlers.release.set()
+    for i in range(4):
+        assert (await client.reply(i))["data"] == "done"
+    assert handlers.most == 2
 
 
 async def test_past_the_deadline_the_gate_answers_timeout_and_nobody_runs_it(broker: Broker) -> None:

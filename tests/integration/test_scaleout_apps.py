@@ -82,7 +82,10 @@ async def test_a_gate_without_a_worker_serves_through_a_remote_worker(apps: tupl
     async with aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{gate.ports['http']}/healthz") as response:
             health = await response.json()
+        async with http.get(f"http://127.0.0.1:{gate.ports['http']}/metrics") as response:
+            exported = await response.text()
     assert health["checks"]["bus"] == "ok"
     assert health["bus"]["backend"] == gate.config.bus_backend and health["bus"]["state"] == "up"
+    assert "gameserver_bus_up 1.0" in exported and 'gameserver_bus_requests_total{outcome="sent"}' in exported
     nodes = await gate.resources.extra["nodes"].live()
     assert {(n.node, n.roles) for n in nodes} == {("g", ("gate",)), ("w", ("worker", "auth"))}
