@@ -22,9 +22,10 @@ Pushes and chat channels still go through Redis pub/sub (``RedisBus``): Redis st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import nats.errors
 import nats.js.errors
@@ -80,13 +81,16 @@ class NatsStreams:
         self._pull: JetStreamContext.PullSubscription | None = None
         self._consumer = ""
         self._subscribed = False
+        self._declared = False
+        self._pulls: list[JetStreamContext.PullSubscription] = []  # pull subscriptions made, to drop when replaced
 
     def answers_subject(self, gid: str) -> str:
         return f"{self.prefix}.gate.{gid}"
 
     async def _connect(self) -> tuple[Client, JetStreamContext]:
-        """The connection, made on first use; nats-py reconnects by itself after that."""
-        if self._nc is not None and self._js is not None:
+        """The connection, made on first use (nats-py reconnects by itself after that), with the stream and the
+        bucket declared: again after every reconnect, as a NATS that restarted lost them (they are in memory)."""
+        if self._nc is not None and self._js is not None and self._declared:
             if not self._nc.is_connected:
                 raise BrokerError("NATS connection lost; reconnecting")
             return self._nc, self._js
@@ -109,14 +113,23 @@ class NatsStreams:
                 except (OSError, nats.errors.Error, TimeoutError) as exc:
                     await nc.close()
                     raise BrokerError(f"NATS unreachable at {self.url}: {type(exc).__name__}: {exc}") from exc
-                js = nc.jetstream(timeout=REQUEST_TIMEOUT)
-                try:
-                    await self._declare(js)
-                except BaseException:
-                    await nc.close()
-                    raise
-                self._nc, self._js = nc, js
+                self._nc, self._js = nc, nc.jetstream(timeout=REQUEST_TIMEOUT)
+            if not self._nc.is_connected:
+                raise BrokerError("NATS connection lost; reconnecting")
+            if not self._declared:
+                await self._declare(self._js)
+                self._declared = True
         return self._nc, self._js
+
+    @contextlib.asynccontextmanager
+    async def _using(self) -> AsyncIterator[tuple[Client, JetStreamContext]]:
+        """The connection for one operation; what NATS raises becomes :class:`BrokerError`."""
+        nc, js = await self._connect()
+        try:
+            yield nc, js
+        except (nats.errors.Error, TimeoutError, OSError) as exc:
+            self._declared = False  # the stream may be gone (a restarted NATS): declare it before the next try
+            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _declare(self, js: JetStreamContext) -> None:
         config = StreamConfig(
@@ -136,11 +149,13 @@ class NatsStreams:
             )
         except (nats.errors.Error, TimeoutError, OSError) as exc:
             raise BrokerError(f"JetStream refused the stream: {type(exc).__name__}: {exc}") from exc
+        self._pull = None  # the consumer may be gone with the stream: the next fetch subscribes again
 
     async def _error(self, exc: Exception) -> None:
         log.debug("nats: %s: %s", type(exc).__name__, exc)
 
     async def _disconnected(self) -> None:
+        self._declared = False
         log.warning("nats: disconnected from %s", self.url)
 
     async def _reconnected(self) -> None:
@@ -155,117 +170,96 @@ class NatsStreams:
         await self._subscribe_answers()
 
     async def _subscribe_answers(self) -> None:
-        nc, _ = await self._connect()
+        """Once: nats-py restores the subscription after a reconnect."""
         on_answer = self._on_answer
-        assert on_answer is not None
+        if on_answer is None or self._subscribed:
+            return
 
         async def receive(msg: Msg) -> None:
             on_answer(msg.data)
 
-        try:
+        async with self._using() as (nc, _):
             await nc.subscribe(self.answers_subject(self.gid), cb=receive)
-            await nc.flush(timeout=int(CONNECT_TIMEOUT))
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
+            await nc.flush(timeout=CONNECT_TIMEOUT)
         self._subscribed = True
 
     async def send(self, calls: list[tuple[str, bytes]]) -> None:
-        if self._on_answer is not None and not self._subscribed:
-            await self._subscribe_answers()  # NATS was down when the gate started
-        _, js = await self._connect()
-        try:
+        await self._subscribe_answers()  # if NATS was down when the gate started
+        async with self._using() as (_, js):
             futures = [await js.publish_async(self.subject, data, wait_stall=REQUEST_TIMEOUT) for _, data in calls]
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 acks = await asyncio.gather(*futures, return_exceptions=True)
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
-        failed = [ack for ack in acks if isinstance(ack, BaseException)]
-        if failed:
-            raise BrokerError(f"JetStream did not take {len(failed)} calls: {failed[0]!r}")
+            failed = [ack for ack in acks if isinstance(ack, BaseException)]
+            if failed:
+                raise nats.errors.Error(f"JetStream did not take {len(failed)} calls: {failed[0]!r}")
 
     async def heartbeat(self) -> int:
-        if self._on_answer is not None and not self._subscribed:
-            await self._subscribe_answers()
-        _, js = await self._connect()
-        assert self._kv is not None
-        try:
+        await self._subscribe_answers()
+        async with self._using() as (_, js):
+            assert self._kv is not None
             await self._kv.put(f"id.{self.gid}", self.node.encode())
             info = await js.stream_info(self.stream)
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
         return int(info.state.messages)
 
     # -- worker
 
     async def start_worker(self, consumer: str) -> None:
         self._consumer = consumer
-        _, js = await self._connect()
-        config = ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.reclaim_after,
-            max_deliver=MAX_DELIVER,
-            max_ack_pending=-1,
-        )
-        try:
-            self._pull = await js.pull_subscribe(self.subject, durable=CONSUMER, stream=self.stream, config=config)
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
+        await self._pull_subscription()
+
+    async def _pull_subscription(self) -> JetStreamContext.PullSubscription:
+        async with self._using() as (_, js):
+            if self._pull is None:
+                config = ConsumerConfig(
+                    durable_name=CONSUMER,
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=self.reclaim_after,
+                    max_deliver=MAX_DELIVER,
+                    max_ack_pending=-1,
+                )
+                stale, self._pulls = self._pulls, []
+                for old in stale:  # of a consumer that went with a restarted NATS
+                    with contextlib.suppress(nats.errors.Error, TimeoutError, OSError):
+                        await old.unsubscribe()
+                self._pull = await js.pull_subscribe(self.subject, durable=CONSUMER, stream=self.stream, config=config)
+                self._pulls.append(self._pull)
+            return self._pull
 
     async def fetch(self, count: int) -> list[Delivery]:
-        await self._connect()
-        if self._pull is None:
-            await self.start_worker(self._consumer)
-        assert self._pull is not None
-        try:
-            msgs = await self._pull.fetch(count, timeout=FETCH_WAIT)
-        except nats.errors.TimeoutError:
-            return []
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
-        deliveries = []
-        for msg in msgs:
-            redelivered = msg.metadata.num_delivered > 1
-            deliveries.append(Delivery(msg, msg.data, redelivered))
-        return deliveries
+        pull = await self._pull_subscription()
+        async with self._using():
+            try:
+                msgs = await pull.fetch(count, timeout=FETCH_WAIT)
+            except nats.errors.TimeoutError:
+                return []  # nothing to do
+        return [Delivery(msg, msg.data, msg.metadata.num_delivered > 1) for msg in msgs]
 
     async def flush(self, answers: list[tuple[str, bytes]], done: list[Delivery]) -> None:
-        nc, _ = await self._connect()
-        try:
+        async with self._using() as (nc, _):
             for gate, data in answers:
                 await nc.publish(self.answers_subject(gate), data)
             for delivery in done:
                 msg: Msg = delivery.token
                 await msg.ack()
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
 
     async def touch(self, running: list[Delivery]) -> None:
-        await self._connect()
-        try:
+        async with self._using():
             for delivery in running:
                 msg: Msg = delivery.token
                 await msg.in_progress()
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
 
     async def depth(self) -> int:
-        _, js = await self._connect()
-        try:
+        async with self._using() as (_, js):
             info = await js.stream_info(self.stream)
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
         return int(info.state.messages)
 
     async def gate_alive(self, gid: str) -> bool:
-        await self._connect()
-        assert self._kv is not None
-        try:
-            await self._kv.get(f"id.{gid}")
-        except nats.js.errors.KeyNotFoundError:
-            return False
-        except (nats.errors.Error, TimeoutError, OSError) as exc:
-            raise BrokerError(f"{type(exc).__name__}: {exc}") from exc
+        async with self._using():
+            assert self._kv is not None
+            try:
+                await self._kv.get(f"id.{gid}")
+            except nats.js.errors.KeyNotFoundError:
+                return False
         return True
 
     async def close(self) -> None:

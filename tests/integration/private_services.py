@@ -1,4 +1,4 @@
-"""Throw-away MariaDB and Redis servers owned by one test, to stop and restart at will.
+"""Throw-away MariaDB, Redis and NATS servers owned by one test, to stop and restart at will.
 
 The machine's shared services are never stopped: these run from a temp dir on a free port, as child
 processes of the test, and are killed by PID at teardown.
@@ -150,6 +150,23 @@ class PrivateRedis(PrivateServer):
 
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+
+class PrivateNats(PrivateServer):
+    """``nats-server`` with JetStream, its store under the test's dir."""
+
+    name = "nats-server"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.binary = require_binary("nats-server")
+        root.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.root / "js")]
+
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
 
 
 @asynccontextmanager

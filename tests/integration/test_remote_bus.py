@@ -8,9 +8,11 @@ Each side gets its own broker clients, as separate processes would; every test r
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from gameserver.protocol.codec import Format
 from gameserver.ratelimit import TokenBucket
 from gameserver.storage.kv import open_redis
 from tests.conftest import delete_prefixed, new_prefix, require_service
+from tests.integration.private_services import PrivateNats, PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -165,10 +168,12 @@ class Broker:
         self.closers.append(gate.close)
         return gate
 
-    async def worker(self, handlers: Handlers, *, reclaim_after: float = 5.0, max_inflight: int = 100) -> Worker:
+    async def worker(
+        self, handlers: Handlers, *, reclaim_after: float = 5.0, max_inflight: int = 100, url: str = ""
+    ) -> Worker:
         dispatcher = Dispatcher(handlers.table(), {}, max_inflight=max_inflight, node="worker")
         worker = Worker(
-            await self.transport(reclaim_after=reclaim_after),
+            await self.transport(reclaim_after=reclaim_after, url=url),
             dispatcher,
             Sessions(),
             node="worker",
@@ -351,3 +356,34 @@ async def test_an_unreachable_broker_answers_unavailable_at_once(broker: Broker)
     gate.submit({"id": 1, "fn": "t.add", "args": {"a": 1}}, client, Format.MSGPACK)
     assert (await client.reply(1))["error"]["code"] == "unavailable"
     assert gate.stats.state != "up"
+
+
+@pytest.mark.parametrize("kind", ["redis", "nats"])
+async def test_a_broker_that_goes_down_answers_unavailable_and_comes_back(kind: str, tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path / kind) if kind == "redis" else PrivateNats(tmp_path / kind)
+    await server.start()
+    made = Broker(kind, new_prefix(), server.url())
+    try:
+        gate = await made.gate(url=server.url())
+        await made.worker(Handlers(), url=server.url())
+        client = Client(Sessions())
+        ids = itertools.count(1)
+
+        async def call() -> dict[str, Any]:
+            request_id = next(ids)
+            gate.submit({"id": request_id, "fn": "t.add", "args": {"a": request_id}}, client, Format.MSGPACK)
+            return await client.reply(request_id)
+
+        assert (await call())["ok"]
+        server.kill()
+        assert (await call())["error"]["code"] == "unavailable"
+        assert gate.stats.state != "up"
+        await server.start()  # the same port, nothing kept: the stream, group or consumer are made again
+        async with asyncio.timeout(30):
+            while not (reply := await call())["ok"]:
+                assert reply["error"]["code"] == "unavailable"
+                await asyncio.sleep(0.1)  # polling for the recovery; nothing asserts on elapsed time
+        assert gate.stats.state == "up"
+    finally:
+        await made.close()
+        server.kill()
