@@ -29,6 +29,14 @@ Besides requests/s and p50/p99 latency, the table shows the server's CPU time pe
 ``/proc/<pid>/stat`` (utime + stime over the measured window / requests). It stays honest when the load
 generator, not the server, is the bottleneck; the ``srv cpu`` and ``gen cpu`` columns show which one was busy.
 
+Scale-out (issue 13): ``--bus redis|nats [--workers N]`` instead measures a handler that burns ~200 us of CPU
+(``benchwork.spin``, from ``scripts/benchmodules``) over the TCP gate: in one process (``inproc``), then with a gate
+process and 1 and N worker processes behind the broker (``redis-1w``, ``redis-2w``, ...), on the local Redis at
+127.0.0.1:6379 or NATS at 127.0.0.1:4222 under a key prefix of its own (removed afterwards). Nothing is pinned
+in that mode: N workers, the gate and the broker share the machine's CPUs.
+
+    .venv/bin/python scripts/bench.py --bus redis --workers 2 --concurrency 50
+
 The load generator is one uvloop process of plain :class:`asyncio.Protocol` objects: requests are encoded
 once (WebSocket frames masked once with a fixed key), and a reply is checked by comparing its bytes with the
 first reply, which was decoded and verified in full. Only 127.0.0.1 is used; every server process is stopped
@@ -74,6 +82,16 @@ NODE_MOONSHOT = 0.8
 STORM_BACKGROUND = 50
 MAX_CONNECTIONS = 20000  # connections already open and calling during a storm
 OPEN_FILES_SPARE = 200  # beside the connections: the interpreter's own files, pipes to the servers
+
+# The scale-out targets (issue 13).
+WORK_US = 200
+WORK_REQUEST = {"id": 1, "fn": "benchwork.spin", "args": {"us": WORK_US}}
+WORKERS_SPEEDUP = 1.6  # 2 worker processes against 1
+P99_ADDED_MS = 1.0  # the broker's path over in-process, at P99_AT connections
+BENCH_MODULES = benchlib.ROOT / "scripts" / "benchmodules"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NATS_URL = "nats://127.0.0.1:4222"
+
 STEAL_NOTE = 0.02  # steal time on the server's CPU above which the run is flagged as noisy
 
 
@@ -119,20 +137,23 @@ class Target:
     kind: str
     port: int
     path: str = ""
+    work: bool = False  # benchwork.spin instead of sys.echo (--bus)
 
     @property
     def websocket(self) -> bool:
         return self.kind.endswith("-ws")
 
     def request(self) -> bytes:
-        payload = msgpack.packb(REQUEST)
+        payload = msgpack.packb(WORK_REQUEST if self.work else REQUEST)
         return benchlib.ws_client_frame(payload) if self.websocket else len(payload).to_bytes(4, "big") + payload
 
     def parse(self, buffer: bytes) -> tuple[bytes, int] | None:
         return ws_server_frame(buffer) if self.websocket else tcp_frame(buffer)
 
     def check(self, payload: bytes) -> None:
-        if self.kind.startswith("echo-"):
+        if self.work:
+            expected: Any = {"id": 1, "ok": True, "data": WORK_US}
+        elif self.kind.startswith("echo-"):
             expected: Any = REQUEST
         else:
             expected = {"id": 1, "ok": True, "data": ARGS}
@@ -370,6 +391,156 @@ def start_gate(workdir: Path, cpu: int | None, rate: float) -> ServerProcess:
     return ServerProcess("gate", argv, workdir, cpu, r"gate-tcp=(?P<tcp>\d+), ws=(?P<ws>\d+)")
 
 
+def start_node(workdir: Path, name: str, roles: str, settings: Sequence[str], pattern: str) -> ServerProcess:
+    """A `gameserver run` for the scale-out scenarios (not pinned), with the bench modules."""
+    argv = [
+        sys.executable,
+        "-m",
+        "gameserver",
+        "run",
+        "--config",
+        str(benchlib.ROOT / "config.toml"),
+        "--roles",
+        roles,
+        "--gate-port",
+        "0",
+        "--ws-port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        str(workdir / name),
+        "--log-level",
+        "warning",
+        "--set",
+        f"server.node_id={name}",
+        "--set",
+        f"modules.paths={BENCH_MODULES}",
+        "--set",
+        "gate.rate=1000000000.0",
+        "--set",
+        "gate.burst=1000000000",
+        "--set",
+        "gate.max_per_address=0",
+    ]
+    for setting in settings:
+        argv += ["--set", setting]
+    return ServerProcess(name, argv, workdir, None, pattern)
+
+
+class Deployment:
+    """The processes of one scale-out scenario; CPU time is theirs together."""
+
+    def __init__(self, procs: Sequence[ServerProcess]) -> None:
+        self.procs = list(procs)
+
+    def cpu_seconds(self) -> float:
+        return sum(proc.cpu_seconds() for proc in self.procs)
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            proc.check_alive()
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+def start_deployment(workdir: Path, bus: str, workers: int, prefix: str) -> Deployment:
+    """``workers`` = 0: one process with the gate and the worker (in-process dispatch, no broker)."""
+    gate_pattern = r"gate-tcp=(?P<tcp>\d+)"
+    if workers == 0:
+        return Deployment([start_node(workdir, "inproc", "gate,worker", ["server.bus=local"], gate_pattern)])
+    shared = [f"server.bus={bus}", f"redis.url={REDIS_URL}", f"redis.prefix={prefix}", f"remote.nats_url={NATS_URL}"]
+    procs: list[ServerProcess] = []
+    try:
+        for n in range(workers):
+            procs.append(start_node(workdir, f"{bus}-w{n + 1}", "worker", shared, r"http=(?P<http>\d+)"))
+        procs.insert(0, start_node(workdir, f"{bus}-gate", "gate", shared, gate_pattern))
+    except BaseException:
+        Deployment(procs).stop()
+        raise
+    return Deployment(procs)
+
+
+def forget_prefix(bus: str, prefix: str) -> None:
+    """Remove what the scale-out scenarios left in Redis (and NATS) under ``prefix``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+    if bus == "nats":
+        import nats
+
+        from gameserver.bus.nats import subject_prefix
+
+        async def drop() -> None:
+            nc = await nats.connect(NATS_URL)
+            for name in (f"{subject_prefix(prefix)}_requests", f"KV_{subject_prefix(prefix)}_gates"):
+                with contextlib.suppress(Exception):
+                    await nc.jetstream().delete_stream(name)
+            await nc.close()
+
+        asyncio.run(drop())
+
+
+def run_scaleout(args: argparse.Namespace) -> int:
+    """The --bus mode: in-process, then the broker with 1 and ``--workers`` worker processes."""
+    import secrets
+
+    import uvloop
+
+    prefix = f"bench:{secrets.token_hex(6)}:"
+    counts = sorted({0, 1, args.workers})
+    print(
+        f"scale-out benchmark: benchwork.spin ({WORK_US} us CPU) closed loop over the TCP gate, bus {args.bus}, "
+        f"{args.duration:g}s per scenario after {args.warmup:g}s warm-up; nothing pinned"
+    )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="gs-bench-") as tmp:
+        try:
+            for workers in counts:
+                kind = "inproc" if workers == 0 else f"{args.bus}-{workers}w"
+                deployment = start_deployment(Path(tmp), args.bus, workers, prefix)
+                try:
+                    target = Target(kind, deployment.procs[0].ports["tcp"], work=True)
+                    for conns in args.levels:
+                        scenario = run_scenario(target, conns, args.warmup, args.duration, deployment, None)
+                        result = uvloop.run(scenario)
+                        deployment.check_alive()
+                        results.append(result)
+                        print(f"  {kind:<9} C={conns:<4} {result.rps:>9,.0f} req/s", flush=True)
+                finally:
+                    deployment.stop()
+        except BenchError as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            forget_prefix(args.bus, prefix)
+    print()
+    print_table(by_cell(results))
+    by = {(r.kind, r.conns): r for r in results}
+    print()
+    print("targets (issue 13, informational):")
+    one, many = f"{args.bus}-1w", f"{args.bus}-{args.workers}w"
+    for c in args.levels:
+        if args.workers > 1 and (one, c) in by and (many, c) in by:
+            ratio = by[many, c].rps / by[one, c].rps
+            need = WORKERS_SPEEDUP if args.workers == 2 else WORKERS_SPEEDUP * args.workers / 2
+            print(f"  {many} >= {need:g}x {one} throughput at C={c:<4} {verdict(ratio >= need)}  ({ratio:.2f}x)")
+        if c == P99_AT and ("inproc", c) in by and (one, c) in by:
+            added = by[one, c].percentile(0.99) - by["inproc", c].percentile(0.99)
+            label = f"{one} p99 <= inproc p99 + {P99_ADDED_MS:g} ms at C={c}"
+            print(f"  {label:<44} {verdict(added <= P99_ADDED_MS)}  (+{added:.3f} ms)")
+    return 0
+
+
 def start_echo(workdir: Path, cpu: int | None) -> ServerProcess:
     argv = [sys.executable, str(Path(__file__).resolve()), "--echo-server"]
     return ServerProcess("echo", argv, workdir, cpu, r"echo ws=(?P<ws>\d+) tcp=(?P<tcp>\d+)")
@@ -598,6 +769,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--client-cpu", type=int, default=1, help="CPU the load generator is pinned to")
     parser.add_argument("--no-pin", action="store_true", help="do not pin anything")
     parser.add_argument("--rate", type=float, default=1e9, help="gate.rate for the gate (high: no throttling)")
+    parser.add_argument("--bus", choices=("redis", "nats"), help="scale-out mode: a gate and worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes in the widest --bus scenario")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.duration = args.duration if args.duration is not None else (1.0 if args.quick else 5.0)
@@ -610,6 +783,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--concurrency: counts between 1 and 5000 (none: only with --storm or --idle)")
     if unknown := set(args.kinds) - set(KINDS):
         parser.error(f"--servers: unknown {', '.join(sorted(unknown))}")
+    if args.bus and args.concurrency == "1,50,500":
+        args.levels = [P99_AT]  # the scale-out targets are at 50 connections
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers: between 1 and 64")
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0:
         parser.error("--duration: between 0 and 600 seconds; --warmup >= 0")
     if not 1 <= args.rounds <= 50 or not 0 <= args.storm <= 19000 or not 0 <= args.idle <= 19000:
@@ -805,6 +982,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.echo_server:
         echo_server()
         return 0
+    if args.bus:
+        benchlib.interrupt_on_sigterm()
+        return run_scaleout(args)
     import uvloop
 
     benchlib.interrupt_on_sigterm()  # stop the servers on SIGTERM as on Ctrl-C

@@ -4,9 +4,9 @@ Three things cross between roles: a gate hands a request to a worker (``submit``
 through the caller's :class:`Session`), a handler pushes an event to a player wherever they are connected
 (``push``), and the chat edge fans a message out to a channel (``publish`` / ``subscribe``).
 :class:`LocalBus` does all three inside one process with plain calls: no serialisation, no Redis on the hot
-path. :class:`~gameserver.bus.redispubsub.RedisBus` (``server.bus``, Redis configured) carries pushes and channels
-between processes through Redis pub/sub; ``submit`` between processes (``--roles gate`` apart from
-``--roles worker``) is not built yet.
+path. :class:`~gameserver.bus.redispubsub.RedisBus` (``server.bus`` redis or nats) carries pushes and channels
+between processes through Redis pub/sub; :class:`~gameserver.bus.remote.GateBus` adds ``submit`` to workers in
+other processes (``--roles gate`` apart from ``--roles worker``) through Redis Streams or NATS JetStream.
 """
 
 from __future__ import annotations

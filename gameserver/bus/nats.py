@@ -41,6 +41,7 @@ log = logging.getLogger("gameserver.bus.nats")
 
 CONSUMER = "workers"
 FETCH_WAIT = 1.0  # seconds an idle worker's pull waits
+BATCH_WAIT = 0.0005  # seconds a worker's pull for more after the first call waits for what is queued
 CONNECT_TIMEOUT = 2  # seconds (nats-py takes whole seconds)
 RECONNECT_WAIT = 1  # second between attempts once connected (nats-py reconnects by itself)
 REQUEST_TIMEOUT = 2.0  # seconds for JetStream to acknowledge a batch of calls (then `unavailable`)
@@ -228,10 +229,15 @@ class NatsStreams:
     async def fetch(self, count: int) -> list[Delivery]:
         pull = await self._pull_subscription()
         async with self._using():
+            # One, waiting for it: a pull for a whole batch would hold a first call until the batch fills or the
+            # wait ends. Then what is queued already, with a short wait.
             try:
-                msgs = await pull.fetch(count, timeout=FETCH_WAIT)
+                msgs = await pull.fetch(1, timeout=FETCH_WAIT)
             except nats.errors.TimeoutError:
                 return []  # nothing to do
+            if count > 1:
+                with contextlib.suppress(nats.errors.TimeoutError):
+                    msgs += await pull.fetch(count - 1, timeout=BATCH_WAIT)
         return [Delivery(msg, msg.data, msg.metadata.num_delivered > 1) for msg in msgs]
 
     async def flush(self, answers: list[tuple[str, bytes]], done: list[Delivery]) -> None:
