@@ -157,10 +157,11 @@ class NatsStreams:
 
     async def _disconnected(self) -> None:
         self._declared = False
-        log.warning("nats: disconnected from %s", self.url)
+        if self._nc is not None:  # not our own close
+            log.warning("nats: disconnected from %s", self.url)
 
     async def _reconnected(self) -> None:
-        log.warning("nats: reconnected to %s", self.url)
+        log.info("nats: reconnected to %s", self.url)
 
     # -- gate
 
