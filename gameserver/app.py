@@ -354,10 +354,15 @@ class App:
             except Exception as exc:
                 checks[name] = f"{backend}: {backend_fault(exc, HEALTH_TIMEOUT if scope.expired() else None)}"
 
-        await asyncio.gather(
+        probes = [
             probe("db", resources.db.ping, resources.db.where),
             probe("redis", resources.redis.ping, describe_redis(self.config.redis.url)),
-        )
+        ]
+        gate = self.gate
+        broker = self.worker.transport if self.worker is not None else gate.transport if gate is not None else None
+        if broker is not None:  # asked now, as the backends are: a cached state lags a broker that came back
+            probes.append(probe("bus", broker.depth, f"{self.config.bus_backend} broker"))
+        await asyncio.gather(*probes)
         for name, listener in self.listeners.items():
             checks[name] = "ok" if listener.server is not None and listener.server.is_serving() else "not serving"
         healthy = all(value == "ok" for value in checks.values()) and not self._stopping.is_set()

@@ -146,6 +146,10 @@ class GateTransport(Protocol):
         """Renew the gate's ``gates.id.<gid>`` entry; returns the queue depth. Raises :class:`BrokerError`."""
         ...
 
+    async def depth(self) -> int:
+        """Calls queued or being worked on. Raises :class:`BrokerError`."""
+        ...
+
     async def close(self) -> None: ...
 
 
