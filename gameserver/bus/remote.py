@@ -670,6 +670,7 @@ class Worker:
         """Take no more calls (a graceful stop: those running finish and are answered)."""
         if self._fetching is not None:
             await cancel_and_wait([self._fetching])
+        await cancel_and_wait(list(self._reruns))  # taken over but not started: the broker hands them out again
 
     async def close(self) -> None:
         """After the dispatcher's drain: send what is left, stop."""

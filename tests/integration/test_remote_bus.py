@@ -29,6 +29,7 @@ from gameserver.keys import Keys
 from gameserver.protocol.codec import Format
 from gameserver.ratelimit import TokenBucket
 from gameserver.storage.kv import open_redis
+from gameserver.tasks import cancel_and_wait
 from tests.conftest import delete_prefixed, new_prefix, require_service
 from tests.integration.private_services import PrivateNats, PrivateRedis
 
@@ -271,8 +272,7 @@ async def test_a_call_abandoned_by_a_worker_is_taken_over_and_answered_once(brok
         await handlers.started.wait()
     # The first worker stops as a killed process would: it takes and touches nothing more, acknowledges nothing.
     await first.stop_taking()
-    for task in first._tasks:
-        task.cancel()
+    await cancel_and_wait(first._tasks)  # repeated cancels: redis-py may lose one (gameserver/tasks.py)
     handlers.started.clear()
     second = await broker.worker(handlers, reclaim_after=0.3)
     async with asyncio.timeout(10):
@@ -292,8 +292,7 @@ async def test_a_second_answer_to_one_request_is_dropped(broker: Broker) -> None
     gate.submit({"id": 1, "fn": "t.hold"}, client, Format.MSGPACK)
     async with asyncio.timeout(10):
         await handlers.started.wait()
-    for task in first._tasks[1:]:  # stop touching only: the second worker takes it over from a live first one
-        task.cancel()
+    await cancel_and_wait(first._tasks[1:])  # stop touching only: the second worker takes over from a live first one
     await first.stop_taking()
     handlers.started.clear()
     await broker.worker(handlers, reclaim_after=0.3)
