@@ -31,6 +31,9 @@ from aiohttp import web
 
 from gameserver import metrics
 from gameserver.bus.local import LocalBus
+from gameserver.bus.redispubsub import RedisBus
+from gameserver.bus.remote import STATS as BUS_STATS
+from gameserver.bus.remote import Gate, GateBus, Worker
 from gameserver.config import Config
 from gameserver.dispatch.dispatcher import Dispatcher
 from gameserver.dispatch.functions import Functions
@@ -53,7 +56,7 @@ from gameserver.features.moderation.feature import lifespan as moderation_lifesp
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
 from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
-from gameserver.resources import PER_REQUEST, Resources, open_resources
+from gameserver.resources import PER_REQUEST, REMOTE_BUSES, Resources, open_resources, open_transport
 from gameserver.storage.errors import backend_fault
 from gameserver.storage.kv import describe_redis
 from gameserver.storage.migrate import Schema
@@ -91,6 +94,7 @@ class App:
         self.on_ready: list[Hook] = []
         self.on_drain: list[Hook] = []
         self.functions_table: Functions | None = None  # the worker role's function table
+        self.worker: Worker | None = None  # takes requests from remote gates (server.bus redis or nats)
         self.reloader: Reloader | None = None  # with modules.reload
         self.started_at = 0.0
         self._stack = contextlib.AsyncExitStack()
@@ -111,10 +115,18 @@ class App:
     def table(self) -> Mapping[str, Entry]:
         return self.functions_table.table if self.functions_table is not None else {}
 
+    @property
+    def gate(self) -> Gate | None:
+        """The gate side of the remote bus: a process with the gate role and not the worker role."""
+        bus = self._resources.bus if self._resources is not None else None
+        return bus.gate if isinstance(bus, GateBus) else None
+
     async def start(self) -> None:
         config = self.config
-        if "gate" in self.roles and "worker" not in self.roles:
-            raise ConfigError("server.roles: gate without worker needs a bus to remote workers (not built yet)")
+        if "gate" in self.roles and "worker" not in self.roles and config.bus_backend not in REMOTE_BUSES:
+            raise ConfigError(
+                "server.roles: gate without worker needs server.bus = redis or nats to reach workers in other processes"
+            )
         self.started_at = time.time()
         try:
             self._resources = await open_resources(config, self._stack)
@@ -256,6 +268,24 @@ class App:
                 return made
 
             await functions.start(modules, dispatcher)
+            made = functions.dispatcher
+            if isinstance(res.bus, RedisBus) and made is not None:  # redis or nats: serve other processes' gates too
+                taker = Worker(
+                    open_transport(config, res.bus.fanout, res.keys, res.fake_redis_server),
+                    made,
+                    res.sessions,
+                    node=self.node,
+                    batch=config.remote.batch,
+                    touch_every=config.remote.reclaim_after / 3,
+                )
+                self._stack.push_async_callback(taker.close)  # stop() closes it first, after the drain
+                await taker.start()
+                self.worker = taker
+        gate = self.gate
+        if gate is not None:  # the gate role without the worker role: requests go to remote workers
+            gate.node = self.node
+            await gate.start()
+            metrics.INFLIGHT.set_function(lambda: gate.inflight)
 
     def _gate_limits(self, proxy_protocol: bool) -> Limits:
         gate = self.config.gate
@@ -326,8 +356,12 @@ class App:
         return connections
 
     def inflight(self) -> int:
+        """Requests being handled here, or (a gate without a worker) waiting for a remote worker's reply."""
         dispatcher = self.dispatcher
-        return dispatcher.inflight if dispatcher is not None else 0
+        if dispatcher is not None:
+            return dispatcher.inflight
+        gate = self.gate
+        return gate.inflight if gate is not None else 0
 
     @property
     def ws_paths(self) -> Sequence[str]:
@@ -374,6 +408,8 @@ class App:
             "inflight": self.inflight(),
             "uptime": round(time.time() - self.started_at, 3),
         }
+        if broker is not None:
+            details["bus"] = {"backend": self.config.bus_backend, **BUS_STATS.snapshot()}
         return healthy, details
 
     def request_stop(self) -> None:
@@ -393,6 +429,8 @@ class App:
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.stop_taking()
+        if self.worker is not None:
+            await self.worker.stop_taking()  # what it runs is answered; what waits in the broker goes to other workers
         for listener in self.listeners.values():
             listener.drain()
         # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
@@ -406,6 +444,11 @@ class App:
         if dispatcher is not None and not await dispatcher.drain(drain):
             log.warning("shutdown: %d requests still running after %gs; cancelling", dispatcher.inflight, drain)
             await dispatcher.cancel_all(max(0.0, deadline - time.monotonic()))
+        gate = self.gate
+        if gate is not None and not await gate.drain(drain):
+            log.warning("shutdown: %d requests still waiting for remote workers after %gs", gate.inflight, drain)
+        if self.worker is not None:
+            await self.worker.close()  # the last replies go out
         remaining = max(0.0, deadline - time.monotonic())
         await asyncio.gather(*(listener.close(remaining) for listener in self.listeners.values()))
         if self.http is not None:

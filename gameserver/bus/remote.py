@@ -572,10 +572,16 @@ class RemoteSession(Session):
         self.id = call.conn
         self.uid = call.uid
         self.claims = call.claims
-        self.remote = call.remote
-        self.peer = f"{call.gate}/{call.conn}"
         self.push_format = call.fmt
         self.answered = False
+
+    @property
+    def remote(self) -> str:
+        return self.call.remote
+
+    @property
+    def peer(self) -> str:
+        return f"{self.call.gate}/{self.call.conn}"
 
     @property
     def message_id(self) -> str:
@@ -652,6 +658,7 @@ class Worker:
         self._fetching: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._reruns: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def max_inflight(self) -> int:
@@ -673,7 +680,10 @@ class Worker:
         await cancel_and_wait(list(self._reruns))  # taken over but not started: the broker hands them out again
 
     async def close(self) -> None:
-        """After the dispatcher's drain: send what is left, stop."""
+        """After the dispatcher's drain: send what is left, stop. Once; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self.stop_taking()
         if self._answers or self._done:
             try:

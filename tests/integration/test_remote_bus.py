@@ -53,7 +53,12 @@ class Client(Session):
         self.events: list[dict[str, Any]] = []
         self.extra: list[dict[str, Any]] = []  # a second reply to one request (never expected)
         self.closed_with: tuple[int, str] | None = None
+        self.address = ""
         self._arrived = asyncio.Event()
+
+    @property
+    def remote(self) -> str:
+        return self.address
 
     def send(self, message: dict[str, Any], fmt: Format) -> None:
         if "event" in message:
@@ -185,7 +190,7 @@ class Broker:
         await worker.start()
 
         async def close() -> None:
-            await dispatcher.cancel_all()
+            await dispatcher.cancel_all(5.0)
             await worker.close()
 
         self.closers.append(close)
@@ -232,7 +237,7 @@ async def test_replies_go_to_the_gate_that_holds_the_connection(broker: Broker) 
     await broker.worker(handlers)
     clients = [Client(Sessions()) for _ in gates]
     for n, (gate, client) in enumerate(zip(gates, clients, strict=True)):
-        client.remote = f"10.0.0.{n}"
+        client.address = f"10.0.0.{n}"
         for i in range(20):
             gate.submit({"id": i, "fn": "t.add", "args": {"a": i, "b": n * 100}}, client, Format.MSGPACK)
         gate.submit({"id": 99, "fn": "t.whoami"}, client, Format.JSON)
