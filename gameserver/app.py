@@ -426,11 +426,11 @@ class App:
         # No new request from now on: nothing more is read on any connection, and a request that reaches the
         # dispatcher all the same (a remote gate's) is answered `unavailable`, not run. Idle connections close
         # now, the others after their last reply.
+        if self.worker is not None:
+            await self.worker.stop_taking()  # what it runs is answered; what waits in the broker goes to other workers
         dispatcher = self.dispatcher
         if dispatcher is not None:
             dispatcher.stop_taking()
-        if self.worker is not None:
-            await self.worker.stop_taking()  # what it runs is answered; what waits in the broker goes to other workers
         for listener in self.listeners.values():
             listener.drain()
         # Before the listeners stop accepting: a front that reads the node registry stops sending players here.
