@@ -471,6 +471,10 @@ class Gate:
         elif kind == BIND:
             uid, claims = rest
             session.bind(uid, None if claims is None else Claims(*claims))
+            # auth.single_session closes the player's connections bound before its broadcast time, which the worker
+            # took after this bind: stamped on arrival here, this one is later (the broadcast may come first, while
+            # this connection is not yet the player's, and then passes it by).
+            session.bound_us = time.time_ns() // 1000
             pending.binding = asyncio.ensure_future(session.bound())
         elif kind == UNBIND:
             session.unbind()

@@ -35,7 +35,7 @@ async def apps(
         "redis": {"url": redis_url, "prefix": prefix},
         "db": {"url": f"sqlite+aiosqlite:///{tmp_path / 'game.db'}"},
         "mail": {"root": str(tmp_path / "mail")},
-        "auth": {"secret": "s" * 48},
+        "auth": {"secret": "s" * 48, "single_session": True},
         "remote": {"nats_url": NATS_URL},
     }
     bus = {"bus": request.param}
@@ -89,3 +89,20 @@ async def test_a_gate_without_a_worker_serves_through_a_remote_worker(apps: tupl
     assert "gameserver_bus_up 1.0" in exported and 'gameserver_bus_requests_total{outcome="sent"}' in exported
     nodes = await gate.resources.extra["nodes"].live()
     assert {(n.node, n.roles) for n in nodes} == {("g", ("gate",)), ("w", ("worker", "auth"))}
+
+
+async def test_a_second_login_replaces_the_first_connection_not_itself(apps: tuple[App, App]) -> None:
+    """auth.single_session from a remote worker: its broadcast closes the player's older connection on the gate, and
+    the connection just bound there stays (the bind reached the gate with it, whatever came first)."""
+    gate, _ = apps
+    first = await TcpClient.open(gate.ports["gate-tcp"])
+    second = await TcpClient.open(gate.ports["gate-tcp"])
+    try:
+        assert (await first.call("auth.register", {"username": "carol", "password": PASSWORD}))["ok"]
+        assert (await second.call("auth.login", {"username": "carol", "password": PASSWORD}))["ok"]
+        assert (await first.recv())["event"] == "session.replaced"
+        assert await first.closed()
+        assert (await second.call("sys.echo", {"still": "here"}))["data"] == {"still": "here"}
+    finally:
+        await first.close()
+        await second.close()
