@@ -588,6 +588,10 @@ class RemoteSession(Session):
         return f"{self.call.gate}/{self.call.conn}"
 
     @property
+    def scope(self) -> str:
+        return f"conn:{self.call.gate}-{self.call.conn}"
+
+    @property
     def message_id(self) -> str:
         """Unique per request, the same when the broker hands it to another worker: the key that makes a write
         happen once."""

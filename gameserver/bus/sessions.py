@@ -59,6 +59,12 @@ class Session:
     __slots__ = ("id", "uid", "claims", "push_format", "sessions", "bucket", "pending", "bound_us")
 
     @property
+    def scope(self) -> str:
+        """Whom an idempotency key sent without a login belongs to, if not this process's connection (a remote
+        gate's connection: the same on every worker that runs the request)."""
+        return ""
+
+    @property
     def peer(self) -> str:
         """The TCP peer, "host:port", for logs ("" without one)."""
         return ""

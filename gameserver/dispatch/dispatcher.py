@@ -196,7 +196,7 @@ class Dispatcher:
         assert task is not None
         try:
             if request.idem is not None and entry.idempotent and self.idempotency is not None:
-                scope = str(uid) if uid is not None else f"conn:{self.node}-{session.id}"
+                scope = str(uid) if uid is not None else session.scope or f"conn:{self.node}-{session.id}"
                 call = (
                     functools.partial(entry.fn, **kwargs)
                     if entry.any_args
