@@ -265,7 +265,10 @@ def discover(paths: Iterable[str] = (), disabled: Iterable[str] = ()) -> dict[st
     for info in pkgutil.iter_modules(builtin.__path__):
         if info.ispkg and info.name not in disabled:
             importer = functools.partial(importlib.import_module, f"modules.{info.name}")
-            found[info.name] = load(info.name, importer, Path(info.module_finder.path) / info.name)  # type: ignore[union-attr]
+            # A folder finder has a path; the single executable's (PyInstaller's) has none: no sources to pin there.
+            finder_path = getattr(info.module_finder, "path", None)
+            sources = Path(finder_path) / info.name if isinstance(finder_path, str) else None
+            found[info.name] = load(info.name, importer, sources)
     for folder in paths:
         root = Path(folder)
         if not root.is_dir():

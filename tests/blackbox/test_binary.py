@@ -71,6 +71,11 @@ async def test_the_executable_alone_runs_every_command(gameserver_binary: Path, 
         (folder / "modules" / "greet" / name).write_text(text)
     configured = gameserver(env, elsewhere, "check-config")
     assert json.loads(configured.stdout)["source"] == str(folder / "config.toml"), configured.stderr
+    # the core's and the shipped modules' migrations travel inside the executable as files Alembic can run
+    migrated = gameserver(env, elsewhere, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    check = gameserver(env, elsewhere, "migrate", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
 
     prefix = new_prefix()
     registry = ["--set", f"redis.url={redis_url}", "--set", f"redis.prefix={prefix}"]
