@@ -2,9 +2,10 @@
 arguments, the config.toml its ConfigMap mounts and its variables (the Secret's, with the test's own backends), with
 only what a machine shared with other tests needs changed: 127.0.0.1, free ports, a data folder of its own.
 
-all-in-one serves on the embedded defaults. split's three pods, on the real MariaDB and Redis, make one game: a
-player registered through the worker pod's gate logs in over HTTP on the auth pod, the token signed there binds a
-gate connection on the worker pod, and a nonce from the auth pod lets them into the chat pod.
+all-in-one serves on the embedded defaults. split's four pods, on the real MariaDB and Redis, make one game: a
+player registers through the gate pod (its request run by the worker pod, through Redis Streams), logs in over HTTP
+on the auth pod, the token signed there binds a gate connection, and a nonce from the auth pod lets them into the
+chat pod.
 """
 
 from __future__ import annotations
@@ -126,13 +127,14 @@ async def test_split_pods_make_one_game(
         "GAMESERVER_REDIS__PREFIX": prefix,
     }
     pod = start_pods(docs, tmp_path, pods, **secrets)
-    assert set(pod) == {"worker", "chat", "auth"}
+    assert set(pod) == {"gate", "worker", "chat", "auth"}
     async with aiohttp.ClientSession() as session:
         for each in pods:
             assert set((await health(session, each))["roles"]) == each.roles
-        gate = await WsClient.open(pod["worker"].ports["ws"])
+        gate = await WsClient.open(pod["gate"].ports["ws"])
         credentials = {"username": "kai", "password": PASSWORD}
-        assert (await gate.call("auth.register", credentials))["ok"] is True  # the gate's auth.* on the worker
+        # the gate pod hands auth.register to the worker pod through Redis Streams
+        assert (await gate.call("auth.register", credentials))["ok"] is True
         await gate.close()
         auth = f"http://127.0.0.1:{pod['auth'].ports['http']}/auth"
         async with session.post(f"{auth}/login", json=credentials) as response:  # the account, from MariaDB
@@ -142,7 +144,7 @@ async def test_split_pods_make_one_game(
         async with session.post(f"{auth}/nonce", headers=bearer) as response:
             assert response.status == 200
             nonce = (await response.json())["nonce"]
-    gate = await WsClient.open(pod["worker"].ports["ws"])
+    gate = await WsClient.open(pod["gate"].ports["ws"])
     bound = await gate.call("session.bind", {"token": token})  # signed by the auth pod: one auth.secret
     assert bound["ok"] is True, bound
     chat = await ChatClient.websocket(pod["chat"].ports["ws"])
