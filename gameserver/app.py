@@ -47,7 +47,7 @@ from gameserver.drivers.upgrade import Route, websocket_driver
 from gameserver.errors import ConfigError
 from gameserver.features import configserver, console, reload
 from gameserver.features.admin import feature as admin
-from gameserver.features.chat.setup import lifespan as chat_lifespan
+from gameserver.features.chatedge.setup import lifespan as chat_lifespan
 from gameserver.features.identity.feature import lifespan as identity_lifespan
 from gameserver.features.jobs.feature import lifespan as jobs_lifespan
 from gameserver.features.lifespan import Contribution, Hook, ListenerSpec

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from gameserver.keys import Keys
 
-log = logging.getLogger("gameserver.features.chat")
+log = logging.getLogger("gameserver.features.chatedge")
 
 MAX_QUEUE = 10_000  # lines waiting for the writer; past it (Redis down) the oldest are not kept
 BATCH = 0.05  # seconds a line waits for others to share its pipeline to Redis

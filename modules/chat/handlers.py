@@ -4,7 +4,7 @@ from typing import Any
 
 from enums.errors import ModerationErrorCode, ModuleErrorCode
 from gameserver.errors import BadRequest, GameError, UnknownFunction
-from gameserver.features.chat import Chat
+from gameserver.features.chatedge import Chat
 from gameserver.features.identity.accounts import account_by_uid
 from gameserver.features.mailbox.errors import PlayerNotFound
 from gameserver.features.moderation.store import MAX_REASON, Moderation

@@ -17,7 +17,7 @@ import redis.asyncio
 
 from gameserver.app import App
 from gameserver.bus.fanout import RedisFanout
-from gameserver.features.chat import Chat
+from gameserver.features.chatedge import Chat
 from gameserver.features.identity.nonces import issue_nonce
 from tests.clients import ChatClient, http_url
 from tests.integration.private_services import PrivateRedis

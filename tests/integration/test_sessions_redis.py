@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from gameserver.app import App
-from gameserver.features.chat import Chat
+from gameserver.features.chatedge import Chat
 from gameserver.features.notifications import Notifications
 from gameserver.features.online import PresenceTracker
 from tests.conftest import delete_prefixed

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gameserver.app import App
-from gameserver.features.chat import Chat
+from gameserver.features.chatedge import Chat
 from gameserver.features.identity.nonces import issue_nonce
 from gameserver.metrics import CHAT
 from tests.clients import ChatClient

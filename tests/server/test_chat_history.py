@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from gameserver.app import App
-from gameserver.features.chat import Chat
+from gameserver.features.chatedge import Chat
 from tests.clients import ChatClient
 from tests.server.social import chat_login, register
 

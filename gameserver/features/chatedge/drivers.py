@@ -1,14 +1,14 @@
 """How chat connections are driven: the raw TCP listener (``chat.tcp_port``, CRLF lines) and the WebSocket path
 ``/chat`` (one text frame per line), both a :class:`~gameserver.drivers.connection.Connection` with a
-:class:`~gameserver.features.chat.client.ChatClient` endpoint, under the ``[chat]`` limits."""
+:class:`~gameserver.features.chatedge.client.ChatClient` endpoint, under the ``[chat]`` limits."""
 
 from __future__ import annotations
 
 from gameserver.config import ChatConfig
 from gameserver.drivers.connection import Connection, Driver, Limits
 from gameserver.drivers.upgrade import Route
-from gameserver.features.chat.client import ChatClient
-from gameserver.features.chat.service import Chat
+from gameserver.features.chatedge.client import ChatClient
+from gameserver.features.chatedge.service import Chat
 from gameserver.protocol.lines import LineFramer
 
 

@@ -19,8 +19,8 @@ from gameserver.bus.fanout import RedisFanout
 from gameserver.bus.local import Receiver
 from gameserver.config import ChatConfig
 from gameserver.drivers.connection import Connection
-from gameserver.features.chat.channel import Channel
-from gameserver.features.chat.client import ChatClient, Phase
+from gameserver.features.chatedge.channel import Channel
+from gameserver.features.chatedge.client import ChatClient, Phase
 from gameserver.features.chathistory import ChatHistory
 from gameserver.features.identity.revocations import Revocations
 from gameserver.features.moderation.chatguard import ChatGuard
@@ -29,7 +29,7 @@ from gameserver.metrics import CHAT
 from gameserver.protocol.lines import Command, encode_body
 from gameserver.ratelimit import TokenBucket
 
-log = logging.getLogger("gameserver.features.chat")
+log = logging.getLogger("gameserver.features.chatedge")
 
 CHAT_PATH = "/chat"
 SYSTEM_UID = 0

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from gameserver.bus.local import Bus
 from gameserver.bus.redispubsub import RedisBus
 from gameserver.config import ChatConfig
-from gameserver.features.chat.drivers import chat_driver, chat_limits, chat_route
-from gameserver.features.chat.service import CHAT_PATH, Chat, PubSub
+from gameserver.features.chatedge.drivers import chat_driver, chat_limits, chat_route
+from gameserver.features.chatedge.service import CHAT_PATH, Chat, PubSub
 from gameserver.features.chathistory import ChatHistory
 from gameserver.features.identity.revocations import Revocations
 from gameserver.features.lifespan import Contribution, ListenerSpec

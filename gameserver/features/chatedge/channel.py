@@ -2,7 +2,7 @@
 
 A message is encoded once per wire that has members (the CRLF line for raw TCP, the text frame for WebSocket),
 then the same bytes go to every member's transport. A member whose transport holds more than ``chat.send_queue``
-bytes gets nothing until it drains (:meth:`~gameserver.features.chat.service.Chat.over_bound`).
+bytes gets nothing until it drains (:meth:`~gameserver.features.chatedge.service.Chat.over_bound`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from gameserver.protocol.lines import CRLF
 from gameserver.protocol.websocket import OP_TEXT, encode_frame
 
 if TYPE_CHECKING:
-    from gameserver.features.chat.client import ChatClient
-    from gameserver.features.chat.service import Chat
+    from gameserver.features.chatedge.client import ChatClient
+    from gameserver.features.chatedge.service import Chat
 
 LINES = Wire.LINES
 WEBSOCKET = Wire.WEBSOCKET

@@ -23,9 +23,9 @@ from gameserver.protocol.framing import Wire
 from gameserver.protocol.lines import Command, Line, encode_body, parse_frame
 
 if TYPE_CHECKING:
-    from gameserver.features.chat.service import Chat, UserLimits
+    from gameserver.features.chatedge.service import Chat, UserLimits
 
-log = logging.getLogger("gameserver.features.chat")
+log = logging.getLogger("gameserver.features.chatedge")
 
 MAX_EARLY_LINES = 32  # lines a client may send before its LOGIN is answered; more is a flood
 

@@ -25,6 +25,6 @@ text)``, ``await chat.set_family(uid, world, family)``.
 
 from __future__ import annotations
 
-from gameserver.features.chat.service import CHAT_PATH, Chat
+from gameserver.features.chatedge.service import CHAT_PATH, Chat
 
 __all__ = ["CHAT_PATH", "Chat"]
