@@ -39,14 +39,16 @@ BROKEN_MODULE = "modules/zz_broken_on_purpose/__init__.py"
 class Host:
     """A deploy root under a private supervisord, and ``deploy(...)`` running scripts/deploy into it."""
 
-    def __init__(self, root: Path, supervisord: Supervisord, port: int, deps: str) -> None:
-        self.deps = deps
+    def __init__(self, root: Path, supervisord: Supervisord, port: int, deps: str = "") -> None:
+        self.deps = deps  # PYTHONPATH of the checkout's dependencies for a wheel's --no-deps venv; none for a binary
         self.root = root
         self.supervisord = supervisord
         self.port = port
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**clean_env(), "SUPERVISORCTL": " ".join(self.supervisord.ctl_command), "PYTHONPATH": self.deps}
+        env = {**clean_env(), "SUPERVISORCTL": " ".join(self.supervisord.ctl_command)}
+        if self.deps:
+            env["PYTHONPATH"] = self.deps
         argv = [str(DEPLOY), str(self.root), "--restart", "supervisor", "--timeout", "20"]
         argv += ["--python", sys.executable, "--pip-args", "--no-deps", *args]  # later options win
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
