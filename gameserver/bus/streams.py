@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 from gameserver.bus.fanout import RedisFanout
 from gameserver.bus.remote import BrokerError, Delivery
 from gameserver.keys import Keys
+from gameserver.storage.pending import TOUCH
 
 log = logging.getLogger("gameserver.bus.streams")
 
@@ -39,21 +40,6 @@ GROUP = "workers"
 FIELD = b"c"
 BLOCK_MS = 1000  # how long an idle worker's XREADGROUP waits (well under redis.timeout)
 SUBSCRIBE_TIMEOUT = 2.0  # seconds a gate waits for Redis to confirm its answer channel at start
-
-# KEYS: stream, consumer. ARGV: group, then entry ids. Touches (XCLAIM to itself, resetting the idle time) the entries
-# that the consumer still owns, so that one another worker has taken over stays with that worker. As the jobs
-# worker's TOUCH (gameserver/features/jobs/worker.py).
-TOUCH = """
-local touched = 0
-for i = 2, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if pending[1] and pending[1][2] == KEYS[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], KEYS[2], 0, ARGV[i], 'JUSTID')
-    touched = touched + 1
-  end
-end
-return touched
-"""
 
 
 class RedisStreams:

@@ -36,6 +36,7 @@ from gameserver.features.jobs.envelope import Envelope, backoff, decode
 from gameserver.features.jobs.queue import FIELD, Jobs
 from gameserver.features.jobs.spec import PER_RUN, JobEntry, Retry
 from gameserver.logs import CORRELATION_ID
+from gameserver.storage.pending import TOUCH
 from gameserver.tasks import cancel_and_wait
 
 log = logging.getLogger("gameserver.features.jobs")
@@ -46,20 +47,6 @@ CONSUMER_MAX_IDLE = 3600.0  # seconds after which an idle consumer owning nothin
 CLEANUP_EVERY = 100  # maintenance rounds between those removals
 TROUBLE_LOG_EVERY = 30.0  # seconds between warnings while the store is unreachable
 MAX_ERROR = 8000  # characters of a traceback kept in a dead letter
-
-# KEYS: stream, consumer. ARGV: group, then entry ids. Touches (XCLAIM to itself, resetting the idle time) those of
-# the ids that the consumer still owns: an entry another worker has reclaimed meanwhile stays with that worker.
-TOUCH = """
-local touched = 0
-for i = 2, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if pending[1] and pending[1][2] == KEYS[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], KEYS[2], 0, ARGV[i], 'JUSTID')
-    touched = touched + 1
-  end
-end
-return touched
-"""
 
 
 class Worker:
