@@ -118,7 +118,7 @@ class ChatConfig:
     flush_interval: float = setting(0.03, min=0.0, max=1.0)
     system_name: str = setting("system")
     history: int = setting(50, min=0, max=10_000)
-    history_on_join: int = setting(20, min=0, max=10_000)
+    history_on_join: int = setting(0, min=0, max=10_000)
 
 
 @dataclass(frozen=True, slots=True)

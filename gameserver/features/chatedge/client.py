@@ -193,7 +193,8 @@ class ChatClient:
         which, _, count_text = payload.strip().partition(" ")
         channel = {"public": self.public, "family": self.family_channel}.get(which.lower())
         try:
-            count = int(count_text) if count_text.strip() else self.chat.config.history_on_join
+            config = self.chat.config
+            count = int(count_text) if count_text.strip() else config.history_on_join or config.history
         except ValueError:
             count = -1
         if channel is None or count < 0:
