@@ -136,8 +136,11 @@ class GateSession(Session):
 
     def bind(self, uid: int, claims: Claims | None = None) -> None:
         resume = self.resume
-        if resume is not None and resume.uid != uid:  # logged in as someone else: the session is not theirs
-            resume.unbound(self)
+        if resume is not None:
+            if resume.session is not self:  # a login that ends on a connection the session left: it stays left
+                return
+            if resume.uid != uid:  # logged in as someone else: the session is not theirs
+                resume.unbound(self)
         super().bind(uid, claims)
 
     def unbind(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,21 +62,25 @@ async def test_reply_of_a_request_cut_off_arrives_once_on_the_new_connection(app
     player = await Player.register(app)
     other = await connect(app)
     assert isinstance(player.client, TcpClient)
-    player.client.send({"id": 77, "fn": "testkit.hold", "args": {"name": "cut"}})
-    await wait_until_holding(other, "cut")
+    name = f"cut-{uuid.uuid4().hex}"
+    player.client.send({"id": 77, "fn": "testkit.hold", "args": {"name": name}})
+    await wait_until_holding(other, name)
     await dropped(app, player)
     reply = await player.resume(app)
     assert reply["ok"] and reply["data"]["replayed"] == 0, reply
-    assert (await other.call("testkit.release", {"name": "cut"}))["ok"]
+    assert (await other.call("testkit.release", {"name": name}))["ok"]
     held = await player.take()
-    assert held["id"] == 77 and held["data"] == "cut", held
+    assert held["id"] == 77 and held["data"] == name, held
     assert (await player.call("testkit.add", {"a": 2}))["data"] == 2  # nothing else came in between
     assert sum(m.get("id") == 77 for m in player.numbered) == 1
 
 
 async def wait_until_holding(client: TcpClient | WsClient, name: str) -> None:
-    while not (await client.call("testkit.holding", {"name": name}))["data"]:
-        pass
+    while True:
+        reply = await client.call("testkit.holding", {"name": name})
+        assert reply["ok"], reply
+        if reply["data"]:
+            return
 
 
 async def test_kept_messages_after_received_only(app: App) -> None:
