@@ -225,3 +225,13 @@ async def test_a_client_that_did_not_ask_sees_no_seq(app: App) -> None:
     assert await recv(client) == {"event": "test.tick", "data": 2}
     ack = await client.call("session.ack", {"received": 3})
     assert ack == {"id": ack["id"], "ok": True, "data": {}}, ack
+
+
+async def test_a_kept_push_with_no_json_form_keeps_its_place(app: App) -> None:
+    player = await Player.register(app)
+    await dropped(app, player)
+    app.resources.bus.push(player.uid, "test.bytes", b"\x00\x01")  # msgpack has bytes, JSON has not
+    app.resources.bus.push(player.uid, "test.tick", {"n": 1})
+    reply = await player.resume(app, "ws", binary=False)
+    assert reply["ok"] and reply["data"]["replayed"] == 2, reply
+    assert [(m["event"], m["data"]) for m in player.numbered[-2:]] == [("test.bytes", None), ("test.tick", {"n": 1})]

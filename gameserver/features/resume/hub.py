@@ -22,10 +22,10 @@ from gameserver.features.identity.revocations import Revocations
 from gameserver.features.identity.tokens import Claims
 from gameserver.features.moderation.store import Moderation
 from gameserver.features.resume.handover import Handover
-from gameserver.features.resume.ring import Ring, recode
+from gameserver.features.resume.ring import Ring, encode, recode
 from gameserver.features.resume.state import UNBOUND_SENTENCES, Resumable
 from gameserver.keys import Keys
-from gameserver.protocol.codec import Format, encode_json, encode_msgpack
+from gameserver.protocol.codec import Format, decode_json, decode_msgpack
 from gameserver.protocol.envelope import BadEnvelope, error_reply, ok_reply, parse_request
 
 if TYPE_CHECKING:
@@ -370,11 +370,15 @@ class Resumption:
 
 
 def _replayable(seq: int, data: bytes, source: Format, target: Format) -> bytes:
-    """A kept message in the resumed connection's format; one with no such form (msgpack bytes for a JSON client)
-    keeps its seq and says what it was."""
+    """A kept message in the resumed connection's format. One with no such form (msgpack bytes for a JSON client)
+    keeps its place: a reply becomes an ``internal`` error, a push comes with ``data`` null."""
     try:
         return recode(data, source, target)
     except (TypeError, ValueError):
         log.warning("resume: message %d has no %s form", seq, target.value)
-        stand_in = {"seq": seq, "event": "session.unsendable", "data": {}}
-        return encode_msgpack(stand_in) if target is Format.MSGPACK else encode_json(stand_in).encode()
+        message = decode_msgpack(data) if source is Format.MSGPACK else decode_json(data)
+        if "id" in message:
+            stand_in = error_reply(message["id"], "internal", f"the reply has no {target.value} form")
+        else:
+            stand_in = {"event": message.get("event"), "data": None}
+        return encode({**stand_in, "seq": seq}, target)
