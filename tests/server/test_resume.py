@@ -176,6 +176,9 @@ async def test_resume_failed_invalid(app: App) -> None:
     forged = await connect(app)
     reply = await forged.call("session.resume", {"token": f"{holder}.{'0' * 32}", "received": 0})
     assert reply["error"]["message"].startswith("expired: "), reply  # well formed, names no session
+    huge = await connect(app)
+    reply = await huge.call("session.resume", {"token": player.token, "received": 2**60})
+    assert reply["error"]["message"].startswith("invalid: "), reply
     await dropped(app, player)
     player.received += 1  # more than the server sent
     assert await player.failed_resume(app) == "invalid"
@@ -235,3 +238,12 @@ async def test_a_kept_push_with_no_json_form_keeps_its_place(app: App) -> None:
     reply = await player.resume(app, "ws", binary=False)
     assert reply["ok"] and reply["data"]["replayed"] == 2, reply
     assert [(m["event"], m["data"]) for m in player.numbered[-2:]] == [("test.bytes", None), ("test.tick", {"n": 1})]
+
+
+async def test_a_stopping_process_ends_its_dropped_sessions(app: App) -> None:
+    player = await Player.register(app)
+    await dropped(app, player)
+    key = player.token.partition(".")[2]
+    await app.stop()
+    assert not list(app.resources.sessions.of(player.uid))  # offline: nobody will resume it here
+    assert hub(app).tombstones[key][0] == "lost" and not hub(app).live

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from gameserver import metrics
@@ -27,6 +28,7 @@ from gameserver.features.resume.state import UNBOUND_SENTENCES, Resumable
 from gameserver.keys import Keys
 from gameserver.protocol.codec import Format, decode_json, decode_msgpack
 from gameserver.protocol.envelope import BadEnvelope, error_reply, ok_reply, parse_request
+from gameserver.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from gameserver.drivers.gate import GateSession
@@ -38,6 +40,7 @@ ACK_FN = "session.ack"
 RESUMED_REASON = "session resumed"  # the close reason of a connection whose session moved to a newer one
 HOLDER_CHARS = 16  # hex characters of a process's id in a token
 KEY_CHARS = 32  # hex characters of a session's key: 128 bits
+MAX_SEQ = 2**53  # a received beyond any seq a session can reach (and any number JSON carries exactly)
 TOMBSTONES_MAX = 100_000  # ended sessions whose reason is remembered (each for the grace period)
 EXPIRED = "the grace period ended, or the token names no session any more"
 
@@ -105,8 +108,7 @@ class Resumption:
         self.drain()
         for r in list(self.live.values()):
             self.drop(r, "lost", "the process that held the session stopped")
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks))  # resumes under way: their connections are closing anyway
         await self.handover.stop()
 
     # A session's life ---------------------------------------------------------------------------------------
@@ -229,10 +231,10 @@ class Resumption:
             return
         r = session.resume
         try:
-            if not session.bucket.take(asyncio.get_running_loop().time()):
+            if not session.bucket.take(time.monotonic()):
                 raise RateLimited("over the connection's request rate")
             received = request.args.get("received")
-            if type(received) is not int or received < 0 or set(request.args) - {"received"}:
+            if type(received) is not int or not 0 <= received <= MAX_SEQ or set(request.args) - {"received"}:
                 raise BadRequest("session.ack takes one argument, received: an integer >= 0")
             if r is not None and received > r.seq:
                 raise BadRequest(f"received {received} is beyond the last message sent ({r.seq})")
@@ -251,10 +253,15 @@ class Resumption:
             session.write_message(error_reply(exc.request_id, exc.code, exc.message), fmt)
             return
         token, received = request.args.get("token"), request.args.get("received")
+        error: GameError | None = None
         if type(received) is not int or received < 0 or set(request.args) - {"token", "received"}:
             error = BadRequest("session.resume takes token (a string) and received (an integer >= 0)")
+        elif received > MAX_SEQ:
+            error = ResumeFailed("invalid", f"received {received} is beyond any message sent")
+        if error is not None:
             session.write_message(error_reply(request.id, error.code, error.message), fmt)
             return
+        assert isinstance(received, int)
         session.pending += 1
         task = asyncio.create_task(self._resume(session, request.id, token, received, fmt))
         self._tasks.add(task)
