@@ -11,6 +11,8 @@ import pytest
 
 from gameserver.app import App
 from gameserver.features.identity.revocations import Revocations
+from gameserver.features.notifications import Notifications
+from gameserver.features.online import PresenceTracker
 from tests.clients import TcpClient, WsClient
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
 from tests.server.resume_kit import Player, drop, hub, recv, state
@@ -247,3 +249,16 @@ async def test_a_stopping_process_ends_its_dropped_sessions(app: App) -> None:
     await app.stop()
     assert not list(app.resources.sessions.of(player.uid))  # offline: nobody will resume it here
     assert hub(app).tombstones[key][0] == "lost" and not hub(app).live
+
+
+async def test_a_dropped_session_is_online_and_gets_its_notifications(app: App) -> None:
+    player = await Player.register(app)
+    await dropped(app, player)
+    presence = app.resources.extra["presence"]
+    assert isinstance(presence, PresenceTracker) and await presence.is_online(player.uid)
+    notify = app.resources.extra["notify"]
+    assert isinstance(notify, Notifications)
+    assert await notify(player.uid, "test.note", {"n": 1}) is True  # pushed (to the kept session), not stored
+    assert await notify.pending(player.uid) == []
+    reply = await player.resume(app)
+    assert reply["data"]["replayed"] == 1 and player.numbered[-1]["event"] == "test.note", reply
