@@ -96,6 +96,9 @@ async def test_kept_messages_after_received_only(app: App) -> None:
     r = state(app, player.token)
     assert r is not None and len(r.ring) == 1  # the ack's own reply
     await dropped(app, player)
+    player.received -= 3
+    assert await player.failed_resume(app) == "invalid"  # below what it acknowledged: those are gone
+    player.received += 3
     reply = await player.resume(app)
     assert reply["data"]["replayed"] == 0, reply
 

@@ -55,7 +55,7 @@ class Handover:
         self.bus = bus
         self.keys = keys
         self.channel = keys.session_resume(hub.id)
-        self.asks: dict[int, tuple[asyncio.Future[tuple[Resumable, int]], GateSession, Format, str]] = {}
+        self.asks: dict[int, tuple[asyncio.Future[tuple[Resumable, int]], GateSession, Format, str, int]] = {}
         self.handed: dict[str, Resumable] = {}  # taken by another process, the old connection still bound here
         self._ids = itertools.count(1)
 
@@ -81,7 +81,7 @@ class Handover:
         ask = next(self._ids)
         route = self.hub.new_key()
         future: asyncio.Future[tuple[Resumable, int]] = asyncio.get_running_loop().create_future()
-        self.asks[ask] = (future, session, fmt, route)
+        self.asks[ask] = (future, session, fmt, route, received)
         body = {"op": TAKE, "ask": ask, "from": self.hub.id, "key": key, "received": received, "route": route}
         self._publish(holder, body)
         try:
@@ -99,7 +99,7 @@ class Handover:
         asked = self.asks.pop(int(body["ask"]), None)
         if asked is None:
             return  # too late: the client was answered `lost`
-        future, session, fmt, route = asked
+        future, session, fmt, route, received = asked
         if future.done():
             return
         if body.get("reason"):
@@ -108,6 +108,7 @@ class Handover:
         hub = self.hub
         ring = Ring(hub.max_count, hub.max_bytes, [(seq, FORMATS[f], data) for seq, f, data in body["entries"]])
         ring.evicted = int(body["evicted"])
+        ring.acked = received
         claims = None if body["claims"] is None else Claims(*body["claims"])
         r = hub.new(session, int(body["uid"]), claims, fmt, ring, int(body["seq"]), key=route)
         future.set_result((r, int(body["bound_us"])))

@@ -319,6 +319,8 @@ class Resumption:
             raise self.gone(key)
         if received > r.seq:
             raise ResumeFailed("invalid", f"received {received} is beyond the last message sent ({r.seq})")
+        if received < r.ring.acked:
+            raise ResumeFailed("invalid", f"received {received} is below what the client acknowledged ({r.ring.acked})")
         if not r.ring.covers(received):
             self.drop(r, "overflow", "messages after the client's last one are no longer kept")
             raise self.gone(key)

@@ -33,7 +33,7 @@ class Ring:
         max_bytes: their encoded bytes at most (``session.resume_bytes``).
     """
 
-    __slots__ = ("entries", "size", "max_count", "max_bytes", "evicted")
+    __slots__ = ("entries", "size", "max_count", "max_bytes", "evicted", "acked")
 
     def __init__(self, max_count: int, max_bytes: int, entries: list[Entry] | None = None) -> None:
         self.entries: deque[Entry] = deque(entries or ())
@@ -41,6 +41,7 @@ class Ring:
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.evicted = 0  # the highest seq given up to stay in bounds: a client that has less cannot resume
+        self.acked = 0  # the highest seq the client said it has: it cannot say less later
 
     def add(self, seq: int, fmt: Format, data: bytes) -> bool:
         """Keep one message; False if the ring is now over a bound (the caller evicts or drops the session)."""
@@ -59,6 +60,7 @@ class Ring:
 
     def ack(self, received: int) -> None:
         """The client has every message up to ``received``: free them."""
+        self.acked = max(self.acked, received)
         entries = self.entries
         while entries and entries[0][0] <= received:
             self.size -= len(entries.popleft()[2])
