@@ -167,9 +167,7 @@ class Resumption:
         if r.timer is not None:
             return  # already
         r.attached = False
-        loop = asyncio.get_running_loop()
-        r.since = loop.time()
-        r.timer = loop.call_later(self.grace, self.drop, r, "expired", "the grace period ended")
+        r.timer = asyncio.get_running_loop().call_later(self.grace, self.drop, r, "expired", "the grace period ended")
         log.info("uid %d: connection %s dropped; session kept %gs", r.uid, r.session.peer, self.grace)
 
     def drop(self, r: Resumable, reason: str, sentence: str) -> None:

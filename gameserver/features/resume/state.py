@@ -47,7 +47,7 @@ class Resumable:
 
     __slots__ = (
         "hub", "key", "uid", "claims", "seq", "ring", "session", "format", "attached", "timer", "dropped",
-        "forward", "close_reason", "since",
+        "forward", "close_reason",
     )  # fmt: skip
 
     def __init__(
@@ -74,7 +74,6 @@ class Resumable:
         self.dropped: str | None = None
         self.forward: tuple[str, str] | None = None
         self.close_reason = ""
-        self.since = 0.0  # loop time it was dropped
 
     def send(self, origin: GateSession | None, message: dict[str, Any], fmt: Format) -> None:
         """Number, keep and (attached) write one message from ``origin`` (a connection of this session, or None
