@@ -4,6 +4,7 @@ gate process resumes on another; a reply to a request cut off by the drop arrive
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 
 from gameserver.app import App
+from gameserver.bus.nats import subject_prefix
 from gameserver.features.online import PresenceTracker
 from tests.clients import TcpClient
 from tests.conftest import delete_prefixed
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
+from tests.integration.test_remote_bus import NATS_URL, require_nats
 from tests.server.resume_kit import Player, drop, state
 from tests.server.social import connect, login
 from tests.server.support import wait_until
@@ -38,8 +41,10 @@ async def shared(redis_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]
     await delete_prefixed(redis_url, prefix)
 
 
-async def start(app_factory: AppFactory, shared: dict[str, Any], tmp_path: Path, node: str, *roles: str) -> App:
-    server = {"node_id": node, "data_dir": str(tmp_path / node), "bus": "redis"}
+async def start(
+    app_factory: AppFactory, shared: dict[str, Any], tmp_path: Path, node: str, *roles: str, bus: str = "redis"
+) -> App:
+    server = {"node_id": node, "data_dir": str(tmp_path / node), "bus": bus}
     if roles:
         server["roles"] = list(roles)
     return await app_factory(server=server, **shared)
@@ -136,10 +141,33 @@ async def test_a_holder_that_stopped_is_lost(app_factory: AppFactory, shared: di
     assert await player.failed_resume(b) == "lost"
 
 
-async def test_gates_apart_from_the_worker(app_factory: AppFactory, shared: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize("bus", ["redis", "nats"])
+async def test_gates_apart_from_the_worker(
+    app_factory: AppFactory, shared: dict[str, Any], tmp_path: Path, bus: str
+) -> None:
     """The login runs on a remote worker, the resumable state lives in the gate processes."""
-    worker = await start(app_factory, shared, tmp_path, "w", "worker", "auth")
-    g1 = await start(app_factory, shared, tmp_path, "g1", "gate")
-    g2 = await start(app_factory, shared, tmp_path, "g2", "gate")
-    assert g1.dispatcher is None and worker.resumption is None
-    await cut_off_and_resume_elsewhere(g1, g2, kept_by=worker)
+    if bus == "nats":
+        require_nats()
+        shared = {**shared, "remote": {"nats_url": NATS_URL}}
+    try:
+        worker = await start(app_factory, shared, tmp_path, "w", "worker", "auth", bus=bus)
+        g1 = await start(app_factory, shared, tmp_path, "g1", "gate", bus=bus)
+        g2 = await start(app_factory, shared, tmp_path, "g2", "gate", bus=bus)
+        assert g1.dispatcher is None and worker.resumption is None
+        await cut_off_and_resume_elsewhere(g1, g2, kept_by=worker)
+    finally:
+        if bus == "nats":
+            await delete_nats_streams(shared["redis"]["prefix"])
+
+
+async def delete_nats_streams(prefix: str) -> None:
+    import nats
+    import nats.js.errors
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        for name in (f"{subject_prefix(prefix)}_requests", f"KV_{subject_prefix(prefix)}_gates"):
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
