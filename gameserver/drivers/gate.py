@@ -58,9 +58,9 @@ class GateSession(Session):
 
     A connection whose login asked for resume hands its messages to its :class:`Resumable` (``resume``), which
     numbers, keeps and writes them (gameserver/features/resume/); the others pay one attribute check in
-    :meth:`send`. While a gate has resumable sessions, a connection's first request goes through :meth:`_first`
-    (``session.resume``), a resumable one's through :meth:`_resumable` (``session.ack``); then ``submit`` is the
-    bus's again.
+    :meth:`send`. In a gate that offers resume, a connection's first request goes through :meth:`_first`
+    (``session.resume``), the later ones straight to the bus, or while the connection is resumable through
+    :meth:`_resumable` (``session.ack``).
     """
 
     __slots__ = ("conn", "submit", "context", "resume", "_binary", "_text")
