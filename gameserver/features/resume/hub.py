@@ -278,6 +278,9 @@ class Resumption:
                     await session.bound()
                 finally:
                     self.handover.release(holder, key)
+                if r.dropped is not None:  # ended while the player's pushes were subscribed (overflow, a revocation)
+                    session.unbind()  # the failure changes nothing: the connection is not the player's
+                    raise self.gone(r.key)
             self._attach(r, session, request_id, received, fmt)
         except GameError as failure:
             exc = failure
