@@ -1,6 +1,6 @@
 // The SDK's end-to-end scenario, a console program run under mono against a live `gameserver run` (with the
-// test fixture modules): register, login, typed calls into every shipped module, pushes, chat, a forced
-// disconnect and reconnect with the session re-bound, a timeout, typed errors.
+// test fixture modules): register, login, typed calls into every shipped module, pushes, chat and its history, a
+// forced disconnect and reconnect with the session re-bound, a timeout, typed errors.
 //
 //   mono Scenario.exe <http url> <ws url>   e.g. http://127.0.0.1:8000 ws://127.0.0.1:8881
 //
@@ -11,6 +11,7 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using GameServer.Api;
@@ -251,6 +252,29 @@ namespace GameServer.Scenario
             await chatA.SayAsync(ChatChannel.Family, "family only");
             var m2 = await Within(Take(heard), "a family message");
             Check(m2.Channel == ChatChannel.Family && m2.Text == "family only" && m2.Ts > 0, "family message");
+            Check(m1.Id.Length > 0 && m2.Id != m1.Id, "messages carry ids");
+            // The history: asked for, and sent unasked after a login (the test server sets chat.history_on_join).
+            var publicLines = await chatA.HistoryAsync(ChatChannel.Public, 5);
+            OnMain("HistoryAsync's continuation");
+            var lastPublic = publicLines.Lines[publicLines.Lines.Count - 1];
+            Check(publicLines.Channel == ChatChannel.Public && lastPublic.Id == m1.Id && lastPublic.Ts == m1.Ts &&
+                  lastPublic.Text == m1.Text && lastPublic.Uid == a.Uid, "the public history ends with the message");
+            var familyLines = await chatB.HistoryAsync(ChatChannel.Family);
+            Check(familyLines.Lines.Count == 1 && familyLines.Lines[0].Id == m2.Id && familyLines.Lines[0].Channel == ChatChannel.Family,
+                "the family history holds the family message");
+            var chatC = new ChatClient(new ChatOptions(wsUrl + "/chat"), authB);
+            var caughtUp = new BlockingCollection<ChannelHistory>();
+            chatC.History += h => { OnMain("chat History"); caughtUp.Add(h); };
+            await chatC.ConnectAsync();
+            var unasked = new Dictionary<ChatChannel, ChannelHistory>();
+            while (unasked.Count < 2)
+            {
+                var got = await Within(Take(caughtUp), "the HISTORY lines after a login");
+                unasked[got.Channel] = got;
+            }
+            Check(unasked[ChatChannel.Public].Lines.Any(l => l.Id == m1.Id), "the public catch-up holds the message");
+            Check(unasked[ChatChannel.Family].Lines.Any(l => l.Id == m2.Id), "the family catch-up holds the message");
+            await chatC.CloseAsync();
             await clientB.Family.LeaveAsync(); // B's next chat login has no family
             await chatB.PingAsync();
             try
@@ -308,6 +332,7 @@ namespace GameServer.Scenario
             await chatB.SayAsync(ChatChannel.Family, "no family now");
             var refused = await Within(notInFamily.Task, "ERROR not_in_family");
             Check(refused.Code == ErrorCodes.NOT_IN_FAMILY, "chat error code " + refused.Code);
+            await Throws(() => chatB.HistoryAsync(ChatChannel.Family), ErrorCodes.BAD_REQUEST, "a family history outside a family");
             Ok("chat after reconnect");
 
             await chatA.CloseAsync();
@@ -344,10 +369,10 @@ namespace GameServer.Scenario
             return data2;
         }
 
-        static async Task<ChatMessage> Take(BlockingCollection<ChatMessage> messages)
+        static async Task<T> Take<T>(BlockingCollection<T> messages)
         {
             // Messages arrive on the main thread (Update): wait for one without blocking it.
-            ChatMessage m;
+            T m;
             while (!messages.TryTake(out m)) await Task.Delay(5);
             return m;
         }

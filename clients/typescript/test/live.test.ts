@@ -24,6 +24,7 @@ import {
   HttpError,
   isError,
   MailKind,
+  type ChannelHistory,
   type ChatIdentity,
   type ChatMessage,
   type MailSummary,
@@ -226,6 +227,14 @@ describe("against a live server", { skip }, () => {
       assert.equal(message.channel, "public");
       assert.equal(message.uid, aliceUid);
       assert.equal(message.text, "hello, world  ");
+      assert.equal(typeof message.id, "string");
+      assert.equal(typeof message.ts, "number");
+
+      // The server keeps the channel's last lines (the test server sets chat.history_on_join).
+      const history = await chat.history("public", 5);
+      assert.equal(history.channel, "public");
+      assert.deepEqual(history.lines[history.lines.length - 1], message);
+      await assert.rejects(chat.history("family"), expectCode("bad_request", ChatError)); // not in a family yet
 
       const refused = new Promise<ChatError>((resolve) => chat.on("error", resolve));
       chat.say("family", "anyone?");
@@ -243,7 +252,10 @@ describe("against a live server", { skip }, () => {
       );
       const familyHeard = new Promise<ChatMessage>((resolve) => bobChat.on("family", resolve));
       chat.say("family", "welcome");
-      assert.equal((await familyHeard).text, "welcome");
+      const welcome = await familyHeard;
+      assert.equal(welcome.text, "welcome");
+      const familyHistory = await bobChat.history("family");
+      assert.deepEqual(familyHistory, { channel: "family", lines: [welcome] });
 
       assert.deepEqual(await a.family.set_role({ member: bobUid, role: FamilyRole.ELDER }), {
         uid: bobUid,
@@ -254,10 +266,17 @@ describe("against a live server", { skip }, () => {
       assert.deepEqual(await a.family.disband(), { family_id: family.family_id, members: [aliceUid] });
       await assert.rejects(a.family.members(), expectCode(ErrorCodes.NOT_IN_FAMILY));
 
-      // A dropped chat connection logs in again with a fresh nonce.
+      // A dropped chat connection logs in again with a fresh nonce, and catches up on the public channel.
       const again = new Promise<ChatIdentity>((resolve) => chat.on("login", resolve));
+      const caughtUp = new Promise<ChannelHistory>((resolve) => chat.on("history", resolve));
       chatProxy.drop();
       assert.deepEqual(await again, { uid: aliceUid, name: "Alice", world: 1, family: null });
+      const unasked = await caughtUp;
+      assert.equal(unasked.channel, "public");
+      assert.deepEqual(
+        unasked.lines.find((line) => line.id === message.id),
+        message,
+      );
       const heardAgain = new Promise<ChatMessage>((resolve) => bobChat.on("public", resolve));
       chat.say("public", "back");
       assert.equal((await heardAgain).text, "back");

@@ -47,6 +47,7 @@ static class Units
         JsonCodec();
         MsgPackCodec();
         DispatcherModes();
+        ChatLines();
         var sample = MsgPack.Unpack(FromHex(args[0]));
         Console.WriteLine("json " + Json.Serialize(sample));
         Console.WriteLine("msgpack " + ToHex(MsgPack.Pack(sample)));
@@ -136,6 +137,25 @@ static class Units
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xa2, 0xff, 0xfe }), "a string not UTF-8");
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xdd, 0x7f, 0xff, 0xff, 0xff }), "a length past the data");
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xc1 }), "the never-used byte");
+    }
+
+    static void ChatLines()
+    {
+        var line = "{\"id\": \"1733150000000-a1b2c3-42\", \"uid\": 7, \"name\": \"Al\", \"text\": \"hi \", \"ts\": 1733150000000}";
+        var history = ChannelHistory.Parse("{\"channel\": \"family\", \"lines\": [" + line + ", " + line.Replace("-42", "-43") + "]}");
+        Check(history.Channel == ChatChannel.Family && history.Lines.Count == 2, "a HISTORY line's channel and lines");
+        var first = history.Lines[0];
+        Check(first.Channel == ChatChannel.Family && first.Id == "1733150000000-a1b2c3-42" && first.Uid == 7 &&
+              first.Name == "Al" && first.Text == "hi " && first.Ts == 1733150000000L, "a history line's fields");
+        Check(history.Lines[1].Id.EndsWith("-43"), "lines in order");
+        Check(ChannelHistory.Parse("{\"channel\": \"public\", \"lines\": []}").Lines.Count == 0, "an empty history");
+        var live = ChatMessage.FromWire(ChatChannel.Public, Json.Parse(line));
+        Check(live.Channel == ChatChannel.Public && live.Id == first.Id, "a live message has its id");
+        Throws<GameServerException>(() => ChannelHistory.Parse("{\"channel\": \"world\", \"lines\": []}"), "an unknown channel");
+        Throws<GameServerException>(() => ChannelHistory.Parse("{\"channel\": \"public\"}"), "no lines");
+        Throws<GameServerException>(() => ChannelHistory.Parse("not json"), "not JSON");
+        Throws<GameServerException>(() => ChatMessage.FromWire(ChatChannel.Public, Json.Parse("{\"uid\": 7, \"name\": \"Al\", \"text\": \"hi\", \"ts\": 1}")),
+            "a message without an id");
     }
 
     static void DispatcherModes()
