@@ -35,25 +35,58 @@ const WS = process.env.GAMESERVER_WS;
 const HTTP = process.env.GAMESERVER_HTTP;
 const skip = WS === undefined || HTTP === undefined ? "set GAMESERVER_WS and GAMESERVER_HTTP (pytest does)" : false;
 const run = `${process.pid}${Date.now() % 100000}`;
+/** The server grants resume (PROTOCOL.md, "Resume"): pytest sets GAMESERVER_RESUME=1 when it does. */
+const RESUME = process.env.GAMESERVER_RESUME === "1";
 const PASSWORD = "correct horse battery";
 
-/** A TCP proxy in front of the WebSocket port: `drop()` cuts every connection through it, as a network would. */
+/** A TCP proxy in front of the WebSocket port: `drop()` cuts every connection through it, as a network would;
+ * `hold()` keeps new connections waiting (not yet through to the server) until `release()`; `forwarded()` says
+ * when the next bytes from a client are in the server's socket. */
 class Proxy {
   readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private held: net.Socket[] | null = null;
+  private flushed: Array<() => void> = [];
 
-  constructor(target: URL) {
+  constructor(private readonly target: URL) {
     this.server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), target.hostname);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on("close", () => this.sockets.delete(socket));
-        socket.on("error", () => socket.destroy());
+      if (this.held !== null) {
+        client.pause();
+        this.held.push(client);
+      } else {
+        this.pipe(client);
       }
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
     });
+  }
+
+  hold(): void {
+    this.held = [];
+  }
+
+  forwarded(): Promise<void> {
+    return new Promise((resolve) => this.flushed.push(resolve));
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    held.forEach((client) => {
+      this.pipe(client);
+      client.resume();
+    });
+  }
+
+  private pipe(client: net.Socket): void {
+    const upstream = net.connect(Number(this.target.port), this.target.hostname);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.on("data", (chunk) => upstream.write(chunk, () => this.flushed.splice(0).forEach((resolve) => resolve())));
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
   }
 
   async listen(): Promise<string> {
@@ -69,6 +102,7 @@ class Proxy {
   }
 
   async close(): Promise<void> {
+    this.release();
     this.drop();
     await new Promise((resolve) => this.server.close(resolve));
   }
@@ -100,7 +134,8 @@ describe("against a live server", { skip }, () => {
     aliceAuth = new Auth({ url: HTTP! });
     const session = await aliceAuth.register(`alice${run}`, PASSWORD, "Alice");
     aliceUid = session.uid;
-    alice = new GateClient({ url: `${viaProxy}/gate`, auth: aliceAuth, WebSocket, timeout: 10_000 });
+    // Bound with session.bind on every reconnect: no resume (the resume test has its own client).
+    alice = new GateClient({ url: `${viaProxy}/gate`, auth: aliceAuth, WebSocket, timeout: 10_000, resume: false });
     await alice.connect();
     bob = new GateClient({ url: `${WS}/gate`, WebSocket, encoding: "json" });
     await bob.connect();
@@ -303,10 +338,57 @@ describe("against a live server", { skip }, () => {
     proxy.drop();
     const [queued, failed] = await during;
     await assert.rejects(failed, expectCode(ClientErrorCodes.NOT_CONNECTED, ConnectionError));
-    assert.deepEqual(await connected, { reconnected: true, uid: aliceUid });
+    assert.deepEqual(await connected, { reconnected: true, uid: aliceUid, resumed: false }); // an HTTP login's token
     assert.deepEqual(events, ["reconnecting"]);
     assert.equal(((await queued) as { uid: number }).uid, aliceUid); // a login-needing call: bound again
     assert.equal((await a.account.profile({}, { whileDisconnected: "fail" })).uid, aliceUid);
+  });
+
+  test("resume: a drop during a slow call; its reply and a push sent meanwhile arrive once, after the resume", async () => {
+    const carolProxy = new Proxy(new URL(WS!));
+    const carol = new GateClient({
+      url: `${await carolProxy.listen()}/gate`,
+      WebSocket,
+      reconnect: { initialDelay: 1, maxDelay: 50 },
+    });
+    const c = new GameApi(carol);
+    try {
+      await carol.connect();
+      const carolUid = (await c.auth.register({ username: `carol${run}`, password: PASSWORD })).uid;
+      assert.equal(carol.resumable, RESUME, `the server ${RESUME ? "grants" : "has no"} resume`);
+      const mails: MailSummary[] = [];
+      carol.onPush<MailSummary>("mail.new", (mail) => mails.push(mail));
+      const resumed = new Promise<{ uid: number; replayed: number }>((resolve) => carol.on("resumed", resolve));
+      const failed: unknown[] = [];
+      carol.on("resumeFailed", (why) => failed.push(why));
+
+      const through = carolProxy.forwarded();
+      const slow = carol.call<number>("testkit.sleep", { seconds: 0.5 });
+      await through; // the request is in the server's socket: the drop cannot lose it
+      carolProxy.hold(); // reconnects wait until the push below is sent
+      carolProxy.drop();
+      if (!RESUME) {
+        await assert.rejects(slow, expectCode(ClientErrorCodes.DISCONNECTED, ConnectionError)); // as before resume
+        carolProxy.release();
+        return;
+      }
+      const { mail_id } = await b.mail.send({ to: carolUid, subject: "while away", body: "kept for you" });
+      carolProxy.release();
+
+      assert.equal(await slow, 0.5); // its reply came on the new connection
+      const { uid, replayed } = await resumed;
+      assert.equal(uid, carolUid);
+      assert.ok(replayed >= 1, `replayed ${replayed}`);
+      assert.equal((await c.account.profile()).uid, carolUid); // bound as before the drop, no token sent
+      assert.deepEqual(
+        mails.map((mail) => mail.mail_id),
+        [mail_id],
+      );
+      assert.deepEqual(failed, []);
+    } finally {
+      await carol.close();
+      await carolProxy.close();
+    }
   });
 
   test("a call times out on the client; the server's own deadline is a typed error", async () => {
