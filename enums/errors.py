@@ -13,6 +13,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    RESUME_FAILED = "resume_failed"
 
 
 class ModuleErrorCode(StrEnum):

@@ -56,6 +56,8 @@ from gameserver.features.moderation.feature import lifespan as moderation_lifesp
 from gameserver.features.nodes.feature import lifespan as nodes_lifespan
 from gameserver.features.online import lifespan as presence_lifespan
 from gameserver.features.reload import Reloader
+from gameserver.features.resume.feature import lifespan as resume_lifespan
+from gameserver.features.resume.hub import Resumption
 from gameserver.resources import PER_REQUEST, REMOTE_BUSES, Resources, open_resources, open_transport
 from gameserver.storage.errors import backend_fault
 from gameserver.storage.kv import describe_redis
@@ -96,6 +98,7 @@ class App:
         self.functions_table: Functions | None = None  # the worker role's function table
         self.worker: Worker | None = None  # takes requests from remote gates (server.bus redis or nats)
         self.reloader: Reloader | None = None  # with modules.reload
+        self.resumption: Resumption | None = None  # the gate role's resumable sessions
         self.started_at = 0.0
         self._stack = contextlib.AsyncExitStack()
         self.http: HttpListener | None = None  # the HTTP port, unless http.enabled is false
@@ -189,6 +192,15 @@ class App:
                 moderation=moderation,
             )
         )
+        if "gate" in roles:
+            resume = resume_lifespan(
+                config.session,
+                bus=res.bus,
+                keys=res.keys,
+                revocations=identity.revocations,
+                moderation=moderation.store,
+            )
+            self.resumption = (await enter(resume)).resumption
         await enter(
             presence_lifespan(
                 config.presence,
@@ -305,7 +317,7 @@ class App:
         for hook in self.on_listen:
             await hook()
         if "gate" in self.roles:
-            gate = GateContext(res.bus.submit, res.sessions, config.gate.rate, config.gate.burst)
+            gate = GateContext(res.bus.submit, res.sessions, config.gate.rate, config.gate.burst, self.resumption)
             route = Route(gate_endpoint(gate), config.gate.max_frame)
             self.ws_routes["/"] = self.ws_routes["/gate"] = route
             driver = gate_driver(gate, config.gate.max_frame)

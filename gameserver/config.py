@@ -350,6 +350,13 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionConfig:
+    resume_grace: float = setting(30.0, min=1)
+    resume_buffer: int = setting(256, min=1)
+    resume_bytes: int = setting(262_144, min=1024)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -370,6 +377,7 @@ class Config:
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     profile: str = ""
     source: str = ""

@@ -116,6 +116,18 @@ class Unavailable(GameError):
     message = "a backend is unavailable"
 
 
+class ResumeFailed(GameError):
+    """``session.resume`` cannot be honoured (docs/PROTOCOL.md, "Resume"): ``reason`` is the message's first word
+    (expired, overflow, replaced, lost, invalid, banned, revoked); nothing changed, the client logs in again."""
+
+    code = ErrorCode.RESUME_FAILED
+
+    def __init__(self, reason: str, sentence: str, uid: int | None = None) -> None:
+        super().__init__(f"{reason}: {sentence}")
+        self.reason = reason
+        self.uid = uid  # the player whose session it was, when known
+
+
 class PlayerNotFound(GameError):
     """No account with that uid: raised by ``modules.common.player`` and wherever a module names a player."""
 

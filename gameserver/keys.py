@@ -150,6 +150,11 @@ class Keys:
         """Channel: a player's other gate connections are to close (``auth.single_session``)."""
         return f"{self.prefix}session.replace"
 
+    def session_resume(self, holder: str) -> str:
+        """Channel of one gate process's resumable sessions: another process takes one over (``session.resume``),
+        and what is forwarded to one it took (gameserver/features/resume/handover.py)."""
+        return f"{self.prefix}session.resume.{holder}"
+
     def admin_session(self, digest: str) -> str:
         """An operations-console login (its admin id and CSRF token), under the SHA-256 of the cookie's value;
         expires after ``admin.session_ttl`` (gameserver/features/admin/)."""

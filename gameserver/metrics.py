@@ -158,6 +158,23 @@ DB_RETRIES = Counter(
     registry=REGISTRY,
 )
 STARTED = time.time()
+RESUMABLE = Gauge(
+    "gameserver_resumable_sessions",
+    "Gate sessions that survive a dropped connection, attached or not",
+    registry=REGISTRY,
+)
+DETACHED = Gauge(
+    "gameserver_detached_sessions", "Resumable sessions whose connection dropped, waiting for session.resume",
+    registry=REGISTRY,
+)  # fmt: skip
+RESUMES = Counter(
+    "gameserver_resumes", "session.resume calls, by outcome (ok or the failure's reason)", ["outcome"],
+    registry=REGISTRY,
+)  # fmt: skip
+REPLAYED = Counter(
+    "gameserver_replayed_messages", "Messages kept for a dropped session and sent again after its resume",
+    registry=REGISTRY,
+)  # fmt: skip
 UPTIME = Gauge("gameserver_uptime_seconds", "Seconds since this process started", registry=REGISTRY)
 UPTIME.set_function(lambda: time.time() - STARTED)
 RELOADS = Counter(

@@ -111,6 +111,7 @@ BIND = 1  # [BIND, mid, conn, uid, claims]: session.bind on the worker
 UNBIND = 2  # [UNBIND, mid, conn]
 CLOSE = 3  # [CLOSE, mid, conn, code, reason]
 PUSH = 4  # [PUSH, mid, conn, event, data]: session.push on the worker
+RESUMABLE = 5  # [RESUMABLE, mid, conn]: session.resumable() on the worker; the gate adds "resume" to the reply
 
 
 def encode_answer(kind: int, mid: str, conn: int, *rest: Any) -> bytes:
@@ -299,7 +300,7 @@ class _Trouble:
 
 
 class _Pending:
-    __slots__ = ("session", "fmt", "request_id", "deadline", "binding")
+    __slots__ = ("session", "fmt", "request_id", "deadline", "binding", "resume")
 
     def __init__(self, session: Session, fmt: Format, request_id: int, deadline: float) -> None:
         self.session = session
@@ -307,6 +308,7 @@ class _Pending:
         self.request_id = request_id
         self.deadline = deadline  # loop time
         self.binding: asyncio.Task[bool] | None = None  # session.bound() after a remote bind
+        self.resume: dict[str, Any] | None = None  # the reply's "resume" object, made here (docs/PROTOCOL.md, "Resume")
 
 
 class Gate:
@@ -463,6 +465,8 @@ class Gate:
         if kind == REPLY:
             self.stats.answered += 1
             reply = rest[1]
+            if pending.resume is not None and reply.get("ok") and isinstance(reply.get("data"), dict):
+                reply["data"]["resume"] = pending.resume
             if pending.binding is not None and not pending.binding.done():
                 # As in one process, the reply to a login means the player's pushes reach this connection.
                 pending.binding.add_done_callback(lambda _: self._finish(mid, reply=reply))
@@ -483,6 +487,8 @@ class Gate:
         elif kind == PUSH:
             if session.is_open():
                 session.push(*rest)
+        elif kind == RESUMABLE:
+            pending.resume = session.resumable()
 
     async def _sender(self) -> None:
         while True:
@@ -615,6 +621,10 @@ class RemoteSession(Session):
 
     async def bound(self, timeout: float = 0.0) -> bool:
         return True  # the gate holds the reply until its subscription is confirmed
+
+    def resumable(self) -> dict[str, Any] | None:
+        self.worker._answer(self, encode_answer(RESUMABLE, self.call.mid, self.call.conn), done=False)
+        return None  # the gate holds the connection and its resumable state, and adds "resume" to the reply
 
     def unbind(self) -> None:
         self.uid = None

@@ -99,6 +99,12 @@ class Session:
     def close(self, code: int = 1000, reason: str = "") -> None:
         raise NotImplementedError
 
+    def resumable(self) -> dict[str, Any] | None:
+        """After a login or bind that asked for resume: make this session survive a dropped connection
+        (docs/PROTOCOL.md, "Resume"); its ``resume`` object for the reply, or None (not a gate connection, or the
+        gate adds it to the reply itself)."""
+        return None
+
     def push(self, event: str, data: Any) -> None:
         self.send(push_message(event, data), self.push_format)
 

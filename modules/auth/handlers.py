@@ -17,7 +17,12 @@ def _service(auth: AuthService | None) -> AuthService:
 
 
 async def _bind(
-    session: Session, auth: AuthService, result: dict[str, Any], single: SingleSession | None, how: str
+    session: Session,
+    auth: AuthService,
+    result: dict[str, Any],
+    single: SingleSession | None,
+    how: str,
+    resume: bool,
 ) -> dict[str, Any]:
     claims = auth.tokens.claims(result["token"])
     if not auth.revocations.allows(claims):  # revoked (an operator's revoke) while the login ran
@@ -26,6 +31,10 @@ async def _bind(
     if single is not None:
         single.replace(session, how)  # auth.single_session: the player's other connections close
     await session.bound()  # answered once pushes from any process reach this connection
+    if resume:
+        info = session.resumable()
+        if info is not None:
+            result["resume"] = info
     return result
 
 
@@ -33,32 +42,35 @@ async def register(
     username: str,
     password: str,
     display_name: str | None = None,
+    resume: bool = False,
     *,
     session: Session,
     auth: AuthService | None = None,
     single_session: SingleSession | None = None,
     **_: Any,
 ) -> AuthSession:
-    """Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,
-    rate_limited."""
+    """Create an account and bind the connection to it. Returns {uid, token} (and, asked with resume, the session's
+    resume token: docs/PROTOCOL.md, "Resume"); raises username_taken, bad_request, rate_limited."""
     service = _service(auth)
     result = await service.register(username, password, display_name, address=session.remote)
-    return await _bind(session, service, result, single_session, "login")
+    return await _bind(session, service, result, single_session, "login", resume)
 
 
 async def login(
     username: str,
     password: str,
+    resume: bool = False,
     *,
     session: Session,
     auth: AuthService | None = None,
     single_session: SingleSession | None = None,
     **_: Any,
 ) -> AuthSession:
-    """Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned."""
+    """Log in and bind the connection. Returns {uid, token} (and, asked with resume, the session's resume token);
+    raises wrong_credentials, rate_limited, banned."""
     service = _service(auth)
     result = await service.login(username, password, session.remote)
-    return await _bind(session, service, result, single_session, "login")
+    return await _bind(session, service, result, single_session, "login", resume)
 
 
 def _token(claims: Claims | None) -> Claims:

@@ -3,8 +3,11 @@ later requests need no ``token``. See docs/auth.md.
 """
 
 from gameserver.dispatch.registry import handler
-from modules.session.handlers import bind
+from modules.session.handlers import ack, bind, resume
 
 HANDLERS = {
     "bind": handler(bind, login=False),
+    # Answered by the gate process itself on the connections they are meant for (docs/PROTOCOL.md, "Resume").
+    "resume": handler(resume, login=False),
+    "ack": handler(ack, login=False),
 }

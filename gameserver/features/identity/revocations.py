@@ -11,7 +11,7 @@ only expired tokens) and kept current through the bus: :meth:`Revocations.revoke
 revocation here at once and publishes ``{"uid", "before"}`` on ``auth.revoked`` (:meth:`Keys.revocations`),
 which every process (this one included, harmlessly: applying is idempotent) applies too. Applying updates the
 map and closes this process's gate connections bound with a revoked token (a normal close: PROTOCOL.md
-defines no revocation push).
+defines no revocation push), and ends their resumable sessions (a later ``session.resume`` answers ``revoked``).
 """
 
 from __future__ import annotations
@@ -136,15 +136,15 @@ class Revocations:
 
     def apply(self, uid: int, before: int) -> None:
         """In this process: refuse ``uid``'s tokens issued at or before ``before``, and close the gate connections
-        bound with one (unbound first, so that nothing more is done as the player on them). A revocation new
-        here is also told to the :meth:`on_revoke` listeners."""
+        bound with one (and unbind them in the same step, so that nothing more is done as the player on them). A
+        revocation new here is also told to the :meth:`on_revoke` listeners."""
         new = before > self.revoked.get(uid, -1)
         self._learn(uid, before)
         for session in self.sessions.of(uid):
             claims = session.claims
             if claims is None or claims.issued_ms <= before:
+                session.close(CloseCode.NORMAL, REVOKED_REASON)  # first: a resumable session learns why it ends
                 session.unbind()
-                session.close(CloseCode.NORMAL, REVOKED_REASON)
         if new:
             for listener in self._listeners:
                 listener(uid)

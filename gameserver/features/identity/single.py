@@ -58,8 +58,8 @@ class SingleSession:
             if other is keep or other.bound_us > before:
                 continue
             other.push(REPLACED_EVENT, {"reason": reason})
+            other.close(CloseCode.NORMAL, REPLACED_REASON)  # first: a resumable session learns why it ends
             other.unbind()
-            other.close(CloseCode.NORMAL, REPLACED_REASON)
             log.info("uid %d: connection %s replaced by a new %s", uid, other.peer or other.id, reason)
 
     def _received(self, channel: str, payload: bytes) -> None:
