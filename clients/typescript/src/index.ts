@@ -47,5 +47,6 @@ export {
   type TokenSource,
   type WhileDisconnected,
 } from "./gate.js";
+export type { ResumeFailure, ResumeGrant } from "./resume.js";
 export type { SocketLike, WebSocketClass } from "./socket.js";
 export * from "./generated/index.js";

@@ -14,6 +14,7 @@ namespace GameServer.Api
         public const string TIMEOUT = "timeout";
         public const string UNAVAILABLE = "unavailable";
         public const string INTERNAL = "internal";
+        public const string RESUME_FAILED = "resume_failed";
     }
 
     /// <summary>Error codes of accounts and login (`auth.*` functions and `/auth/*` routes; docs/auth.md).</summary>

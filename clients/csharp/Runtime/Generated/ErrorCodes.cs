@@ -15,6 +15,7 @@ namespace GameServer.Api
         public const string TIMEOUT = "timeout";
         public const string UNAVAILABLE = "unavailable";
         public const string INTERNAL = "internal";
+        public const string RESUME_FAILED = "resume_failed";
         public const string PLAYER_NOT_FOUND = "player_not_found";
         public const string MAIL_NOT_FOUND = "mail_not_found";
         public const string NOTHING_TO_CLAIM = "nothing_to_claim";

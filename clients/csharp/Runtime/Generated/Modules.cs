@@ -49,13 +49,15 @@ namespace GameServer.Api
 
         public AuthModule(GameClient client) { this.client = client; }
 
-        /// <summary>Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned.</summary>
+        /// <summary>Log in and bind the connection. Returns {uid, token} (and, asked with resume, the session's resume token);</summary>
+        /// <param name="resume">optional: null leaves it out (the server's default: false)</param>
         /// <remarks><c>auth.login</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<AuthSession> LoginAsync(string username, string password, CallOptions options = null)
+        public Task<AuthSession> LoginAsync(string username, string password, bool? resume = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["username"] = username;
             wire["password"] = password;
+            if (resume != null) wire["resume"] = resume;
             return client.CallAsync<AuthSession>("auth.login", wire, AuthSession.FromWire, options);
         }
 
@@ -83,15 +85,17 @@ namespace GameServer.Api
             return client.CallAsync<AuthSession>("auth.refresh", wire, AuthSession.FromWire, options);
         }
 
-        /// <summary>Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,</summary>
+        /// <summary>Create an account and bind the connection to it. Returns {uid, token} (and, asked with resume, the session's</summary>
         /// <param name="displayName">optional: null leaves it out (the server's default: null)</param>
+        /// <param name="resume">optional: null leaves it out (the server's default: false)</param>
         /// <remarks><c>auth.register</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<AuthSession> RegisterAsync(string username, string password, string displayName = null, CallOptions options = null)
+        public Task<AuthSession> RegisterAsync(string username, string password, string displayName = null, bool? resume = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["username"] = username;
             wire["password"] = password;
             if (displayName != null) wire["display_name"] = displayName;
+            if (resume != null) wire["resume"] = resume;
             return client.CallAsync<AuthSession>("auth.register", wire, AuthSession.FromWire, options);
         }
     }
@@ -416,13 +420,34 @@ namespace GameServer.Api
 
         public SessionModule(GameClient client) { this.client = client; }
 
-        /// <summary>Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token,</summary>
+        /// <summary>Tell the server the client has every message up to seq <c>received</c>. Returns {}. Answered by the gate</summary>
+        /// <remarks><c>session.ack</c>; no login needed; server deadline 10 s.</remarks>
+        public Task<Dictionary<string, object>> AckAsync(long received, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["received"] = received;
+            return client.CallAsync<Dictionary<string, object>>("session.ack", wire, d0 => Wire.Dict<object>(d0, Wire.Any), options);
+        }
+
+        /// <summary>Bind this connection to the token's player. Returns {uid} (and, asked with resume, the session's resume token:</summary>
+        /// <param name="resume">optional: null leaves it out (the server's default: false)</param>
         /// <remarks><c>session.bind</c>; no login needed; server deadline 10 s.</remarks>
-        public Task<Bound> BindAsync(string token, CallOptions options = null)
+        public Task<Bound> BindAsync(string token, bool? resume = null, CallOptions options = null)
         {
             var wire = new Dictionary<string, object>();
             wire["token"] = token;
+            if (resume != null) wire["resume"] = resume;
             return client.CallAsync<Bound>("session.bind", wire, Bound.FromWire, options);
+        }
+
+        /// <summary>Resume a dropped session on this new connection (docs/PROTOCOL.md, "Resume"): answered by the gate process</summary>
+        /// <remarks><c>session.resume</c>; no login needed; server deadline 10 s.</remarks>
+        public Task<Resumed> ResumeAsync(string token, long received, CallOptions options = null)
+        {
+            var wire = new Dictionary<string, object>();
+            wire["token"] = token;
+            wire["received"] = received;
+            return client.CallAsync<Resumed>("session.resume", wire, Resumed.FromWire, options);
         }
     }
 

@@ -11,12 +11,14 @@ namespace GameServer.Api
     {
         public long Uid { get; set; }
         public string Token { get; set; }
+        public Resume Resume { get; set; }
 
         public static AuthSession FromWire(object data)
         {
             var value = new AuthSession();
             value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
             value.Token = Wire.Read<string>(Wire.Field(data, "token"), Wire.Str);
+            value.Resume = Wire.Read<Resume>(Wire.Field(data, "resume"), d0 => Wire.OrNull<Resume>(d0, Resume.FromWire));
             return value;
         }
 
@@ -25,6 +27,7 @@ namespace GameServer.Api
             var wire = new Dictionary<string, object>();
             wire["uid"] = Uid;
             wire["token"] = Token;
+            if (Resume != null) wire["resume"] = Resume;
             return wire;
         }
     }
@@ -33,11 +36,13 @@ namespace GameServer.Api
     public sealed class Bound : IWireValue
     {
         public long Uid { get; set; }
+        public Resume Resume { get; set; }
 
         public static Bound FromWire(object data)
         {
             var value = new Bound();
             value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Resume = Wire.Read<Resume>(Wire.Field(data, "resume"), d0 => Wire.OrNull<Resume>(d0, Resume.FromWire));
             return value;
         }
 
@@ -45,6 +50,7 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["uid"] = Uid;
+            if (Resume != null) wire["resume"] = Resume;
             return wire;
         }
     }
@@ -862,6 +868,58 @@ namespace GameServer.Api
         {
             var wire = new Dictionary<string, object>();
             wire["report"] = Report;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Resume</c> of the server's handlers.</summary>
+    public sealed class Resume : IWireValue
+    {
+        public string Token { get; set; }
+        public double Grace { get; set; }
+        public long Buffer { get; set; }
+
+        public static Resume FromWire(object data)
+        {
+            var value = new Resume();
+            value.Token = Wire.Read<string>(Wire.Field(data, "token"), Wire.Str);
+            value.Grace = Wire.Read<double>(Wire.Field(data, "grace"), Wire.Float);
+            value.Buffer = Wire.Read<long>(Wire.Field(data, "buffer"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["token"] = Token;
+            wire["grace"] = Grace;
+            wire["buffer"] = Buffer;
+            return wire;
+        }
+    }
+
+    /// <summary>The map <c>Resumed</c> of the server's handlers.</summary>
+    public sealed class Resumed : IWireValue
+    {
+        public long Uid { get; set; }
+        public Resume Resume { get; set; }
+        public long Replayed { get; set; }
+
+        public static Resumed FromWire(object data)
+        {
+            var value = new Resumed();
+            value.Uid = Wire.Read<long>(Wire.Field(data, "uid"), Wire.Int);
+            value.Resume = Wire.Read<Resume>(Wire.Field(data, "resume"), Resume.FromWire);
+            value.Replayed = Wire.Read<long>(Wire.Field(data, "replayed"), Wire.Int);
+            return value;
+        }
+
+        public object ToWire()
+        {
+            var wire = new Dictionary<string, object>();
+            wire["uid"] = Uid;
+            wire["resume"] = Resume;
+            wire["replayed"] = Replayed;
             return wire;
         }
     }

@@ -6,10 +6,12 @@ import type { FamilyRole, ItemKind, MailKind } from "./enums.js";
 export interface AuthSession {
   uid: number;
   token: string;
+  resume?: Resume;
 }
 
 export interface Bound {
   uid: number;
+  resume?: Resume;
 }
 
 export interface ChatHistory {
@@ -199,6 +201,18 @@ export interface Reported {
   report: number;
 }
 
+export interface Resume {
+  token: string;
+  grace: number;
+  buffer: number;
+}
+
+export interface Resumed {
+  uid: number;
+  resume: Resume;
+  replayed: number;
+}
+
 export interface RoleSet {
   uid: number;
   role: FamilyRole;
@@ -275,6 +289,8 @@ export class AccountApi {
 export interface AuthLoginArgs {
   username: string;
   password: string;
+  /** Default: `false`. */
+  resume?: boolean;
 }
 
 /** The arguments of `auth.register`. */
@@ -283,6 +299,8 @@ export interface AuthRegisterArgs {
   password: string;
   /** Default: `null`. */
   display_name?: string | null;
+  /** Default: `false`. */
+  resume?: boolean;
 }
 
 /** The `auth.*` functions. */
@@ -290,7 +308,7 @@ export class AuthApi {
   constructor(private readonly caller: Caller) {}
 
   /**
-   * Log in and bind the connection. Returns {uid, token}; raises wrong_credentials, rate_limited, banned.
+   * Log in and bind the connection. Returns {uid, token} (and, asked with resume, the session's resume token);
    *
    * `auth.login`: no login needed; the server's deadline is 10 s.
    */
@@ -326,7 +344,7 @@ export class AuthApi {
   }
 
   /**
-   * Create an account and bind the connection to it. Returns {uid, token}; raises username_taken, bad_request,
+   * Create an account and bind the connection to it. Returns {uid, token} (and, asked with resume, the session's
    *
    * `auth.register`: no login needed; the server's deadline is 10 s.
    */
@@ -746,9 +764,22 @@ export class PresenceApi {
   }
 }
 
+/** The arguments of `session.ack`. */
+export interface SessionAckArgs {
+  received: number;
+}
+
 /** The arguments of `session.bind`. */
 export interface SessionBindArgs {
   token: string;
+  /** Default: `false`. */
+  resume?: boolean;
+}
+
+/** The arguments of `session.resume`. */
+export interface SessionResumeArgs {
+  token: string;
+  received: number;
 }
 
 /** The `session.*` functions. */
@@ -756,12 +787,30 @@ export class SessionApi {
   constructor(private readonly caller: Caller) {}
 
   /**
-   * Bind this connection to the token's player. Returns {uid}; raises unauthorized for a bad or revoked token,
+   * Tell the server the client has every message up to seq `received`. Returns {}. Answered by the gate
+   *
+   * `session.ack`: no login needed; the server's deadline is 10 s.
+   */
+  ack(args: SessionAckArgs, options?: CallOptions): Promise<Record<string, any>> {
+    return this.caller.call<Record<string, any>>("session.ack", { ...args }, options);
+  }
+
+  /**
+   * Bind this connection to the token's player. Returns {uid} (and, asked with resume, the session's resume token:
    *
    * `session.bind`: no login needed; the server's deadline is 10 s.
    */
   bind(args: SessionBindArgs, options?: CallOptions): Promise<Bound> {
     return this.caller.call<Bound>("session.bind", { ...args }, options);
+  }
+
+  /**
+   * Resume a dropped session on this new connection (docs/PROTOCOL.md, "Resume"): answered by the gate process
+   *
+   * `session.resume`: no login needed; the server's deadline is 10 s.
+   */
+  resume(args: SessionResumeArgs, options?: CallOptions): Promise<Resumed> {
+    return this.caller.call<Resumed>("session.resume", { ...args }, options);
   }
 }
 

@@ -11,6 +11,7 @@ export enum ErrorCode {
   TIMEOUT = "timeout",
   UNAVAILABLE = "unavailable",
   INTERNAL = "internal",
+  RESUME_FAILED = "resume_failed",
 }
 
 /** Error codes of accounts and login (`auth.*` functions and `/auth/*` routes; docs/auth.md). */

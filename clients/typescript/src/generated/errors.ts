@@ -11,6 +11,7 @@ export const ErrorCodes = {
   TIMEOUT: "timeout",
   UNAVAILABLE: "unavailable",
   INTERNAL: "internal",
+  RESUME_FAILED: "resume_failed",
   PLAYER_NOT_FOUND: "player_not_found",
   MAIL_NOT_FOUND: "mail_not_found",
   NOTHING_TO_CLAIM: "nothing_to_claim",
@@ -48,4 +49,5 @@ export const BuiltinErrorCodes: readonly ErrorCodeValue[] = [
   ErrorCodes.TIMEOUT,
   ErrorCodes.UNAVAILABLE,
   ErrorCodes.INTERNAL,
+  ErrorCodes.RESUME_FAILED,
 ];
