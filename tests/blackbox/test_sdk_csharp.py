@@ -5,7 +5,6 @@ clients/csharp/Tests~/Scenario.cs; this test starts, restarts and stops the serv
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from gameserver.config import Config
 from tests.blackbox.support import clean_env, run_command, start_logged, stop
 from tests.conftest import IN_CI
 from tests.fixtures.modules import PATH as FIXTURE_MODULES
@@ -24,9 +22,6 @@ CLIENT = Path(__file__).resolve().parents[2] / "clients" / "csharp"
 # Debian's mono-mcs and mono-runtime, plus System.Net.Http (libmono-system-net-http4.0-cil; part of mono-devel)
 NET_HTTP = Path("/usr/lib/mono/4.5/System.Net.Http.dll")
 SCENARIO_TIMEOUT = 120.0  # a hang guard for the whole program; the program guards each wait itself
-# Resume is built when its settings are (docs/PROTOCOL.md, "Resume"): the scenario then requires the server to grant
-# it and checks a resume; without it, that logins still work (the SDK asks again without `resume`).
-RESUME = "session" in {field.name for field in dataclasses.fields(Config)}
 
 
 def require_mono() -> tuple[str, str]:
@@ -95,7 +90,7 @@ def test_the_scenario_under_mono(tmp_path: Path) -> None:
 
     server, _ = start_logged(command, tmp_path, logs[0])
     program = subprocess.Popen(
-        [mono, "--debug", str(exe), f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{ws}", "1" if RESUME else "0"],
+        [mono, "--debug", str(exe), f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{ws}"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -128,7 +123,6 @@ def test_the_scenario_under_mono(tmp_path: Path) -> None:
     assert code == 0, story()
     steps = [line.removeprefix("ok ") for line in lines if line.startswith("ok ")]
     expected = ["register login", "connect bind", "typed calls", "push", "errors timeout", "refresh", "chat"]
-    expected.append("resume" if RESUME else "no resume")
-    assert steps == [*expected, "reconnect", "chat after reconnect"], output
+    assert steps == [*expected, "resume", "reconnect", "chat after reconnect"], output
     assert lines[-1] == "done"
     assert stopped == 0, story()

@@ -4,7 +4,6 @@ compile time. Without node or npm these tests skip, and fail in CI."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from gameserver import sdk
-from gameserver.config import Config
 from gameserver.dispatch.registry import handler
 from gameserver.sdk.model import describe
 from tests.blackbox.support import clean_env, run_command, start_logged, stop
@@ -28,9 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "clients" / "typescript"
 NPM_TIMEOUT = 240.0  # `npm ci` from the npm cache takes seconds; a cold cache fetches six packages
 NODE_TIMEOUT = 120.0
-# Resume is built when its settings are (docs/PROTOCOL.md, "Resume"): the live suite then requires the server to
-# grant it, and checks a resume; without it, that logins still work (the SDK asks again without `resume`).
-RESUME = "session" in {field.name for field in dataclasses.fields(Config)}
 
 
 def _missing(message: str) -> None:
@@ -93,7 +88,6 @@ def test_the_sdk_suite_passes_against_a_live_server(package: Path, server: dict[
         **clean_env(),
         "GAMESERVER_WS": f"ws://127.0.0.1:{server['ws']}",
         "GAMESERVER_HTTP": f"http://127.0.0.1:{server['http']}",
-        "GAMESERVER_RESUME": "1" if RESUME else "0",
     }
     output = _run(["node", "--test", "dist/test/"], package, NODE_TIMEOUT, env)
     counts = dict(re.findall(r"^# (tests|pass|fail|skipped) (\d+)$", output, re.MULTILINE))

@@ -3,7 +3,7 @@
 // dropped connection resumed (through a TCP proxy), a forced disconnect and reconnect with the session re-bound, a
 // timeout, typed errors.
 //
-//   mono Scenario.exe <http url> <ws url> <resume: 1 when the server grants it, else 0>
+//   mono Scenario.exe <http url> <ws url>   e.g. http://127.0.0.1:8000 ws://127.0.0.1:8881
 //
 // It prints one "ok <step>" line per step. At "restart" it waits for the test to restart the server on the same
 // ports and to answer "restarted" on stdin. Any failure prints "FAIL <why>" and exits 1.
@@ -172,7 +172,7 @@ namespace GameServer.Scenario
             loop = new MainLoop();
             try
             {
-                loop.Run(() => Run(args[0], args[1], args[2] == "1"));
+                loop.Run(() => Run(args[0], args[1]));
                 Console.WriteLine("done");
                 return 0;
             }
@@ -220,7 +220,7 @@ namespace GameServer.Scenario
             throw new Exception(what + ": no exception, expected " + code);
         }
 
-        static async Task Run(string httpUrl, string wsUrl, bool serverResumes)
+        static async Task Run(string httpUrl, string wsUrl)
         {
             var suffix = Guid.NewGuid().ToString("N").Substring(0, 8);
             var password = "correct horse battery";
@@ -405,7 +405,7 @@ namespace GameServer.Scenario
             var clientC = new ApiClient(new ClientOptions("ws://127.0.0.1:" + proxy.Port + "/gate") { Backoff = quick });
             await clientC.ConnectAsync();
             var c = await clientC.Auth.RegisterAsync("carol" + suffix, password); // asks for resume by default
-            Check(clientC.Resumable == serverResumes, "the server " + (serverResumes ? "grants" : "has no") + " resume");
+            Check(clientC.Resumable, "the server granted resume");
             var mailsC = new List<string>();
             clientC.On("mail.new", data => { OnMain("mail.new after a resume"); mailsC.Add((string)((IDictionary<string, object>)data)["mail_id"]); });
             var resumedC = new TaskCompletionSource<long>();
@@ -417,26 +417,17 @@ namespace GameServer.Scenario
             await Within(through.ContinueWith(_ => true), "the slow call on its way"); // in the server's socket: the drop cannot lose it
             proxy.Hold(); // the reconnect waits until the mail below is sent
             proxy.Drop();
-            if (serverResumes)
-            {
-                var kept = await clientA.Mail.SendAsync(c.Uid, "while away", "kept for you");
-                proxy.Release();
-                var slept = await Within(slowC, "the slow call's reply after the resume");
-                Check((double)slept == 0.5, "the reply of the call in flight");
-                var replayedC = await Within(resumedC.Task, "Resumed");
-                Check(replayedC >= 1, "replayed " + replayedC);
-                var whoC = await clientC.CallAsync("testkit.whoami"); // no token sent: the resumed binding
-                Check((long)whoC == c.Uid, "bound as before the drop");
-                Check(mailsC.Count == 1 && mailsC[0] == (string)Get(kept, "mail_id"), "the push sent meanwhile, once: " + mailsC.Count);
-                Check(resumeFailedC.Count == 0, "no ResumeFailed");
-                Ok("resume");
-            }
-            else
-            {
-                await Throws(() => slowC, ClientErrorCodes.ConnectionLost, "a drop without resume fails the call in flight");
-                proxy.Release();
-                Ok("no resume");
-            }
+            var kept = await clientA.Mail.SendAsync(c.Uid, "while away", "kept for you");
+            proxy.Release();
+            var slept = await Within(slowC, "the slow call's reply after the resume");
+            Check((double)slept == 0.5, "the reply of the call in flight");
+            var replayedC = await Within(resumedC.Task, "Resumed");
+            Check(replayedC >= 1, "replayed " + replayedC);
+            var whoC = await clientC.CallAsync("testkit.whoami"); // no token sent: the resumed binding
+            Check((long)whoC == c.Uid, "bound as before the drop");
+            Check(mailsC.Count == 1 && mailsC[0] == (string)Get(kept, "mail_id"), "the push sent meanwhile, once: " + mailsC.Count);
+            Check(resumeFailedC.Count == 0, "no ResumeFailed");
+            Ok("resume");
             await clientC.CloseAsync();
             proxy.Stop();
 
@@ -466,8 +457,8 @@ namespace GameServer.Scenario
             var queuedReply = (IDictionary<string, object>)await Within(queued, "the queued call");
             Check((bool)queuedReply["queued"], "the queued call went out after the reconnect");
             Check(clientA.Uid == a.Uid, "re-bound");
-            if (serverResumes) // a restart loses the sessions the old process held: bound again with the token
-                Check(resumeFailedA.Task.IsCompleted && resumeFailedA.Task.Result.Length > 0, "ResumeFailed before the re-bind");
+            // A restart loses the sessions the old process held: ResumeFailed, then bound again with the token.
+            Check(resumeFailedA.Task.IsCompleted && resumeFailedA.Task.Result.Length > 0, "ResumeFailed before the re-bind");
             var whoami = await clientA.CallAsync("testkit.whoami"); // needs a login, sends no token: the binding
             Check((long)whoami == a.Uid, "the session is re-bound after the reconnect");
             var afterB = await clientB.Inventory.GetAsync();

@@ -35,8 +35,6 @@ const WS = process.env.GAMESERVER_WS;
 const HTTP = process.env.GAMESERVER_HTTP;
 const skip = WS === undefined || HTTP === undefined ? "set GAMESERVER_WS and GAMESERVER_HTTP (pytest does)" : false;
 const run = `${process.pid}${Date.now() % 100000}`;
-/** The server grants resume (PROTOCOL.md, "Resume"): pytest sets GAMESERVER_RESUME=1 when it does. */
-const RESUME = process.env.GAMESERVER_RESUME === "1";
 const PASSWORD = "correct horse battery";
 
 /** A TCP proxy in front of the WebSocket port: `drop()` cuts every connection through it, as a network would;
@@ -355,7 +353,7 @@ describe("against a live server", { skip }, () => {
     try {
       await carol.connect();
       const carolUid = (await c.auth.register({ username: `carol${run}`, password: PASSWORD })).uid;
-      assert.equal(carol.resumable, RESUME, `the server ${RESUME ? "grants" : "has no"} resume`);
+      assert.equal(carol.resumable, true); // asked for by default
       const mails: MailSummary[] = [];
       carol.onPush<MailSummary>("mail.new", (mail) => mails.push(mail));
       const resumed = new Promise<{ uid: number; replayed: number }>((resolve) => carol.on("resumed", resolve));
@@ -367,11 +365,6 @@ describe("against a live server", { skip }, () => {
       await through; // the request is in the server's socket: the drop cannot lose it
       carolProxy.hold(); // reconnects wait until the push below is sent
       carolProxy.drop();
-      if (!RESUME) {
-        await assert.rejects(slow, expectCode(ClientErrorCodes.DISCONNECTED, ConnectionError)); // as before resume
-        carolProxy.release();
-        return;
-      }
       const { mail_id } = await b.mail.send({ to: carolUid, subject: "while away", body: "kept for you" });
       carolProxy.release();
 
@@ -385,6 +378,21 @@ describe("against a live server", { skip }, () => {
         [mail_id],
       );
       assert.deepEqual(failed, []);
+
+      // A resume the server refuses: the player logged out elsewhere meanwhile. The call in flight fails as lost.
+      const refused = new Promise<{ reason: string }>((resolve) => carol.on("resumeFailed", resolve));
+      const through2 = carolProxy.forwarded();
+      const lost = carol.call("testkit.sleep", { seconds: 0.5 });
+      await through2;
+      carolProxy.hold();
+      carolProxy.drop();
+      const elsewhere = new Auth({ url: HTTP! });
+      await elsewhere.login(`carol${run}`, PASSWORD);
+      await elsewhere.logout();
+      carolProxy.release();
+      await assert.rejects(lost, expectCode(ClientErrorCodes.DISCONNECTED, ConnectionError));
+      const { reason } = await refused;
+      assert.ok(["replaced", "revoked"].includes(reason), reason);
     } finally {
       await carol.close();
       await carolProxy.close();
