@@ -295,6 +295,7 @@ namespace GameServer.Client
                 lock (sync)
                 {
                     resume.Forget();
+                    uid = null; // this connection is bound to no one until the re-bind
                     lost = new List<Pending>(pending.Values);
                     pending.Clear();
                 }

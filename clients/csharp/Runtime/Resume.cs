@@ -48,7 +48,7 @@ namespace GameServer.Client
     public sealed class ResumeState
     {
         /// <summary>The functions that bind a connection to a player and so take <c>"resume": true</c>.</summary>
-        public static readonly ICollection<string> Functions = new HashSet<string> { "auth.login", "auth.register", "session.bind" };
+        internal static readonly HashSet<string> Functions = new HashSet<string> { "auth.login", "auth.register", "session.bind" };
         /// <summary>At most one <c>session.ack</c> per this many ms.</summary>
         public const long AckInterval = 1000;
 

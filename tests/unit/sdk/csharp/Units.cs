@@ -49,6 +49,8 @@ static class Units
         DispatcherModes();
         ChatLines();
         ResumeBookkeeping();
+        ResumeChecks.ResumeAndRefusal(Check);
+        ResumeChecks.OlderServer(Check);
         var sample = MsgPack.Unpack(FromHex(args[0]));
         Console.WriteLine("json " + Json.Serialize(sample));
         Console.WriteLine("msgpack " + ToHex(MsgPack.Pack(sample)));
