@@ -59,7 +59,16 @@ def test_the_codecs_and_a_generated_layer_under_mono(tmp_path: Path) -> None:
     csharp.write(csharp.render(shop_api()), generated)
     exe = tmp_path / "Units.exe"
     sources = [str(path) for path in sorted(RUNTIME.glob("*.cs"))]  # the runtime without its checked-in layer
-    command = [mcs, "-target:exe", "-warnaserror+", "-r:System.Net.Http.dll", f"-out:{exe}", *sources, str(UNITS), str(SCRIPTED_GATE)]
+    command = [
+        mcs,
+        "-target:exe",
+        "-warnaserror+",
+        "-r:System.Net.Http.dll",
+        f"-out:{exe}",
+        *sources,
+        str(UNITS),
+        str(SCRIPTED_GATE),
+    ]
     command += [str(path) for path in sorted(generated.glob("*.cs"))]
     compiled = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
