@@ -1,6 +1,6 @@
 """The C# SDK (clients/csharp) compiled by Debian's mono `mcs`, its scenario run under `mono` against `gameserver
-run`: register, login, typed calls into every shipped module, pushes, chat, a restart of the server (a forced
-disconnect) with the sessions re-bound, a timeout, typed errors. The program's steps are in
+run`: register, login, typed calls into every shipped module, pushes, chat and its history, a restart of the server
+(a forced disconnect) with the sessions re-bound, a timeout, typed errors. The program's steps are in
 clients/csharp/Tests~/Scenario.cs; this test starts, restarts and stops the server around it."""
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def test_the_scenario_under_mono(tmp_path: Path) -> None:
         "auth.hash_memory_kib=8",  # argon2id at its cheapest: the scenario logs in a few times
         "--set",
         "auth.hash_time_cost=1",
+        "--set",
+        "chat.history_on_join=10",  # the scenario checks the HISTORY lines sent unasked after a login
         roles="gate,chat,auth,worker",
         gate=gate,
         ws=ws,
@@ -121,6 +123,6 @@ def test_the_scenario_under_mono(tmp_path: Path) -> None:
     assert code == 0, story()
     steps = [line.removeprefix("ok ") for line in lines if line.startswith("ok ")]
     expected = ["register login", "connect bind", "typed calls", "push", "errors timeout", "refresh", "chat"]
-    assert steps == [*expected, "reconnect", "chat after reconnect"], output
+    assert steps == [*expected, "resume", "reconnect", "chat after reconnect"], output
     assert lines[-1] == "done"
     assert stopped == 0, story()

@@ -71,6 +71,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, int]]:
         "auth.hash_memory_kib=8",
         "--set",
         "auth.hash_time_cost=1",
+        "--set",
+        "chat.history_on_join=10",  # the chat test checks the HISTORY lines sent unasked after a (re)login
         roles="gate,auth,worker,chat",
     )
     process, ports = start_logged(command, ROOT, tmp_path / "server.log")

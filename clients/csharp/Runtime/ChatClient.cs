@@ -1,7 +1,8 @@
 // The chat edge over WebSocket `/chat` (docs/PROTOCOL.md, "Chat edge"; docs/chat.md): one text frame = one
 // line = a 10-byte command field + payload. LOGIN with a single-use nonce, then PUBLIC / FAMILY lines; a new
-// nonce for every reconnect. The server has no JOIN or history today: after LOGIN a player is in their
-// world's public channel and their family's; SendLineAsync sends any command a newer server adds.
+// nonce for every reconnect. The server has no JOIN: after LOGIN a player is in their world's public channel and
+// their family's. HistoryAsync asks for a channel's last messages ("Chat history"); SendLineAsync sends any
+// command a newer server adds.
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -12,54 +13,6 @@ using System.Threading.Tasks;
 
 namespace GameServer.Client
 {
-    /// <summary>Where a chat line goes: its command.</summary>
-    public enum ChatChannel
-    {
-        /// <summary><c>PUBLIC</c>: everyone logged into the same world.</summary>
-        Public,
-        /// <summary><c>FAMILY</c>: the sender's family (<c>ERROR not_in_family</c> without one).</summary>
-        Family,
-    }
-
-    /// <summary>The <c>OK</c> answer to LOGIN: who the server took the player for.</summary>
-    public sealed class ChatIdentity
-    {
-        public long Uid { get; private set; }
-        public string Name { get; private set; }
-        public long World { get; private set; }
-        /// <summary>The family id, or null outside a family.</summary>
-        public long? Family { get; private set; }
-
-        public ChatIdentity(long uid, string name, long world, long? family)
-        {
-            Uid = uid;
-            Name = name;
-            World = world;
-            Family = family;
-        }
-    }
-
-    /// <summary>A delivered <c>PUBLIC</c> / <c>FAMILY</c> message; the sender gets its own copy too.</summary>
-    public sealed class ChatMessage
-    {
-        public ChatChannel Channel { get; private set; }
-        /// <summary>The sender; 0 for a message of the server itself.</summary>
-        public long Uid { get; private set; }
-        public string Name { get; private set; }
-        public string Text { get; private set; }
-        /// <summary>The server's clock when it was published, ms since the epoch.</summary>
-        public long Ts { get; private set; }
-
-        public ChatMessage(ChatChannel channel, long uid, string name, string text, long ts)
-        {
-            Channel = channel;
-            Uid = uid;
-            Name = name;
-            Text = text;
-            Ts = ts;
-        }
-    }
-
     /// <summary>Settings of a <see cref="ChatClient"/>.</summary>
     public sealed class ChatOptions
     {
@@ -69,6 +22,8 @@ namespace GameServer.Client
         public TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
         /// <summary>How long to wait for LOGIN's answer.</summary>
         public TimeSpan LoginTimeout = TimeSpan.FromSeconds(10);
+        /// <summary>How long <see cref="ChatClient.HistoryAsync"/> waits for its <c>HISTORY</c> line.</summary>
+        public TimeSpan Timeout = TimeSpan.FromSeconds(10);
         /// <summary>A PING this often keeps the connection inside the server's <c>chat.idle_timeout</c> (300 s).</summary>
         public TimeSpan PingInterval = TimeSpan.FromSeconds(60);
         /// <summary>The server's <c>chat.max_line</c>: longer lines are refused here, before the server would
@@ -86,6 +41,15 @@ namespace GameServer.Client
     {
         const int CommandField = 10;
         static readonly UTF8Encoding Utf8 = new UTF8Encoding(false, true);
+        // The ERROR codes that answer a HISTORY request (a bad channel or count; the history store down): a line
+        // said on a channel is refused with others (not_in_family, rate_limited, muted, ...).
+        static readonly string[] HistoryErrors = { "bad_request", "unavailable" };
+
+        sealed class HistoryWaiter
+        {
+            public ChatChannel Channel;
+            public TaskCompletionSource<ChannelHistory> Answer;
+        }
 
         readonly ChatOptions options;
         readonly Func<Task<string>> nonceSource;
@@ -98,12 +62,16 @@ namespace GameServer.Client
         TaskCompletionSource<ChatIdentity> login;
         ChatIdentity identity;
         Timer pinger;
+        readonly List<HistoryWaiter> histories = new List<HistoryWaiter>();
 
         /// <summary>A <c>PUBLIC</c> or <c>FAMILY</c> message (dispatched).</summary>
         public event Action<ChatMessage> Message;
         /// <summary>An <c>ERROR</c> line: <c>not_in_family</c>, <c>rate_limited</c>, <c>unavailable</c>,
         /// <c>unauthorized</c> (sessions revoked; the server closes) (dispatched).</summary>
         public event Action<GameServerException> Error;
+        /// <summary>A <c>HISTORY</c> line nobody asked for: the server's catch-up after each login
+        /// (<c>chat.history_on_join</c> above 0) (dispatched).</summary>
+        public event Action<ChannelHistory> History;
         /// <summary>Any other line, command and payload, for commands a newer server adds (dispatched).</summary>
         public event Action<string, string> Line;
         public event Action<ConnectionState> StateChanged;
@@ -161,6 +129,37 @@ namespace GameServer.Client
 
         public Task PingAsync() { return SendLineAsync("PING", ""); }
 
+        /// <summary>The last <paramref name="count"/> messages of a channel, oldest first (docs/PROTOCOL.md, "Chat
+        /// history"; null: the server's <c>chat.history_on_join</c>, or all it keeps). Answered by the server's next
+        /// <c>HISTORY</c> line for that channel: right after a login that may be its unasked catch-up line, which
+        /// answers as well. Throws GameServerException <c>bad_request</c> (<c>Family</c> outside a family) or
+        /// <c>unavailable</c>, CallTimeoutException (no answer within <paramref name="timeout"/>, default
+        /// <see cref="ChatOptions.Timeout"/>), ConnectionException (not logged in: <c>not_connected</c>; the
+        /// connection dropped first: <c>connection_lost</c>).</summary>
+        public async Task<ChannelHistory> HistoryAsync(ChatChannel channel, int? count = null, TimeSpan? timeout = null)
+        {
+            if (count < 0) throw new ArgumentOutOfRangeException("count", "count must be 0 or more");
+            var name = channel == ChatChannel.Public ? "public" : "family";
+            var waiter = new HistoryWaiter
+            {
+                Channel = channel,
+                Answer = new TaskCompletionSource<ChannelHistory>(TaskCreationOptions.RunContinuationsAsynchronously),
+            };
+            lock (sync) histories.Add(waiter);
+            try
+            {
+                await SendLineAsync("HISTORY", count.HasValue ? name + " " + count.Value : name).ConfigureAwait(false);
+                var wait = timeout ?? options.Timeout;
+                using (var timer = new CancellationTokenSource(wait))
+                using (timer.Token.Register(() => waiter.Answer.TrySetException(new CallTimeoutException("chat HISTORY " + name, wait))))
+                    return await waiter.Answer.Task.ConfigureAwait(false);
+            }
+            finally
+            {
+                lock (sync) histories.Remove(waiter);
+            }
+        }
+
         /// <summary>Sends one line: the command padded to its 10-byte field, then the payload. Throws
         /// ArgumentException for what the server would close the connection for (a CR or LF, a line over
         /// <see cref="ChatOptions.MaxLine"/>), ConnectionException when not logged in.</summary>
@@ -191,6 +190,7 @@ namespace GameServer.Client
                 if (pinger != null) pinger.Dispose();
                 pinger = null;
             }
+            FailHistories(new ConnectionException(ClientErrorCodes.NotConnected, "the chat client was closed"));
             lifetime.Cancel();
             RaiseState(ConnectionState.Closed);
             if (ws != null)
@@ -332,22 +332,54 @@ namespace GameServer.Client
             }
             if (command == "PUBLIC" || command == "FAMILY")
             {
-                var m = Json.Parse(payload);
-                var msg = new ChatMessage(command == "PUBLIC" ? ChatChannel.Public : ChatChannel.Family,
-                    Wire.Int(Wire.Field(m, "uid")), Wire.Str(Wire.Field(m, "name")), Wire.Str(Wire.Field(m, "text")),
-                    Wire.Int(Wire.Field(m, "ts")));
+                var msg = ChatMessage.FromWire(command == "PUBLIC" ? ChatChannel.Public : ChatChannel.Family, Json.Parse(payload));
                 dispatcher.Post(() => { var h = Message; if (h != null) h(msg); });
+                return;
+            }
+            if (command == "HISTORY")
+            {
+                var history = ChannelHistory.Parse(payload);
+                var asked = TakeHistoryWaiter(w => w.Channel == history.Channel);
+                if (asked != null) asked.Answer.TrySetResult(history);
+                else dispatcher.Post(() => { var h = History; if (h != null) h(history); });
                 return;
             }
             if (command == "ERROR")
             {
-                var error = new GameServerException(payload.Trim(), "chat: " + payload.Trim());
+                var code = payload.Trim();
+                var error = new GameServerException(code, "chat: " + code);
                 if (waiting != null && !waiting.Task.IsCompleted) waiting.TrySetException(error); // unavailable during LOGIN
-                dispatcher.Post(() => { var h = Error; if (h != null) h(error); });
+                var asked = Array.IndexOf(HistoryErrors, code) >= 0 ? TakeHistoryWaiter(w => true) : null;
+                if (asked != null) asked.Answer.TrySetException(error);
+                else dispatcher.Post(() => { var h = Error; if (h != null) h(error); });
                 return;
             }
             if (command == "PONG") return;
             dispatcher.Post(() => { var h = Line; if (h != null) h(command, payload); });
+        }
+
+        /// <summary>The oldest unanswered HistoryAsync that <paramref name="matches"/>, taken off the list.</summary>
+        HistoryWaiter TakeHistoryWaiter(Predicate<HistoryWaiter> matches)
+        {
+            lock (sync)
+            {
+                var index = histories.FindIndex(w => !w.Answer.Task.IsCompleted && matches(w));
+                if (index < 0) return null;
+                var waiter = histories[index];
+                histories.RemoveAt(index);
+                return waiter;
+            }
+        }
+
+        void FailHistories(Exception error)
+        {
+            HistoryWaiter[] waiters;
+            lock (sync)
+            {
+                waiters = histories.ToArray();
+                histories.Clear();
+            }
+            foreach (var waiter in waiters) waiter.Answer.TrySetException(error);
         }
 
         void Dropped(ClientWebSocket ws, string why)
@@ -366,6 +398,7 @@ namespace GameServer.Client
             }
             ws.Dispose();
             if (waiting != null) waiting.TrySetException(new GameServerException(ClientErrorCodes.Protocol, "chat LOGIN refused: " + why));
+            FailHistories(new ConnectionException(ClientErrorCodes.ConnectionLost, "chat dropped before the answer: " + why));
             RaiseState(State);
             if (reconnect) Task.Run(ReconnectLoop);
         }

@@ -23,7 +23,10 @@ namespace GameServer.Client
         /// <summary>The function that was called, e.g. <c>family.create</c>.</summary>
         public string Fn { get; private set; }
 
-        public ServerErrorException(string fn, string code, string message) : base(code, message) { Fn = fn; }
+        public ServerErrorException(string fn, string code, string message) : base(code, message) { Fn = fn; Detail = message; }
+
+        /// <summary>The server's own message (<see cref="Message"/> also names the function and the code).</summary>
+        public string Detail { get; private set; }
 
         public override string Message { get { return Fn + ": " + Code + ": " + base.Message; } }
     }

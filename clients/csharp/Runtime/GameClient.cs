@@ -1,7 +1,10 @@
 // The gate over WebSocket (docs/PROTOCOL.md, "Gate: request / response"): requests matched to replies by id,
-// pushes as events, session.bind after every (re)connect, automatic reconnect with backoff and jitter.
+// pushes as events, session.bind after every (re)connect, automatic reconnect with backoff and jitter. Logins and
+// binds ask for a resumable session ("Resume"): after a drop the next connection first tries session.resume, and
+// calls in flight get their replies there instead of failing.
 using System;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.IO;
 using System.Net.WebSockets;
 using System.Text;
@@ -26,6 +29,7 @@ namespace GameServer.Client
     public class GameClient : IDisposable
     {
         static readonly UTF8Encoding Utf8 = new UTF8Encoding(false, true);
+        static readonly Stopwatch Clock = Stopwatch.StartNew();
         const int ReceiveChunk = 16 * 1024;
 
         readonly ClientOptions options;
@@ -41,6 +45,9 @@ namespace GameServer.Client
         ConnectionState state = ConnectionState.Disconnected;
         long nextId;
         long? uid;
+        readonly ResumeState resume = new ResumeState();
+        bool resumeWanted;
+        Timer ackTimer;
 
         /// <summary>The connection's state changed (dispatched).</summary>
         public event Action<ConnectionState> StateChanged;
@@ -51,6 +58,15 @@ namespace GameServer.Client
         /// <summary>session.bind after a (re)connect was refused, e.g. <c>unauthorized</c> for a revoked or
         /// expired token: log in again (dispatched).</summary>
         public event Action<GameServerException> BindFailed;
+        /// <summary>The session survived a drop (session.resume): the argument is how many messages kept for it
+        /// follow (each delivered once); calls in flight get their replies. Raised before
+        /// <see cref="Reconnected"/> (dispatched).</summary>
+        public event Action<long> Resumed;
+        /// <summary>The session could not be resumed: the reason (<c>expired</c>, <c>overflow</c>, <c>replaced</c>,
+        /// <c>lost</c>, <c>invalid</c>, <c>banned</c>, <c>revoked</c>) and the server's error. Calls in flight
+        /// failed with <c>connection_lost</c>; the client binds with its token next, as after any reconnect
+        /// (dispatched).</summary>
+        public event Action<string, ServerErrorException> ResumeFailed;
 
         /// <param name="options">the gate URL and the client's behaviour</param>
         /// <param name="auth">where the token comes from: bound after every connect; <c>auth.login</c>,
@@ -60,8 +76,13 @@ namespace GameServer.Client
             if (options == null) throw new ArgumentNullException("options");
             this.options = options;
             this.auth = auth;
+            resumeWanted = options.Resume;
             dispatcher = new Dispatcher(options.Callbacks);
         }
+
+        /// <summary>Whether the session survives a dropped connection (the server granted resume to the last
+        /// login or bind).</summary>
+        public bool Resumable { get { lock (sync) return resume.Grant != null; } }
 
         public ConnectionState State { get { lock (sync) return state; } }
 
@@ -138,6 +159,7 @@ namespace GameServer.Client
             ClientWebSocket ws;
             lock (sync)
             {
+                AskResume(p);
                 if (state == ConnectionState.Disconnected || state == ConnectionState.Closed)
                     return Failed(new ConnectionException(ClientErrorCodes.NotConnected, fn + ": the client is " + state));
                 if (state != ConnectionState.Connected)
@@ -190,6 +212,8 @@ namespace GameServer.Client
                 state = ConnectionState.Closed;
                 ws = socket;
                 socket = null;
+                resume.Forget();
+                StopAckTimer();
                 failed = new List<Pending>(queued);
                 failed.AddRange(pending.Values);
                 queued.Clear();
@@ -232,7 +256,8 @@ namespace GameServer.Client
             var loop = ReceiveLoop(ws); // runs on its own; ends in Dropped()
             try
             {
-                await BindAndFlush(ws).ConfigureAwait(false);
+                if (!await ResumeAsync(ws).ConfigureAwait(false)) await BindAsync(ws).ConfigureAwait(false);
+                Flush(ws);
             }
             catch (Exception)
             {
@@ -244,27 +269,71 @@ namespace GameServer.Client
             GC.KeepAlive(loop);
         }
 
-        async Task BindAndFlush(ClientWebSocket ws)
+        /// <summary>The first request on a new connection while the session is resumable: session.resume. True
+        /// when the session was resumed; false when there was none to resume or the server refused (then the
+        /// calls in flight fail as lost). Throws when the connection fails meanwhile: the calls stay kept.</summary>
+        async Task<bool> ResumeAsync(ClientWebSocket ws)
+        {
+            ResumeGrant grant;
+            long received;
+            lock (sync)
+            {
+                grant = resume.Grant;
+                received = resume.Received;
+            }
+            if (grant == null) return false;
+            object data;
+            try
+            {
+                data = await Internal(ws, "session.resume",
+                    new Dictionary<string, object> { { "token", grant.Token }, { "received", received } }).ConfigureAwait(false);
+            }
+            catch (ServerErrorException e)
+            {
+                var reason = e.Code == "resume_failed" ? ResumeState.FailureReason(e.Detail) : e.Code;
+                List<Pending> lost;
+                lock (sync)
+                {
+                    resume.Forget();
+                    uid = null; // this connection is bound to no one until the re-bind
+                    lost = new List<Pending>(pending.Values);
+                    pending.Clear();
+                }
+                foreach (var p in lost)
+                    p.Fail(new ConnectionException(ClientErrorCodes.ConnectionLost,
+                        p.Fn + ": the connection dropped and the session could not be resumed (" + reason + ")", e));
+                dispatcher.Post(() => { var h = ResumeFailed; if (h != null) h(reason, e); });
+                return false;
+            }
+            var replayed = Wire.Field(data, "replayed");
+            var count = replayed == null ? 0 : Wire.Int(replayed);
+            lock (sync)
+            {
+                resume.Renew(ResumeGrant.FromReply(data) ?? grant);
+                uid = Wire.Int(Wire.Field(data, "uid"));
+            }
+            dispatcher.Post(() => { var h = Resumed; if (h != null) h(count); });
+            return true;
+        }
+
+        async Task BindAsync(ClientWebSocket ws)
         {
             var token = auth == null ? null : auth.Token;
-            if (token != null)
+            if (token == null) return;
+            try
             {
-                var bind = new Pending(Interlocked.Increment(ref nextId), "session.bind",
-                    new Dictionary<string, object> { { "token", token } }, null);
-                lock (sync) pending[bind.Id] = bind;
-                StartTimer(bind, options.Timeout);
-                Send(ws, bind);
-                try
-                {
-                    var data = await bind.Task.ConfigureAwait(false);
-                    lock (sync) uid = Wire.Int(Wire.Field(data, "uid"));
-                }
-                catch (ServerErrorException e)
-                {
-                    lock (sync) uid = null;
-                    dispatcher.Post(() => { var h = BindFailed; if (h != null) h(e); });
-                }
+                var data = await Internal(ws, "session.bind", new Dictionary<string, object> { { "token", token } }).ConfigureAwait(false);
+                lock (sync) uid = Wire.Int(Wire.Field(data, "uid"));
             }
+            catch (ServerErrorException e)
+            {
+                lock (sync) uid = null;
+                dispatcher.Post(() => { var h = BindFailed; if (h != null) h(e); });
+            }
+        }
+
+        void Flush(ClientWebSocket ws)
+        {
             List<Pending> flush;
             lock (sync)
             {
@@ -275,6 +344,65 @@ namespace GameServer.Client
                 foreach (var p in flush) pending[p.Id] = p;
             }
             foreach (var p in flush) Send(ws, p);
+            ScheduleAck();
+        }
+
+        /// <summary>A request of the client's own (bind, resume, ack) straight on <paramref name="ws"/>, ahead
+        /// of the queue; never kept for a resume.</summary>
+        Task<object> Internal(ClientWebSocket ws, string fn, IDictionary<string, object> args)
+        {
+            var p = new Pending(Interlocked.Increment(ref nextId), fn, args, null) { Internal = true };
+            lock (sync)
+            {
+                AskResume(p);
+                pending[p.Id] = p;
+            }
+            StartTimer(p, options.Timeout);
+            Send(ws, p);
+            return p.Task;
+        }
+
+        /// <summary>Adds <c>"resume": true</c> to a login, register or bind that does not say (call under the lock).</summary>
+        void AskResume(Pending p)
+        {
+            if (!resumeWanted || !ResumeState.Functions.Contains(p.Fn) || p.Args.ContainsKey("resume")) return;
+            p.Args = new Dictionary<string, object>(p.Args) { { "resume", true } };
+            p.AddedResume = true;
+        }
+
+        /// <summary>Sends session.ack once Received has grown by a quarter of the server's buffer, at most once a
+        /// second (docs/PROTOCOL.md, "Resume").</summary>
+        void ScheduleAck()
+        {
+            lock (sync)
+            {
+                if (ackTimer != null || state != ConnectionState.Connected) return;
+                var delay = resume.AckDelay(Clock.ElapsedMilliseconds);
+                if (!delay.HasValue) return;
+                ackTimer = new Timer(_ => SendAck(), null, delay.Value, Timeout.Infinite);
+            }
+        }
+
+        void SendAck()
+        {
+            ClientWebSocket ws;
+            long received;
+            lock (sync)
+            {
+                StopAckTimer();
+                ws = socket;
+                if (ws == null || state != ConnectionState.Connected || !resume.AckDelay(Clock.ElapsedMilliseconds).HasValue) return;
+                received = resume.Ack(Clock.ElapsedMilliseconds);
+            }
+            // Its reply is not needed: a lost ack is covered by the next one.
+            Internal(ws, "session.ack", new Dictionary<string, object> { { "received", received } })
+                .ContinueWith(t => { var ignored = t.Exception; }, TaskContinuationOptions.OnlyOnFaulted);
+        }
+
+        void StopAckTimer()
+        {
+            if (ackTimer != null) ackTimer.Dispose();
+            ackTimer = null;
         }
 
         async Task ReceiveLoop(ClientWebSocket ws)
@@ -305,7 +433,7 @@ namespace GameServer.Client
                     object decoded = result.MessageType == WebSocketMessageType.Binary
                         ? MsgPack.Unpack(message.GetBuffer(), 0, (int)message.Length)
                         : Json.Parse(Utf8.GetString(message.GetBuffer(), 0, (int)message.Length));
-                    Handle(decoded);
+                    Handle(decoded, ws);
                 }
             }
             catch (Exception e)
@@ -315,36 +443,54 @@ namespace GameServer.Client
             Dropped(ws, error);
         }
 
-        void Handle(object decoded)
+        void Handle(object decoded, ClientWebSocket ws)
         {
             var map = decoded as IDictionary<string, object>;
             if (map == null) return; // the server only sends maps (PROTOCOL.md, "Gate")
+            var seqValue = Wire.Field(map, "seq");
+            long? seq = seqValue == null ? (long?)null : Wire.Int(seqValue);
             object idValue;
             if (map.TryGetValue("id", out idValue))
             {
-                if (!(idValue is long)) return; // id null: an envelope the server could not read; no call to complete
-                Pending p;
+                Pending p = null;
+                object ok;
+                var succeeded = map.TryGetValue("ok", out ok) && ok is bool && (bool)ok;
+                var data = succeeded ? Wire.Field(map, "data") : null;
+                var error = succeeded ? null : Wire.Field(map, "error") as IDictionary<string, object>;
+                var code = error == null ? ClientErrorCodes.Protocol : Wire.Field(error, "code") as string ?? ClientErrorCodes.Protocol;
+                var message = error == null ? "reply without error" : Wire.Field(error, "message") as string ?? "";
+                bool again;
                 lock (sync)
                 {
-                    if (!pending.TryGetValue((long)idValue, out p)) return; // timed out already
-                    pending.Remove(p.Id);
+                    if (idValue is long) pending.TryGetValue((long)idValue, out p);
+                    var grant = p != null && succeeded && ResumeState.Functions.Contains(p.Fn) ? ResumeGrant.FromReply(data) : null;
+                    if (grant != null) resume.Start(grant, seq); // a new resumable session, numbered from this reply
+                    else if (!resume.Accept(seq)) return; // received before: a resume never delivers a message twice
+                    if (p == null) return; // id null (an envelope the server could not read), or timed out already
+                    // A server older than resume refuses the argument: ask it again without, and not again.
+                    again = !succeeded && p.AddedResume && code == "bad_request" && message.Contains("resume");
+                    if (again)
+                    {
+                        resumeWanted = false;
+                        var args = new Dictionary<string, object>(p.Args);
+                        args.Remove("resume");
+                        p.Args = args;
+                        p.AddedResume = false;
+                    }
+                    else pending.Remove(p.Id);
                 }
-                object ok;
-                if (map.TryGetValue("ok", out ok) && ok is bool && (bool)ok)
+                ScheduleAck();
+                if (again) Send(ws, p);
+                else if (succeeded)
                 {
-                    var data = Wire.Field(map, "data");
                     Learn(p.Fn, data);
                     p.Complete(data);
                 }
-                else
-                {
-                    var error = Wire.Field(map, "error") as IDictionary<string, object>;
-                    var code = error == null ? ClientErrorCodes.Protocol : Wire.Field(error, "code") as string;
-                    var message = error == null ? "reply without error" : Wire.Field(error, "message") as string;
-                    p.Fail(new ServerErrorException(p.Fn, code ?? ClientErrorCodes.Protocol, message ?? ""));
-                }
+                else p.Fail(new ServerErrorException(p.Fn, code, message));
                 return;
             }
+            lock (sync) if (!resume.Accept(seq)) return;
+            ScheduleAck();
             var name = Wire.Field(map, "event") as string;
             if (name == null) return;
             var push = new PushEvent(name, Wire.Field(map, "data"));
@@ -356,11 +502,17 @@ namespace GameServer.Client
         {
             if (fn == "auth.logout") // every token of the player is revoked and this connection unbound (docs/auth.md)
             {
-                lock (sync) uid = null;
+                lock (sync)
+                {
+                    uid = null;
+                    resume.Forget();
+                }
                 if (auth != null) auth.Forget();
                 return;
             }
             if (fn != "auth.login" && fn != "auth.register" && fn != "auth.refresh" && fn != "session.bind") return;
+            if (ResumeState.Functions.Contains(fn) && ResumeGrant.FromReply(data) == null)
+                lock (sync) resume.Forget(); // a new session that is not resumable
             var map = data as IDictionary<string, object>;
             if (map == null) return;
             object u;
@@ -392,12 +544,17 @@ namespace GameServer.Client
             {
                 if (socket != ws) { ws.Dispose(); return; } // closed by CloseAsync, or replaced already
                 socket = null;
-                failed = new List<Pending>(pending.Values);
-                pending.Clear();
+                StopAckTimer();
                 // Only a drop of an established connection starts the loop; one during a (re)connect is
                 // that attempt's failure, which its own caller handles.
                 reconnect = state == ConnectionState.Connected && options.Reconnect;
                 if (state == ConnectionState.Connected) state = reconnect ? ConnectionState.Reconnecting : ConnectionState.Disconnected;
+                // While reconnecting, a resumable session keeps the replies of the calls in flight for the next
+                // connection (also when this was a reconnect attempt that failed).
+                var keep = state == ConnectionState.Reconnecting && resume.Grant != null;
+                failed = new List<Pending>();
+                foreach (var p in pending.Values) if (!keep || p.Internal) failed.Add(p);
+                foreach (var p in failed) pending.Remove(p.Id);
                 if (!reconnect && state == ConnectionState.Disconnected)
                 {
                     failed.AddRange(queued);
@@ -449,7 +606,10 @@ namespace GameServer.Client
             {
                 state = ConnectionState.Disconnected;
                 failed = new List<Pending>(queued);
+                failed.AddRange(pending.Values); // kept for a resume that did not come
                 queued.Clear();
+                pending.Clear();
+                resume.Forget();
             }
             foreach (var p in failed) p.Fail(new ConnectionException(ClientErrorCodes.NotConnected, p.Fn + ": reconnecting failed"));
             RaiseState(ConnectionState.Disconnected);
@@ -514,9 +674,13 @@ namespace GameServer.Client
         {
             public readonly long Id;
             public readonly string Fn;
-            public readonly IDictionary<string, object> Args;
+            public IDictionary<string, object> Args;
             public readonly string Token;
             public CancellationTokenSource Timer;
+            /// <summary>The client's own request (bind, resume, ack): never kept for a resume.</summary>
+            public bool Internal;
+            /// <summary>The client added <c>"resume": true</c>: taken out if the server does not know it.</summary>
+            public bool AddedResume;
             readonly TaskCompletionSource<object> tcs =
                 new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
 

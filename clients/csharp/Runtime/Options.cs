@@ -43,6 +43,10 @@ namespace GameServer.Client
         public Backoff Backoff = new Backoff();
         public WhileReconnecting WhileReconnecting = WhileReconnecting.Queue;
         public CallbackMode Callbacks = CallbackMode.CallerContext;
+        /// <summary>Ask for a resumable session on every login, register and bind (docs/PROTOCOL.md, "Resume"): a
+        /// dropped connection is then resumed, replies and pushes sent meanwhile delivered once. A server without
+        /// resume is detected (it refuses the argument) and not asked again.</summary>
+        public bool Resume = true;
 
         public ClientOptions(string url) { Url = new Uri(url); }
     }

@@ -1,6 +1,7 @@
 // The SDK's end-to-end scenario, a console program run under mono against a live `gameserver run` (with the
-// test fixture modules): register, login, typed calls into every shipped module, pushes, chat, a forced
-// disconnect and reconnect with the session re-bound, a timeout, typed errors.
+// test fixture modules): register, login, typed calls into every shipped module, pushes, chat and its history, a
+// dropped connection resumed (through a TCP proxy), a forced disconnect and reconnect with the session re-bound, a
+// timeout, typed errors.
 //
 //   mono Scenario.exe <http url> <ws url>   e.g. http://127.0.0.1:8000 ws://127.0.0.1:8881
 //
@@ -11,6 +12,10 @@
 using System;
 using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Net;
+using System.Net.Sockets;
 using System.Threading;
 using System.Threading.Tasks;
 using GameServer.Api;
@@ -45,6 +50,115 @@ namespace GameServer.Scenario
                 foreach (var tick in Ticks) tick(); // a frame: Update() for the clients without a context
             }
             task.GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>A TCP proxy in front of the server: <see cref="Drop"/> cuts every connection through it, as a
+    /// network would; <see cref="Hold"/> keeps new connections waiting until <see cref="Release"/>;
+    /// <see cref="Forwarded"/> completes when the next bytes from a client are in the server's socket.</summary>
+    sealed class TcpProxy
+    {
+        readonly TcpListener listener = new TcpListener(IPAddress.Loopback, 0);
+        readonly Uri target;
+        readonly object sync = new object();
+        readonly List<TcpClient> open = new List<TcpClient>();
+        TaskCompletionSource<bool> released; // null: not holding
+        TaskCompletionSource<bool> forwarded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TcpProxy(Uri target)
+        {
+            this.target = target;
+            listener.Start();
+            Task.Run(AcceptLoop);
+        }
+
+        public int Port { get { return ((IPEndPoint)listener.LocalEndpoint).Port; } }
+
+        public Task Forwarded() { lock (sync) return forwarded.Task; }
+
+        public void Hold() { lock (sync) released = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously); }
+
+        public void Release()
+        {
+            TaskCompletionSource<bool> holding;
+            lock (sync)
+            {
+                holding = released;
+                released = null;
+            }
+            if (holding != null) holding.TrySetResult(true);
+        }
+
+        public void Drop()
+        {
+            lock (sync)
+            {
+                foreach (var c in open) c.Close();
+                open.Clear();
+            }
+        }
+
+        public void Stop()
+        {
+            listener.Stop();
+            Release();
+            Drop();
+        }
+
+        async Task AcceptLoop()
+        {
+            while (true)
+            {
+                TcpClient client;
+                try { client = await listener.AcceptTcpClientAsync().ConfigureAwait(false); }
+                catch (Exception) { return; } // stopped
+                GC.KeepAlive(Serve(client)); // each connection runs on its own
+            }
+        }
+
+        async Task Serve(TcpClient client)
+        {
+            Task holding;
+            lock (sync) holding = released == null ? Task.FromResult(true) : (Task)released.Task;
+            await holding.ConfigureAwait(false);
+            var upstream = new TcpClient();
+            try
+            {
+                await upstream.ConnectAsync(target.Host, target.Port).ConfigureAwait(false);
+                lock (sync)
+                {
+                    open.Add(client);
+                    open.Add(upstream);
+                }
+                await Task.WhenAny(Copy(client.GetStream(), upstream.GetStream(), true),
+                    Copy(upstream.GetStream(), client.GetStream(), false)).ConfigureAwait(false);
+            }
+            catch (Exception) { } // the server or the client went away: close both
+            client.Close();
+            upstream.Close();
+        }
+
+        async Task Copy(Stream from, Stream to, bool toServer)
+        {
+            var buffer = new byte[8192];
+            try
+            {
+                while (true)
+                {
+                    var n = await from.ReadAsync(buffer, 0, buffer.Length).ConfigureAwait(false);
+                    if (n == 0) return;
+                    await to.WriteAsync(buffer, 0, n).ConfigureAwait(false);
+                    if (!toServer) continue;
+                    TaskCompletionSource<bool> done;
+                    lock (sync)
+                    {
+                        done = forwarded;
+                        forwarded = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    }
+                    done.TrySetResult(true);
+                }
+            }
+            catch (Exception) { } // dropped
         }
     }
 
@@ -251,6 +365,29 @@ namespace GameServer.Scenario
             await chatA.SayAsync(ChatChannel.Family, "family only");
             var m2 = await Within(Take(heard), "a family message");
             Check(m2.Channel == ChatChannel.Family && m2.Text == "family only" && m2.Ts > 0, "family message");
+            Check(m1.Id.Length > 0 && m2.Id != m1.Id, "messages carry ids");
+            // The history: asked for, and sent unasked after a login (the test server sets chat.history_on_join).
+            var publicLines = await chatA.HistoryAsync(ChatChannel.Public, 5);
+            OnMain("HistoryAsync's continuation");
+            var lastPublic = publicLines.Lines[publicLines.Lines.Count - 1];
+            Check(publicLines.Channel == ChatChannel.Public && lastPublic.Id == m1.Id && lastPublic.Ts == m1.Ts &&
+                  lastPublic.Text == m1.Text && lastPublic.Uid == a.Uid, "the public history ends with the message");
+            var familyLines = await chatB.HistoryAsync(ChatChannel.Family);
+            Check(familyLines.Lines.Count == 1 && familyLines.Lines[0].Id == m2.Id && familyLines.Lines[0].Channel == ChatChannel.Family,
+                "the family history holds the family message");
+            var chatC = new ChatClient(new ChatOptions(wsUrl + "/chat"), authB);
+            var caughtUp = new BlockingCollection<ChannelHistory>();
+            chatC.History += h => { OnMain("chat History"); caughtUp.Add(h); };
+            await chatC.ConnectAsync();
+            var unasked = new Dictionary<ChatChannel, ChannelHistory>();
+            while (unasked.Count < 2)
+            {
+                var got = await Within(Take(caughtUp), "the HISTORY lines after a login");
+                unasked[got.Channel] = got;
+            }
+            Check(unasked[ChatChannel.Public].Lines.Any(l => l.Id == m1.Id), "the public catch-up holds the message");
+            Check(unasked[ChatChannel.Family].Lines.Any(l => l.Id == m2.Id), "the family catch-up holds the message");
+            await chatC.CloseAsync();
             await clientB.Family.LeaveAsync(); // B's next chat login has no family
             await chatB.PingAsync();
             try
@@ -261,9 +398,44 @@ namespace GameServer.Scenario
             catch (ArgumentException) { }
             Ok("chat");
 
+            // -- resume: a drop (the proxy cuts the connection) during a slow call; its reply and a mail pushed
+            // meanwhile arrive once, on the new connection
+            var proxy = new TcpProxy(new Uri(wsUrl));
+            var quick = new Backoff { Min = TimeSpan.FromMilliseconds(1), Max = TimeSpan.FromMilliseconds(50) };
+            var clientC = new ApiClient(new ClientOptions("ws://127.0.0.1:" + proxy.Port + "/gate") { Backoff = quick });
+            await clientC.ConnectAsync();
+            var c = await clientC.Auth.RegisterAsync("carol" + suffix, password); // asks for resume by default
+            Check(clientC.Resumable, "the server granted resume");
+            var mailsC = new List<string>();
+            clientC.On("mail.new", data => { OnMain("mail.new after a resume"); mailsC.Add((string)((IDictionary<string, object>)data)["mail_id"]); });
+            var resumedC = new TaskCompletionSource<long>();
+            clientC.Resumed += replayed => { OnMain("Resumed"); resumedC.TrySetResult(replayed); };
+            var resumeFailedC = new List<string>();
+            clientC.ResumeFailed += (reason, e) => resumeFailedC.Add(reason);
+            var through = proxy.Forwarded();
+            var slowC = clientC.CallAsync("testkit.sleep", new Dictionary<string, object> { { "seconds", 0.5 } });
+            await Within(through.ContinueWith(_ => true), "the slow call on its way"); // in the server's socket: the drop cannot lose it
+            proxy.Hold(); // the reconnect waits until the mail below is sent
+            proxy.Drop();
+            var kept = await clientA.Mail.SendAsync(c.Uid, "while away", "kept for you");
+            proxy.Release();
+            var slept = await Within(slowC, "the slow call's reply after the resume");
+            Check((double)slept == 0.5, "the reply of the call in flight");
+            var replayedC = await Within(resumedC.Task, "Resumed");
+            Check(replayedC >= 1, "replayed " + replayedC);
+            var whoC = await clientC.CallAsync("testkit.whoami"); // no token sent: the resumed binding
+            Check((long)whoC == c.Uid, "bound as before the drop");
+            Check(mailsC.Count == 1 && mailsC[0] == (string)Get(kept, "mail_id"), "the push sent meanwhile, once: " + mailsC.Count);
+            Check(resumeFailedC.Count == 0, "no ResumeFailed");
+            Ok("resume");
+            await clientC.CloseAsync();
+            proxy.Stop();
+
             // -- a forced disconnect: the server restarts on the same ports
             var reconnectedA = new TaskCompletionSource<bool>();
             clientA.Reconnected += () => { OnMain("Reconnected"); reconnectedA.TrySetResult(true); };
+            var resumeFailedA = new TaskCompletionSource<string>();
+            clientA.ResumeFailed += (reason, e) => resumeFailedA.TrySetResult(reason);
             var reconnectedB = new TaskCompletionSource<bool>();
             clientB.Reconnected += () => reconnectedB.TrySetResult(true);
             var chatBack = new TaskCompletionSource<ChatIdentity>();
@@ -285,6 +457,8 @@ namespace GameServer.Scenario
             var queuedReply = (IDictionary<string, object>)await Within(queued, "the queued call");
             Check((bool)queuedReply["queued"], "the queued call went out after the reconnect");
             Check(clientA.Uid == a.Uid, "re-bound");
+            // A restart loses the sessions the old process held: ResumeFailed, then bound again with the token.
+            Check(resumeFailedA.Task.IsCompleted && resumeFailedA.Task.Result.Length > 0, "ResumeFailed before the re-bind");
             var whoami = await clientA.CallAsync("testkit.whoami"); // needs a login, sends no token: the binding
             Check((long)whoami == a.Uid, "the session is re-bound after the reconnect");
             var afterB = await clientB.Inventory.GetAsync();
@@ -308,6 +482,7 @@ namespace GameServer.Scenario
             await chatB.SayAsync(ChatChannel.Family, "no family now");
             var refused = await Within(notInFamily.Task, "ERROR not_in_family");
             Check(refused.Code == ErrorCodes.NOT_IN_FAMILY, "chat error code " + refused.Code);
+            await Throws(() => chatB.HistoryAsync(ChatChannel.Family), ErrorCodes.BAD_REQUEST, "a family history outside a family");
             Ok("chat after reconnect");
 
             await chatA.CloseAsync();
@@ -344,10 +519,10 @@ namespace GameServer.Scenario
             return data2;
         }
 
-        static async Task<ChatMessage> Take(BlockingCollection<ChatMessage> messages)
+        static async Task<T> Take<T>(BlockingCollection<T> messages)
         {
             // Messages arrive on the main thread (Update): wait for one without blocking it.
-            ChatMessage m;
+            T m;
             while (!messages.TryTake(out m)) await Task.Delay(5);
             return m;
         }

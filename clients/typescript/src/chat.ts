@@ -2,14 +2,16 @@
  * The chat edge over WebSocket `/chat` (PROTOCOL.md, "Chat edge: line protocol"; docs/chat.md): one text frame
  * per line, a 10-byte command field then the payload. The client fetches a single-use nonce, sends `LOGIN`,
  * and after `OK` the player is in their world's public channel and their family's channel (the server joins
- * them: there is no JOIN line). Messages arrive as typed `public` / `family` events. Lines the server may add
- * later (a history, say) arrive as `line` events, and `send()` writes any command, so the API is open to them.
- * A dropped connection reconnects with backoff and a fresh nonce, unless the server revoked the session.
+ * them: there is no JOIN line). Messages arrive as typed `public` / `family` events. `history()` asks for the
+ * channel's last messages (PROTOCOL.md, "Chat history"); HISTORY lines nobody asked for (`chat.history_on_join`)
+ * arrive as `history` events. Lines the server may add later arrive as `line` events, and `send()` writes any
+ * command, so the API is open to them. A dropped connection reconnects with backoff and a fresh nonce, unless
+ * the server revoked the session.
  */
 
 import { backoffDelay, reconnectOptions, type ReconnectOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
-import { ChatError, ClientErrorCodes, ConnectionError, GameServerError } from "./errors.js";
+import { CallTimeoutError, ChatError, ClientErrorCodes, ConnectionError, GameServerError } from "./errors.js";
 import { OPEN, openSocket, type SocketLike, type WebSocketClass } from "./socket.js";
 
 export const COMMAND_SIZE = 10;
@@ -24,14 +26,27 @@ export interface ChatIdentity {
   family: number | null;
 }
 
-/** A message delivered on a channel; `uid` 0 marks the server's own messages. */
+/** A message delivered on a channel, live or from the history; `uid` 0 marks the server's own messages. */
 export interface ChatMessage {
   channel: ChatChannel;
+  /** Unique across the server's processes: names the line for `chat.report`. */
+  id: string;
   uid: number;
   name: string;
   text: string;
   /** Server time in ms since the epoch. */
   ts: number;
+}
+
+/** A `HISTORY` line: a channel's last messages, oldest first (empty when it has none). */
+export interface ChannelHistory {
+  channel: ChatChannel;
+  lines: ChatMessage[];
+}
+
+export interface HistoryOptions {
+  /** Milliseconds to wait for the answer (the client's `timeout`, 15000 by default). */
+  timeout?: number;
 }
 
 export interface ChatOptions {
@@ -46,6 +61,8 @@ export interface ChatOptions {
   pingInterval?: number;
   /** Give up an attempt that has not logged in within this many ms, and try again (10000). */
   connectTimeout?: number;
+  /** Default ms to wait for the answer to a request such as `history()` (15000). */
+  timeout?: number;
 }
 
 export type ChatState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
@@ -58,6 +75,8 @@ export interface ChatEvents {
   message: [ChatMessage];
   public: [ChatMessage];
   family: [ChatMessage];
+  /** A `HISTORY` line nobody asked for: the server's catch-up after login (`chat.history_on_join` > 0). */
+  history: [ChannelHistory];
   /** An `ERROR <code>` line: `not_in_family`, `rate_limited`, `unavailable`, `unauthorized`. */
   error: [ChatError];
   pong: [];
@@ -71,6 +90,17 @@ interface Waiter {
   resolve: (identity: ChatIdentity) => void;
   reject: (error: Error) => void;
 }
+
+interface HistoryWaiter {
+  channel: ChatChannel;
+  resolve: (history: ChannelHistory) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** The `ERROR` codes that answer a `HISTORY` request (a bad channel or count; the history store down): a line
+ * said on a channel is refused with other codes (`not_in_family`, `rate_limited`, `muted`, ...). */
+const HISTORY_ERRORS = new Set(["bad_request", "unavailable"]);
 
 /** A line as the chat edge reads it: the command left-aligned in 10 characters, then the payload. */
 export function chatLine(command: string, payload = ""): string {
@@ -87,6 +117,40 @@ export function parseChatLine(line: string): [string, string] {
   return [line.slice(0, COMMAND_SIZE).trimEnd(), line.slice(COMMAND_SIZE)];
 }
 
+function channelOf(value: unknown): ChatChannel {
+  if (value !== "public" && value !== "family") {
+    throw new TypeError(`unknown chat channel ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A message's JSON payload (the `PUBLIC` / `FAMILY` line, or one of a `HISTORY` line's `lines`), checked. */
+export function parseChatMessage(channel: ChatChannel, value: unknown): ChatMessage {
+  const m = value as Record<string, unknown> | null;
+  if (
+    typeof m !== "object" ||
+    m === null ||
+    typeof m.id !== "string" ||
+    typeof m.uid !== "number" ||
+    typeof m.name !== "string" ||
+    typeof m.text !== "string" ||
+    typeof m.ts !== "number"
+  ) {
+    throw new TypeError(`not a chat message: ${JSON.stringify(value)}`);
+  }
+  return { channel, id: m.id, uid: m.uid, name: m.name, text: m.text, ts: m.ts };
+}
+
+/** A `HISTORY` line's payload: `{"channel", "lines": [...]}`, oldest first. */
+export function parseChannelHistory(payload: string): ChannelHistory {
+  const body = JSON.parse(payload) as { channel?: unknown; lines?: unknown } | null;
+  if (typeof body !== "object" || body === null || !Array.isArray(body.lines)) {
+    throw new TypeError(`not a HISTORY payload: ${payload}`);
+  }
+  const channel = channelOf(body.channel);
+  return { channel, lines: body.lines.map((line: unknown) => parseChatMessage(channel, line)) };
+}
+
 export class ChatClient {
   private readonly url: string;
   private readonly getNonce: ChatOptions["nonce"];
@@ -94,11 +158,13 @@ export class ChatClient {
   private readonly reconnectPolicy: ReturnType<typeof reconnectOptions>;
   private readonly pingInterval: number;
   private readonly connectTimeout: number;
+  private readonly timeout: number;
   private readonly events = new Emitter<ChatEvents>();
   private socket: SocketLike | null = null;
   private currentState: ChatState = "idle";
   private me: ChatIdentity | null = null;
   private waiters: Waiter[] = [];
+  private histories: HistoryWaiter[] = [];
   private attempts = 0;
   private everOpened = false;
   private revoked = false;
@@ -114,6 +180,7 @@ export class ChatClient {
     this.reconnectPolicy = reconnectOptions(options.reconnect);
     this.pingInterval = options.pingInterval ?? 60_000;
     this.connectTimeout = options.connectTimeout ?? 10_000;
+    this.timeout = options.timeout ?? 15_000;
   }
 
   get state(): ChatState {
@@ -152,6 +219,31 @@ export class ChatClient {
     this.send(channel === "public" ? "PUBLIC" : "FAMILY", text);
   }
 
+  /** The last `count` messages of a channel, oldest first (PROTOCOL.md, "Chat history"; without `count`, the
+   * server's `chat.history_on_join`, or all it keeps). Resolves with the server's next `HISTORY` line for that
+   * channel: right after login that may be its unasked catch-up line (`chat.history_on_join`), which answers as
+   * well. Rejects with `ChatError` `bad_request` (`family` outside a family) or `unavailable`, `CallTimeoutError`
+   * (no answer within `timeout`), `ConnectionError` (not logged in, or the connection dropped first). */
+  history(channel: ChatChannel, count?: number, options: HistoryOptions = {}): Promise<ChannelHistory> {
+    if (count !== undefined && !(Number.isInteger(count) && count >= 0)) {
+      return Promise.reject(new RangeError(`count must be a whole number >= 0, got ${count}`));
+    }
+    return new Promise<ChannelHistory>((resolve, reject) => {
+      this.send("HISTORY", count === undefined ? channel : `${channel} ${count}`);
+      const timeout = options.timeout ?? this.timeout;
+      const waiter: HistoryWaiter = {
+        channel,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.histories = this.histories.filter((other) => other !== waiter);
+          reject(new CallTimeoutError(`chat HISTORY ${channel}`, timeout));
+        }, timeout),
+      };
+      this.histories.push(waiter);
+    });
+  }
+
   /** Send any line (a command the server added after this SDK, say). Throws unless logged in. */
   send(command: string, payload = ""): void {
     const socket = this.socket;
@@ -170,7 +262,9 @@ export class ChatClient {
     this.stopTimers();
     const socket = this.socket;
     this.setState("closed");
-    this.rejectWaiters(new ConnectionError(ClientErrorCodes.CLOSED, "the chat client was closed"));
+    const error = new ConnectionError(ClientErrorCodes.CLOSED, "the chat client was closed");
+    this.rejectWaiters(error);
+    this.rejectHistories(error);
     if (socket === null) {
       return Promise.resolve();
     }
@@ -237,9 +331,21 @@ export class ChatClient {
       case "PUBLIC":
       case "FAMILY": {
         const channel: ChatChannel = command === "PUBLIC" ? "public" : "family";
-        const message = { channel, ...(JSON.parse(payload) as Omit<ChatMessage, "channel">) };
+        const message = parseChatMessage(channel, JSON.parse(payload));
         this.events.emit("message", message);
         this.events.emit(channel, message);
+        return;
+      }
+      case "HISTORY": {
+        const history = parseChannelHistory(payload);
+        const index = this.histories.findIndex((waiter) => waiter.channel === history.channel);
+        if (index < 0) {
+          this.events.emit("history", history);
+          return;
+        }
+        const [waiter] = this.histories.splice(index, 1);
+        clearTimeout(waiter.timer);
+        waiter.resolve(history);
         return;
       }
       case "ERROR": {
@@ -247,7 +353,14 @@ export class ChatClient {
         if (code === "unauthorized") {
           this.revoked = true; // the server closes next: the player's sessions were revoked
         }
-        this.events.emit("error", new ChatError(code, `chat: ${code}`));
+        const error = new ChatError(code, `chat: ${code}`);
+        const waiter = HISTORY_ERRORS.has(code) ? this.histories.shift() : undefined;
+        if (waiter === undefined) {
+          this.events.emit("error", error);
+        } else {
+          clearTimeout(waiter.timer);
+          waiter.reject(error);
+        }
         return;
       }
       case "PONG":
@@ -291,6 +404,9 @@ export class ChatClient {
       this.closedWaiters.splice(0).forEach((resolve) => resolve());
       return;
     }
+    this.rejectHistories(
+      new ConnectionError(ClientErrorCodes.DISCONNECTED, `chat: disconnected (${code} ${reason}) before the answer`),
+    );
     this.events.emit("disconnected", { code, reason });
     if (this.revoked) {
       this.giveUp(new ChatError("unauthorized", "chat: the player's sessions were revoked; log in again"));
@@ -322,6 +438,15 @@ export class ChatClient {
     const waiters = this.waiters;
     this.waiters = [];
     waiters.forEach((waiter) => waiter.reject(error));
+  }
+
+  private rejectHistories(error: Error): void {
+    const waiters = this.histories;
+    this.histories = [];
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
   }
 
   private stopConnectTimer(): void {

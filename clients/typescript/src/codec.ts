@@ -16,14 +16,16 @@ export interface ErrorBody {
   message: string;
 }
 
+/** `seq` numbers the messages of a resumable session (PROTOCOL.md, "Resume"); absent otherwise. */
 export type Reply =
-  | { kind: "reply"; id: number | null; ok: true; data: unknown }
-  | { kind: "reply"; id: number | null; ok: false; error: ErrorBody };
+  | { kind: "reply"; id: number | null; ok: true; data: unknown; seq?: number }
+  | { kind: "reply"; id: number | null; ok: false; error: ErrorBody; seq?: number };
 
 export interface Push {
   kind: "push";
   event: string;
   data: unknown;
+  seq?: number;
 }
 
 export function encodeRequest(request: Request, encoding: Encoding): string | Uint8Array {
@@ -46,12 +48,13 @@ export function decodeFrame(data: unknown): Reply | Push {
     throw new TypeError("a frame holds one map");
   }
   const map = value as Record<string, unknown>;
+  const seq = typeof map.seq === "number" ? { seq: map.seq } : {};
   if (!("id" in map) && typeof map.event === "string") {
-    return { kind: "push", event: map.event, data: map.data };
+    return { kind: "push", event: map.event, data: map.data, ...seq };
   }
   const id = typeof map.id === "number" ? map.id : null;
   if (map.ok === true) {
-    return { kind: "reply", id, ok: true, data: map.data };
+    return { kind: "reply", id, ok: true, data: map.data, ...seq };
   }
   const error = (map.error ?? {}) as Partial<ErrorBody>;
   return {
@@ -59,5 +62,6 @@ export function decodeFrame(data: unknown): Reply | Push {
     id,
     ok: false,
     error: { code: String(error.code ?? "protocol"), message: String(error.message ?? "") },
+    ...seq,
   };
 }

@@ -12,7 +12,8 @@
  */
 
 export const ClientErrorCodes = {
-  /** The connection dropped after the request was sent: it may or may not have run on the server. */
+  /** The connection dropped after the request was sent (and the session was not resumed): it may or may not have
+   * run on the server. */
   DISCONNECTED: "disconnected",
   /** The client was closed by `close()`. */
   CLOSED: "closed",
@@ -34,10 +35,13 @@ export class GameServerError extends Error {
 
 export class CallError extends GameServerError {
   readonly fn: string;
+  /** The server's own message (`message` also names `fn` and `code`). */
+  readonly detail: string;
 
   constructor(fn: string, code: string, message: string) {
     super(code, `${fn}: ${code}: ${message}`);
     this.fn = fn;
+    this.detail = message;
   }
 }
 

@@ -2,12 +2,15 @@
  * The gate over WebSocket (PROTOCOL.md, "Gate: request / response"): calls matched to replies by id, each with
  * its own timeout; server pushes as events; `session.bind` on every (re)connect while a token is known; automatic
  * reconnect with backoff and jitter; calls made while disconnected queued or failed, as the caller chooses.
+ * Logins and binds ask for a resumable session (PROTOCOL.md, "Resume"): after a drop the next connection first
+ * tries `session.resume`, and calls in flight get their replies there instead of failing.
  */
 
 import { backoffDelay, reconnectOptions, type ReconnectOptions } from "./backoff.js";
 import { decodeFrame, encodeRequest, type Encoding, type Request } from "./codec.js";
 import { Emitter } from "./emitter.js";
 import { CallError, CallTimeoutError, ClientErrorCodes, ConnectionError, GameServerError } from "./errors.js";
+import { grantOf, RESUME_FUNCTIONS, resumeFailure, ResumeState } from "./resume.js";
 import { OPEN, openSocket, type SocketLike, type WebSocketClass } from "./socket.js";
 
 /** What to do with a call made while the connection is down: wait for the reconnect, or fail at once. */
@@ -50,16 +53,28 @@ export interface GateOptions {
   auth?: TokenSource;
   /** The WebSocket class; default the global one (browsers, Cocos Creator). On Node pass `ws`'s. */
   WebSocket?: WebSocketClass;
+  /** Ask for a resumable session on every login, register and bind (default true): a dropped connection is then
+   * resumed, replies and pushes sent meanwhile delivered once. A server without resume is detected (it refuses
+   * the argument) and then not asked again. */
+  resume?: boolean;
 }
 
 export type GateState = "idle" | "connecting" | "open" | "reconnecting" | "closed";
 
 export interface GateEvents {
   state: [GateState];
-  /** The connection is open (and bound, when a token is known); queued calls go out now. */
-  connected: [{ reconnected: boolean; uid: number | null }];
-  /** The connection dropped (or an attempt failed); calls in flight failed with `disconnected`. */
+  /** The connection is open (and bound or resumed, when a session is known); queued calls go out now. */
+  connected: [{ reconnected: boolean; uid: number | null; resumed: boolean }];
+  /** The connection dropped (or an attempt failed); calls in flight failed with `disconnected`, unless the session
+   * is resumable: then they wait for the resume. */
   disconnected: [{ code: number; reason: string }];
+  /** The session survived the drop: `replayed` messages kept for it follow (each delivered once), and calls in
+   * flight get their replies. Fired just before `connected`. */
+  resumed: [{ uid: number; replayed: number }];
+  /** The session could not be resumed: `reason` is `expired`, `overflow`, `replaced`, `lost`, `invalid`,
+   * `banned` or `revoked` (PROTOCOL.md, "Resume"). Calls in flight failed with `disconnected`; the client binds
+   * with its token next, as after any reconnect. */
+  resumeFailed: [{ reason: string; message: string }];
   /** A reconnect attempt is scheduled after `delay` ms. */
   reconnecting: [{ attempt: number; delay: number }];
   /** Every server push, whatever its name. */
@@ -77,6 +92,10 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** The client's own request (bind, resume, ack): never kept for a resume. */
+  internal?: boolean;
+  /** `resume: true` was added by the client: taken out again if the server does not know the argument. */
+  addedResume?: boolean;
 }
 
 interface Waiter {
@@ -111,6 +130,9 @@ export class GateClient implements Caller {
   private closedWaiters: Array<() => void> = [];
   private ownToken: string | null = null;
   private boundUid: number | null = null;
+  private readonly resume = new ResumeState();
+  private resumeWanted: boolean;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: GateOptions) {
     this.url = options.url;
@@ -121,6 +143,7 @@ export class GateClient implements Caller {
     this.reconnectPolicy = reconnectOptions(options.reconnect);
     this.tokenSource = options.auth;
     this.WebSocketClass = options.WebSocket;
+    this.resumeWanted = options.resume ?? true;
   }
 
   get state(): GateState {
@@ -135,6 +158,11 @@ export class GateClient implements Caller {
   /** The player this connection is bound to (from the last `session.bind`, login or register), if any. */
   get uid(): number | null {
     return this.boundUid;
+  }
+
+  /** Whether the session survives a dropped connection (the server granted resume to the last login or bind). */
+  get resumable(): boolean {
+    return this.resume.grant !== null;
   }
 
   /** Set (or forget, with null) the token to bind with; used when no `auth` option is given. */
@@ -167,15 +195,17 @@ export class GateClient implements Caller {
         return;
       }
       const timeout = options.timeout ?? this.defaultTimeout;
+      const addedResume = this.resumeWanted && RESUME_FUNCTIONS.has(fn) && !("resume" in args);
       const pending: Pending = {
         id: 0,
         fn,
-        args,
+        args: addedResume ? { ...args, resume: true } : args,
         token: options.token,
         timeout,
         resolve: resolve as (value: unknown) => void,
         reject,
         timer: undefined,
+        addedResume,
       };
       if (this.currentState === "open" && this.socket !== null) {
         pending.timer = setTimeout(() => this.timedOut(pending), timeout);
@@ -223,6 +253,8 @@ export class GateClient implements Caller {
       clearTimeout(this.reconnectTimer);
       this.reconnectTimer = undefined;
     }
+    this.stopAckTimer();
+    this.resume.forget();
     const socket = this.socket;
     this.setState("closed");
     const error = new ConnectionError(ClientErrorCodes.CLOSED, "the client was closed");
@@ -258,9 +290,31 @@ export class GateClient implements Caller {
   }
 
   private async opened(socket: SocketLike): Promise<void> {
-    const token = this.token;
     let uid: number | null = null;
-    if (token !== null) {
+    let resumed: { uid: number; replayed: number } | null = null;
+    const grant = this.resume.grant;
+    if (grant !== null) {
+      // The first request on the new connection (PROTOCOL.md, "Resume").
+      try {
+        const reply = (await this.direct(socket, "session.resume", {
+          token: grant.token,
+          received: this.resume.received,
+        })) as { uid: number; replayed?: number };
+        this.resume.renew(grantOf(reply) ?? grant);
+        uid = reply.uid;
+        resumed = { uid: reply.uid, replayed: reply.replayed ?? 0 };
+      } catch (error) {
+        if (!(error instanceof CallError)) {
+          return; // dropped (or timed out) again: lost() retries, the calls in flight still wait
+        }
+        const reason = error.code === "resume_failed" ? resumeFailure(error.detail) : error.code;
+        this.resume.forget();
+        this.dropInflight(false, `the session could not be resumed (${reason})`);
+        this.events.emit("resumeFailed", { reason, message: error.detail });
+      }
+    }
+    const token = this.token;
+    if (resumed === null && token !== null) {
       try {
         const bound = (await this.direct(socket, "session.bind", { token })) as { uid: number };
         uid = bound.uid;
@@ -291,14 +345,30 @@ export class GateClient implements Caller {
     const waiters = this.waiters;
     this.waiters = [];
     waiters.forEach((waiter) => waiter.resolve());
-    this.events.emit("connected", { reconnected, uid });
+    if (resumed !== null) {
+      this.events.emit("resumed", resumed);
+    }
+    this.events.emit("connected", { reconnected, uid, resumed: resumed !== null });
+    this.scheduleAck();
   }
 
-  /** A request straight on `socket`, ahead of the queue (the re-bind). */
+  /** A request of the client's own straight on `socket`, ahead of the queue (the re-bind, a resume, an ack). */
   private direct(socket: SocketLike, fn: string, args: Record<string, unknown>): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const timeout = this.connectTimeout; // no timer of its own: the attempt's connectTimeout covers it
-      this.transmit(socket, { id: 0, fn, args, token: undefined, timeout, resolve, reject, timer: undefined });
+      const addedResume = this.resumeWanted && RESUME_FUNCTIONS.has(fn);
+      this.transmit(socket, {
+        id: 0,
+        fn,
+        args: addedResume ? { ...args, resume: true } : args,
+        token: undefined,
+        timeout,
+        resolve,
+        reject,
+        timer: undefined,
+        internal: true,
+        addedResume,
+      });
     });
   }
 
@@ -334,6 +404,17 @@ export class GateClient implements Caller {
       this.events.emit("error", new GameServerError(ClientErrorCodes.PROTOCOL, `unreadable frame: ${String(error)}`));
       return;
     }
+    const pending = message.kind === "reply" && message.id !== null ? this.inflight.get(message.id) : undefined;
+    const grant =
+      pending !== undefined && message.kind === "reply" && message.ok && RESUME_FUNCTIONS.has(pending.fn)
+        ? grantOf(message.data)
+        : null;
+    if (grant !== null) {
+      this.resume.start(grant, message.seq); // a new resumable session, numbered from this reply
+    } else if (!this.resume.accept(message.seq)) {
+      return; // sent before, and received before: a resume never delivers a message twice
+    }
+    this.scheduleAck();
     if (message.kind === "push") {
       this.events.emit("push", message.event, message.data);
       for (const listener of [...(this.pushes.get(message.event) ?? [])]) {
@@ -347,9 +428,14 @@ export class GateClient implements Caller {
       }
       return;
     }
-    const pending = message.id === null ? undefined : this.inflight.get(message.id);
     if (pending === undefined) {
       return; // the reply to a call that timed out already
+    }
+    if (!message.ok && pending.addedResume && message.error.code === "bad_request") {
+      if (/\bresume\b/.test(message.error.message)) {
+        this.withoutResume(socket, pending); // a server older than resume: ask it without
+        return;
+      }
     }
     this.settle(pending);
     if (message.ok) {
@@ -360,8 +446,21 @@ export class GateClient implements Caller {
     }
   }
 
+  /** `pending` again without the `resume` argument the server refused; it keeps its timer. */
+  private withoutResume(socket: SocketLike, pending: Pending): void {
+    this.resumeWanted = false;
+    this.inflight.delete(pending.id);
+    const { resume: _, ...args } = pending.args;
+    pending.args = args;
+    pending.addedResume = false;
+    this.transmit(socket, pending);
+  }
+
   /** Keep the token of a gate login, register, refresh or bind, to bind the next connection with. */
   private remember(pending: Pending, data: unknown): void {
+    if ((RESUME_FUNCTIONS.has(pending.fn) && grantOf(data) === null) || pending.fn === "auth.logout") {
+      this.resume.forget(); // a new session that is not resumable, or none
+    }
     const reply = (data ?? {}) as { token?: unknown; uid?: unknown };
     if (TOKEN_FUNCTIONS.has(pending.fn) && typeof reply.token === "string") {
       this.ownToken = reply.token;
@@ -383,23 +482,16 @@ export class GateClient implements Caller {
     }
     this.socket = null;
     this.stopConnectTimer();
-    const inflight = [...this.inflight.values()];
-    this.inflight.clear();
-    for (const pending of inflight) {
-      this.settle(pending);
-      pending.reject(
-        new ConnectionError(
-          ClientErrorCodes.DISCONNECTED,
-          `${pending.fn}: the connection dropped (code ${code}); it may have run`,
-        ),
-      );
-    }
+    this.stopAckTimer();
+    const policy = this.reconnectPolicy;
+    const retry = this.currentState !== "closed" && policy !== null && this.attempts < policy.maxAttempts;
+    // A resumable session keeps the replies of the calls in flight for the next connection.
+    this.dropInflight(retry && this.resume.grant !== null, `the connection dropped (code ${code})`);
     if (this.currentState === "closed") {
       this.closedWaiters.splice(0).forEach((resolve) => resolve());
       return;
     }
-    const policy = this.reconnectPolicy;
-    if (policy === null || this.attempts >= policy.maxAttempts) {
+    if (policy === null || !retry) {
       this.setState("idle");
       this.events.emit("disconnected", { code, reason });
       const error = new ConnectionError(ClientErrorCodes.DISCONNECTED, `the connection dropped (code ${code})`);
@@ -413,6 +505,43 @@ export class GateClient implements Caller {
     this.events.emit("disconnected", { code, reason });
     this.events.emit("reconnecting", { attempt: this.attempts, delay });
     this.reconnectTimer = setTimeout(() => this.attempt(), delay);
+  }
+
+  /** Fail the calls in flight with `disconnected`, except, when `keep`, those whose replies a resume brings. */
+  private dropInflight(keep: boolean, why: string): void {
+    for (const pending of [...this.inflight.values()]) {
+      if (keep && pending.internal !== true) {
+        continue;
+      }
+      this.settle(pending);
+      pending.reject(new ConnectionError(ClientErrorCodes.DISCONNECTED, `${pending.fn}: ${why}; it may have run`));
+    }
+  }
+
+  /** Send `session.ack` once `received` has grown by a quarter of the server's buffer, at most once a second. */
+  private scheduleAck(): void {
+    if (this.ackTimer !== undefined || this.currentState !== "open") {
+      return;
+    }
+    const delay = this.resume.ackDelay(Date.now());
+    if (delay === null) {
+      return;
+    }
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      const socket = this.socket;
+      if (socket !== null && this.currentState === "open" && this.resume.ackDelay(Date.now()) !== null) {
+        const received = this.resume.ack(Date.now());
+        this.direct(socket, "session.ack", { received }).catch(() => undefined); // the next ack covers a lost one
+      }
+    }, delay);
+  }
+
+  private stopAckTimer(): void {
+    if (this.ackTimer !== undefined) {
+      clearTimeout(this.ackTimer);
+      this.ackTimer = undefined;
+    }
   }
 
   private stopConnectTimer(): void {

@@ -14,13 +14,17 @@ export { backoffDelay, DEFAULT_RECONNECT, type ReconnectOptions } from "./backof
 export {
   ChatClient,
   chatLine,
+  parseChannelHistory,
   parseChatLine,
+  parseChatMessage,
   type ChatChannel,
   type ChatEvents,
+  type ChannelHistory,
   type ChatIdentity,
   type ChatMessage,
   type ChatOptions,
   type ChatState,
+  type HistoryOptions,
 } from "./chat.js";
 export type { Encoding } from "./codec.js";
 export {
@@ -43,5 +47,6 @@ export {
   type TokenSource,
   type WhileDisconnected,
 } from "./gate.js";
+export type { ResumeFailure, ResumeGrant } from "./resume.js";
 export type { SocketLike, WebSocketClass } from "./socket.js";
 export * from "./generated/index.js";

@@ -24,6 +24,7 @@ import {
   HttpError,
   isError,
   MailKind,
+  type ChannelHistory,
   type ChatIdentity,
   type ChatMessage,
   type MailSummary,
@@ -36,23 +37,54 @@ const skip = WS === undefined || HTTP === undefined ? "set GAMESERVER_WS and GAM
 const run = `${process.pid}${Date.now() % 100000}`;
 const PASSWORD = "correct horse battery";
 
-/** A TCP proxy in front of the WebSocket port: `drop()` cuts every connection through it, as a network would. */
+/** A TCP proxy in front of the WebSocket port: `drop()` cuts every connection through it, as a network would;
+ * `hold()` keeps new connections waiting (not yet through to the server) until `release()`; `forwarded()` says
+ * when the next bytes from a client are in the server's socket. */
 class Proxy {
   readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  private held: net.Socket[] | null = null;
+  private flushed: Array<() => void> = [];
 
-  constructor(target: URL) {
+  constructor(private readonly target: URL) {
     this.server = net.createServer((client) => {
-      const upstream = net.connect(Number(target.port), target.hostname);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on("close", () => this.sockets.delete(socket));
-        socket.on("error", () => socket.destroy());
+      if (this.held !== null) {
+        client.pause();
+        this.held.push(client);
+      } else {
+        this.pipe(client);
       }
-      client.pipe(upstream).pipe(client);
-      client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
     });
+  }
+
+  hold(): void {
+    this.held = [];
+  }
+
+  forwarded(): Promise<void> {
+    return new Promise((resolve) => this.flushed.push(resolve));
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    held.forEach((client) => {
+      this.pipe(client);
+      client.resume();
+    });
+  }
+
+  private pipe(client: net.Socket): void {
+    const upstream = net.connect(Number(this.target.port), this.target.hostname);
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("error", () => socket.destroy());
+    }
+    client.on("data", (chunk) => upstream.write(chunk, () => this.flushed.splice(0).forEach((resolve) => resolve())));
+    upstream.pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
   }
 
   async listen(): Promise<string> {
@@ -68,6 +100,7 @@ class Proxy {
   }
 
   async close(): Promise<void> {
+    this.release();
     this.drop();
     await new Promise((resolve) => this.server.close(resolve));
   }
@@ -99,7 +132,8 @@ describe("against a live server", { skip }, () => {
     aliceAuth = new Auth({ url: HTTP! });
     const session = await aliceAuth.register(`alice${run}`, PASSWORD, "Alice");
     aliceUid = session.uid;
-    alice = new GateClient({ url: `${viaProxy}/gate`, auth: aliceAuth, WebSocket, timeout: 10_000 });
+    // Bound with session.bind on every reconnect: no resume (the resume test has its own client).
+    alice = new GateClient({ url: `${viaProxy}/gate`, auth: aliceAuth, WebSocket, timeout: 10_000, resume: false });
     await alice.connect();
     bob = new GateClient({ url: `${WS}/gate`, WebSocket, encoding: "json" });
     await bob.connect();
@@ -226,6 +260,14 @@ describe("against a live server", { skip }, () => {
       assert.equal(message.channel, "public");
       assert.equal(message.uid, aliceUid);
       assert.equal(message.text, "hello, world  ");
+      assert.equal(typeof message.id, "string");
+      assert.equal(typeof message.ts, "number");
+
+      // The server keeps the channel's last lines (the test server sets chat.history_on_join).
+      const history = await chat.history("public", 5);
+      assert.equal(history.channel, "public");
+      assert.deepEqual(history.lines[history.lines.length - 1], message);
+      await assert.rejects(chat.history("family"), expectCode("bad_request", ChatError)); // not in a family yet
 
       const refused = new Promise<ChatError>((resolve) => chat.on("error", resolve));
       chat.say("family", "anyone?");
@@ -243,7 +285,10 @@ describe("against a live server", { skip }, () => {
       );
       const familyHeard = new Promise<ChatMessage>((resolve) => bobChat.on("family", resolve));
       chat.say("family", "welcome");
-      assert.equal((await familyHeard).text, "welcome");
+      const welcome = await familyHeard;
+      assert.equal(welcome.text, "welcome");
+      const familyHistory = await bobChat.history("family");
+      assert.deepEqual(familyHistory, { channel: "family", lines: [welcome] });
 
       assert.deepEqual(await a.family.set_role({ member: bobUid, role: FamilyRole.ELDER }), {
         uid: bobUid,
@@ -254,10 +299,17 @@ describe("against a live server", { skip }, () => {
       assert.deepEqual(await a.family.disband(), { family_id: family.family_id, members: [aliceUid] });
       await assert.rejects(a.family.members(), expectCode(ErrorCodes.NOT_IN_FAMILY));
 
-      // A dropped chat connection logs in again with a fresh nonce.
+      // A dropped chat connection logs in again with a fresh nonce, and catches up on the public channel.
       const again = new Promise<ChatIdentity>((resolve) => chat.on("login", resolve));
+      const caughtUp = new Promise<ChannelHistory>((resolve) => chat.on("history", resolve));
       chatProxy.drop();
       assert.deepEqual(await again, { uid: aliceUid, name: "Alice", world: 1, family: null });
+      const unasked = await caughtUp;
+      assert.equal(unasked.channel, "public");
+      assert.deepEqual(
+        unasked.lines.find((line) => line.id === message.id),
+        message,
+      );
       const heardAgain = new Promise<ChatMessage>((resolve) => bobChat.on("public", resolve));
       chat.say("public", "back");
       assert.equal((await heardAgain).text, "back");
@@ -284,10 +336,67 @@ describe("against a live server", { skip }, () => {
     proxy.drop();
     const [queued, failed] = await during;
     await assert.rejects(failed, expectCode(ClientErrorCodes.NOT_CONNECTED, ConnectionError));
-    assert.deepEqual(await connected, { reconnected: true, uid: aliceUid });
+    assert.deepEqual(await connected, { reconnected: true, uid: aliceUid, resumed: false }); // an HTTP login's token
     assert.deepEqual(events, ["reconnecting"]);
     assert.equal(((await queued) as { uid: number }).uid, aliceUid); // a login-needing call: bound again
     assert.equal((await a.account.profile({}, { whileDisconnected: "fail" })).uid, aliceUid);
+  });
+
+  test("resume: a drop during a slow call; its reply and a push sent meanwhile arrive once, after the resume", async () => {
+    const carolProxy = new Proxy(new URL(WS!));
+    const carol = new GateClient({
+      url: `${await carolProxy.listen()}/gate`,
+      WebSocket,
+      reconnect: { initialDelay: 1, maxDelay: 50 },
+    });
+    const c = new GameApi(carol);
+    try {
+      await carol.connect();
+      const carolUid = (await c.auth.register({ username: `carol${run}`, password: PASSWORD })).uid;
+      assert.equal(carol.resumable, true); // asked for by default
+      const mails: MailSummary[] = [];
+      carol.onPush<MailSummary>("mail.new", (mail) => mails.push(mail));
+      const resumed = new Promise<{ uid: number; replayed: number }>((resolve) => carol.on("resumed", resolve));
+      const failed: unknown[] = [];
+      carol.on("resumeFailed", (why) => failed.push(why));
+
+      const through = carolProxy.forwarded();
+      const slow = carol.call<number>("testkit.sleep", { seconds: 0.5 });
+      await through; // the request is in the server's socket: the drop cannot lose it
+      carolProxy.hold(); // reconnects wait until the push below is sent
+      carolProxy.drop();
+      const { mail_id } = await b.mail.send({ to: carolUid, subject: "while away", body: "kept for you" });
+      carolProxy.release();
+
+      assert.equal(await slow, 0.5); // its reply came on the new connection
+      const { uid, replayed } = await resumed;
+      assert.equal(uid, carolUid);
+      assert.ok(replayed >= 1, `replayed ${replayed}`);
+      assert.equal((await c.account.profile()).uid, carolUid); // bound as before the drop, no token sent
+      assert.deepEqual(
+        mails.map((mail) => mail.mail_id),
+        [mail_id],
+      );
+      assert.deepEqual(failed, []);
+
+      // A resume the server refuses: the player logged out elsewhere meanwhile. The call in flight fails as lost.
+      const refused = new Promise<{ reason: string }>((resolve) => carol.on("resumeFailed", resolve));
+      const through2 = carolProxy.forwarded();
+      const lost = carol.call("testkit.sleep", { seconds: 0.5 });
+      await through2;
+      carolProxy.hold();
+      carolProxy.drop();
+      const elsewhere = new Auth({ url: HTTP! });
+      await elsewhere.login(`carol${run}`, PASSWORD);
+      await elsewhere.logout();
+      carolProxy.release();
+      await assert.rejects(lost, expectCode(ClientErrorCodes.DISCONNECTED, ConnectionError));
+      const { reason } = await refused;
+      assert.ok(["replaced", "revoked"].includes(reason), reason);
+    } finally {
+      await carol.close();
+      await carolProxy.close();
+    }
   });
 
   test("a call times out on the client; the server's own deadline is a typed error", async () => {

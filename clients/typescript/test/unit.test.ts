@@ -20,7 +20,9 @@ import {
   GateClient,
   ItemKind,
   jwtClaims,
+  parseChannelHistory,
   parseChatLine,
+  parseChatMessage,
 } from "../src/index.js";
 import { decodeFrame, encodeRequest } from "../src/codec.js";
 
@@ -81,6 +83,24 @@ test("chat lines have a 10-character command field", () => {
   assert.deepEqual(parseChatLine('PUBLIC    {"text": "hi  "}'), ["PUBLIC", '{"text": "hi  "}']);
   assert.throws(() => chatLine("PUBLIC", "two\nlines"), RangeError);
   assert.throws(() => chatLine("TOOLONGCOMMAND"), RangeError);
+});
+
+test("chat messages and HISTORY payloads parse into typed lines; malformed ones are refused", () => {
+  const line = { id: "1733150000000-a1b2c3-42", uid: 7, name: "Al", text: "hi", ts: 1733150000000 };
+  assert.deepEqual(parseChatMessage("public", line), { channel: "public", ...line });
+  assert.deepEqual(parseChannelHistory(JSON.stringify({ channel: "family", lines: [line, { ...line, id: "b" }] })), {
+    channel: "family",
+    lines: [
+      { channel: "family", ...line },
+      { channel: "family", ...line, id: "b" },
+    ],
+  });
+  assert.deepEqual(parseChannelHistory('{"channel": "public", "lines": []}'), { channel: "public", lines: [] });
+  assert.throws(() => parseChatMessage("public", { ...line, id: 5 }), TypeError);
+  assert.throws(() => parseChatMessage("public", { uid: 7, name: "Al", text: "hi", ts: 1 }), TypeError);
+  assert.throws(() => parseChannelHistory('{"channel": "world", "lines": []}'), TypeError);
+  assert.throws(() => parseChannelHistory('{"channel": "public"}'), TypeError);
+  assert.throws(() => parseChannelHistory("[]"), TypeError);
 });
 
 test("a JWT's claims are read without verifying", () => {

@@ -20,6 +20,7 @@ from tests.unit.sdk.shop import shop_api
 ROOT = Path(__file__).resolve().parents[3]
 RUNTIME = ROOT / "clients" / "csharp" / "Runtime"
 UNITS = Path(__file__).parent / "csharp" / "Units.cs"
+SCRIPTED_GATE = Path(__file__).parent / "csharp" / "ScriptedGate.cs"  # resume against a scripted peer
 NET_HTTP = Path("/usr/lib/mono/4.5/System.Net.Http.dll")  # libmono-system-net-http4.0-cil (mono-devel has it)
 
 SAMPLE: dict[str, Any] = {
@@ -58,7 +59,16 @@ def test_the_codecs_and_a_generated_layer_under_mono(tmp_path: Path) -> None:
     csharp.write(csharp.render(shop_api()), generated)
     exe = tmp_path / "Units.exe"
     sources = [str(path) for path in sorted(RUNTIME.glob("*.cs"))]  # the runtime without its checked-in layer
-    command = [mcs, "-target:exe", "-warnaserror+", "-r:System.Net.Http.dll", f"-out:{exe}", *sources, str(UNITS)]
+    command = [
+        mcs,
+        "-target:exe",
+        "-warnaserror+",
+        "-r:System.Net.Http.dll",
+        f"-out:{exe}",
+        *sources,
+        str(UNITS),
+        str(SCRIPTED_GATE),
+    ]
     command += [str(path) for path in sorted(generated.glob("*.cs"))]
     compiled = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr

@@ -47,6 +47,10 @@ static class Units
         JsonCodec();
         MsgPackCodec();
         DispatcherModes();
+        ChatLines();
+        ResumeBookkeeping();
+        ResumeChecks.ResumeAndRefusal(Check);
+        ResumeChecks.OlderServer(Check);
         var sample = MsgPack.Unpack(FromHex(args[0]));
         Console.WriteLine("json " + Json.Serialize(sample));
         Console.WriteLine("msgpack " + ToHex(MsgPack.Pack(sample)));
@@ -136,6 +140,54 @@ static class Units
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xa2, 0xff, 0xfe }), "a string not UTF-8");
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xdd, 0x7f, 0xff, 0xff, 0xff }), "a length past the data");
         Throws<FormatException>(() => MsgPack.Unpack(new byte[] { 0xc1 }), "the never-used byte");
+    }
+
+    static void ChatLines()
+    {
+        var line = "{\"id\": \"1733150000000-a1b2c3-42\", \"uid\": 7, \"name\": \"Al\", \"text\": \"hi \", \"ts\": 1733150000000}";
+        var history = ChannelHistory.Parse("{\"channel\": \"family\", \"lines\": [" + line + ", " + line.Replace("-42", "-43") + "]}");
+        Check(history.Channel == ChatChannel.Family && history.Lines.Count == 2, "a HISTORY line's channel and lines");
+        var first = history.Lines[0];
+        Check(first.Channel == ChatChannel.Family && first.Id == "1733150000000-a1b2c3-42" && first.Uid == 7 &&
+              first.Name == "Al" && first.Text == "hi " && first.Ts == 1733150000000L, "a history line's fields");
+        Check(history.Lines[1].Id.EndsWith("-43"), "lines in order");
+        Check(ChannelHistory.Parse("{\"channel\": \"public\", \"lines\": []}").Lines.Count == 0, "an empty history");
+        var live = ChatMessage.FromWire(ChatChannel.Public, Json.Parse(line));
+        Check(live.Channel == ChatChannel.Public && live.Id == first.Id, "a live message has its id");
+        Throws<GameServerException>(() => ChannelHistory.Parse("{\"channel\": \"world\", \"lines\": []}"), "an unknown channel");
+        Throws<GameServerException>(() => ChannelHistory.Parse("{\"channel\": \"public\"}"), "no lines");
+        Throws<GameServerException>(() => ChannelHistory.Parse("not json"), "not JSON");
+        Throws<GameServerException>(() => ChatMessage.FromWire(ChatChannel.Public, Json.Parse("{\"uid\": 7, \"name\": \"Al\", \"text\": \"hi\", \"ts\": 1}")),
+            "a message without an id");
+    }
+
+    static void ResumeBookkeeping()
+    {
+        var grant = ResumeGrant.FromReply(Json.Parse("{\"uid\": 1, \"resume\": {\"token\": \"r1\", \"grace\": 30, \"buffer\": 8}}"));
+        Check(grant != null && grant.Token == "r1" && grant.Grace == 30 && grant.Buffer == 8, "a grant from a reply");
+        Check(ResumeGrant.FromReply(Json.Parse("{\"uid\": 1}")) == null, "no grant");
+        Check(ResumeGrant.FromReply(Json.Parse("{\"resume\": {\"token\": 5, \"grace\": 30, \"buffer\": 8}}")) == null, "a malformed grant");
+        Check(ResumeState.FailureReason("expired: the grace period ended") == "expired" && ResumeState.FailureReason("lost") == "lost",
+            "the reason word of resume_failed");
+
+        var state = new ResumeState();
+        Check(!state.AckDelay(0).HasValue, "no ack while not resumable");
+        state.Start(grant, 1);
+        var delivered = new List<bool>();
+        foreach (var seq in new long?[] { 2, 3, 3, 2, null, 4 }) delivered.Add(state.Accept(seq));
+        Check(string.Join(",", delivered) == "True,True,False,False,True,True" && state.Received == 4, "each seq once: " + string.Join(",", delivered));
+        Check(state.AckDelay(0) == 0, "an ack is due after a quarter of the buffer");
+        Check(state.Ack(5000) == 4 && !state.AckDelay(5000).HasValue, "acked");
+        state.Accept(5);
+        state.Accept(6);
+        Check(state.AckDelay(5200) == ResumeState.AckInterval - 200, "at most one ack a second");
+        Check(state.AckDelay(5000 + ResumeState.AckInterval) == 0, "due a second after the last");
+        state.Renew(new ResumeGrant("r2", 30, 8));
+        Check(state.Grant.Token == "r2" && !state.Accept(6), "a resume keeps the numbering");
+        state.Start(grant, 1);
+        Check(state.Accept(2), "a new login numbers again");
+        state.Forget();
+        Check(state.Grant == null && state.Received == 0, "forgotten");
     }
 
     static void DispatcherModes()
