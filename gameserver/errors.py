@@ -118,7 +118,7 @@ class Unavailable(GameError):
 
 class ResumeFailed(GameError):
     """``session.resume`` cannot be honoured (docs/PROTOCOL.md, "Resume"): ``reason`` is the message's first word
-    (expired, overflow, replaced, lost, invalid, banned, revoked); nothing changed, the client logs in again."""
+    (expired, overflow, replaced, closed, lost, invalid, banned, revoked); nothing changed, the client logs in again."""
 
     code = ErrorCode.RESUME_FAILED
 

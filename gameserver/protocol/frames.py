@@ -73,6 +73,7 @@ class LengthPrefixFramer(FrameDecoder):
     half_close = True  # a client may send its requests and shut its side (as `nc` does): it still gets the replies
     output = NO_OUTPUT
     done = False
+    left = False
 
     def buffered(self) -> int:
         return len(self._buffer)

@@ -31,6 +31,8 @@ class Framer(Protocol):
             and clears it.
         done: the framing is over (WebSocket closing handshake): the driver closes the socket once ``output``
             is written.
+        left: the peer ended the conversation on purpose (a WebSocket close frame with code 1000), as opposed to
+            a connection that dropped: a resumable session ends at once instead of waiting for its client.
     """
 
     @property
@@ -44,6 +46,9 @@ class Framer(Protocol):
 
     @property
     def done(self) -> bool: ...
+
+    @property
+    def left(self) -> bool: ...
 
     def feed(self, data: bytes) -> Iterable[Any]:
         """Add received bytes; the messages now complete, in order. Raises ``ProtocolViolation``."""

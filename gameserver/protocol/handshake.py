@@ -147,6 +147,7 @@ class HandshakeFramer:
 
     wire = Wire.WEBSOCKET
     half_close = False
+    left = False
 
     def __init__(self, max_size: int) -> None:
         self._head: bytes | None = b""  # the request head so far; None once it has ended

@@ -179,6 +179,7 @@ class LineFramer(LineDecoder):
     half_close = False
     output = NO_OUTPUT
     done = False
+    left = False
 
     def buffered(self) -> int:
         return len(self._buffer) - self._start

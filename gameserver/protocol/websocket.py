@@ -81,13 +81,14 @@ class WebSocketCodec:
             connection once :attr:`output` is written (7.1.1), and later bytes are ignored.
     """
 
-    __slots__ = ("max_size", "output", "close_sent", "done", "_buffer", "_fragments", "_fragment_text", "_size")
+    __slots__ = ("max_size", "output", "close_sent", "done", "left", "_buffer", "_fragments", "_fragment_text", "_size")
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.max_size = max_size
         self.output: list[bytes] = []
         self.close_sent = False
         self.done = False
+        self.left = False  # the peer's close frame said 1000: it ended the conversation on purpose
         self._buffer = bytearray()
         self._fragments: list[bytes] | None = None  # the fragments of an unfinished message
         self._fragment_text = False
@@ -215,6 +216,7 @@ class WebSocketCodec:
             code = int.from_bytes(payload[:2], "big")
             if code not in EXTERNAL_CLOSE_CODES and code not in APPLICATION_CLOSE_CODES:
                 raise _error(f"invalid close code {code}")
+            self.left = code == CloseCode.NORMAL and not self.close_sent  # its own goodbye, not our echo
             try:
                 payload[2:].decode()
             except UnicodeDecodeError:

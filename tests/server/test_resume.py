@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -150,6 +151,25 @@ async def test_resume_failed_after_logout(app: App) -> None:
     assert reply["ok"] and "seq" not in reply, reply  # the session ended before the reply: it is not numbered
     await player.client.close()
     assert await player.failed_resume(app) == "replaced"
+
+
+async def test_a_websocket_closed_by_its_client_ends_the_session(app: App) -> None:
+    """A close frame with 1000 is a goodbye, not a drop: the player is offline at once, and a resume says why."""
+    player = await Player.register(app, "ws")
+    presence = app.resources.extra["presence"]
+    assert isinstance(presence, PresenceTracker) and await presence.is_online(player.uid)
+    await player.client.close()  # close frame, code 1000
+    assert await wait_until_offline(presence, player.uid)
+    assert state(app, player.token) is None
+    assert await player.failed_resume(app) == "closed"
+
+
+async def wait_until_offline(presence: PresenceTracker, uid: int) -> bool:
+    for _ in range(200):
+        if not await presence.is_online(uid):
+            return True
+        await asyncio.sleep(0.01)
+    return False
 
 
 async def test_resume_failed_revoked(app: App) -> None:

@@ -62,7 +62,7 @@ namespace GameServer.Client
         /// follow (each delivered once); calls in flight get their replies. Raised before
         /// <see cref="Reconnected"/> (dispatched).</summary>
         public event Action<long> Resumed;
-        /// <summary>The session could not be resumed: the reason (<c>expired</c>, <c>overflow</c>, <c>replaced</c>,
+        /// <summary>The session could not be resumed: the reason (<c>expired</c>, <c>overflow</c>, <c>replaced</c>, <c>closed</c>,
         /// <c>lost</c>, <c>invalid</c>, <c>banned</c>, <c>revoked</c>) and the server's error. Calls in flight
         /// failed with <c>connection_lost</c>; the client binds with its token next, as after any reconnect
         /// (dispatched).</summary>

@@ -109,7 +109,7 @@ namespace GameServer.Client
         }
 
         /// <summary>The reason word of a <c>resume_failed</c> message: <c>expired</c>, <c>overflow</c>,
-        /// <c>replaced</c>, <c>lost</c>, <c>invalid</c>, <c>banned</c>, <c>revoked</c>.</summary>
+        /// <c>replaced</c>, <c>closed</c>, <c>lost</c>, <c>invalid</c>, <c>banned</c>, <c>revoked</c>.</summary>
         public static string FailureReason(string message)
         {
             var colon = (message ?? "").IndexOf(':');

@@ -71,7 +71,7 @@ export interface GateEvents {
   /** The session survived the drop: `replayed` messages kept for it follow (each delivered once), and calls in
    * flight get their replies. Fired just before `connected`. */
   resumed: [{ uid: number; replayed: number }];
-  /** The session could not be resumed: `reason` is `expired`, `overflow`, `replaced`, `lost`, `invalid`,
+  /** The session could not be resumed: `reason` is `expired`, `overflow`, `replaced`, `closed`, `lost`, `invalid`,
    * `banned` or `revoked` (PROTOCOL.md, "Resume"). Calls in flight failed with `disconnected`; the client binds
    * with its token next, as after any reconnect. */
   resumeFailed: [{ reason: string; message: string }];

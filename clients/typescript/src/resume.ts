@@ -14,7 +14,7 @@ export interface ResumeGrant {
 }
 
 /** Why the server refused a resume: the first word of its `resume_failed` message. */
-export type ResumeFailure = "expired" | "overflow" | "replaced" | "lost" | "invalid" | "banned" | "revoked";
+export type ResumeFailure = "expired" | "overflow" | "replaced" | "closed" | "lost" | "invalid" | "banned" | "revoked";
 
 /** The functions that bind a connection to a player and so take `"resume": true`. */
 export const RESUME_FUNCTIONS: ReadonlySet<string> = new Set(["auth.login", "auth.register", "session.bind"]);

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # Why a connection bound to a resumable session was unbound, by the reason it was closed with right before.
 UNBOUND_REASONS = {REVOKED_REASON: "revoked", REPLACED_REASON: "replaced"}
+CLOSED_SENTENCE = "the client closed the connection (WebSocket close code 1000)"
 UNBOUND_SENTENCES = {
     "revoked": "the player's tokens were revoked",
     "replaced": "another login took the player's session, or the player logged out",
@@ -102,6 +103,10 @@ class Resumable:
         if self.forward is not None:
             return  # handed over: the hand-over unbinds it
         if session is self.session and self.dropped is None:
+            if session.conn.framer.left:  # the client said goodbye (WebSocket close 1000): nothing to wait for
+                self.hub.drop(self, "closed", CLOSED_SENTENCE)
+                session.sessions.discard(session)
+                return
             self.hub.detach(self)
         else:  # a connection this session was resumed from
             session.sessions.discard(session)
